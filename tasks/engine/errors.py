@@ -1,0 +1,85 @@
+"""One exception hierarchy: every error names what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class OneclusterError(Exception):
+    """Base class of every error onecluster reports to a user."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem in an input file: where it is, what was expected, and how to fix it."""
+
+    file: str
+    field: str
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.file}: {self.field}: {self.message}"
+        return f"{text} (fix: {self.fix})" if self.fix else text
+
+
+class InputError(OneclusterError):
+    """Bad input in a file: all problems found, reported together."""
+
+    def __init__(self, errors: Sequence[FieldError], what: str = "input") -> None:
+        self.errors = list(errors)
+        lines = [f"{len(self.errors)} problem(s) in {what}:"]
+        lines += [f"  - {e}" for e in self.errors]
+        super().__init__("\n".join(lines))
+
+
+class InventoryError(InputError):
+    """The cluster inventory is invalid."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__(errors, what="the cluster inventory")
+
+
+class GraphError(OneclusterError):
+    """The component graph is not a valid DAG (unknown need, cycle, unknown step)."""
+
+    def __init__(self, message: str, ids: Sequence[str] = ()) -> None:
+        self.ids = list(ids)
+        super().__init__(message)
+
+
+class ToolMissingError(OneclusterError):
+    """A required external binary is not installed."""
+
+    def __init__(self, tool: str, env_var: str, hint: str) -> None:
+        self.tool = tool
+        super().__init__(
+            f"{tool} was not found on PATH and ${env_var} is not set. Install it: {hint} "
+            f"(or point ${env_var} at the binary)."
+        )
+
+
+class CommandError(OneclusterError):
+    """An external command failed; carries its argv, exit code and stderr (already redacted)."""
+
+    def __init__(self, tool: str, argv: Sequence[str], exit_code: int | None, stderr: str) -> None:
+        self.tool = tool
+        self.argv = list(argv)
+        self.exit_code = exit_code
+        self.stderr = stderr
+        status = "timed out" if exit_code is None else f"exited {exit_code}"
+        tail = stderr.strip()
+        super().__init__(f"{tool} {status}: {' '.join(argv)}" + (f"\n{tail}" if tail else ""))
+
+
+class GateError(OneclusterError):
+    """A health gate did not pass: what it waited for and what it saw."""
+
+
+class SecretsError(OneclusterError):
+    """Secrets could not be read from, or written to, their store."""
+
+
+class ConfirmationRequired(OneclusterError):
+    """A destructive action was asked for without ``--yes``."""

@@ -1,0 +1,79 @@
+"""Fill ``((placeholders))`` in values files and manifests from the inventory.
+
+Values files and manifests stay plain YAML that upstream tools can read; the few values that differ
+between clusters (addresses, host names, bucket names) are written ``((network.staticIPs.dispatcharr))``
+and filled from the inventory at render time. The syntax avoids ``${...}`` (used by apps' own config
+files) and ``{{ ... }}`` (Helm's ``tpl``). An unknown placeholder is an error naming file and line.
+Secrets are never placeholders: they reach the cluster as Secrets, referenced by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import FieldError, InputError
+from .inventory import REPO_ROOT, Inventory
+from .schema import yaml_key
+
+PLACEHOLDER = re.compile(r"\(\(\s*([A-Za-z0-9_.-]+)\s*\)\)")
+
+
+def inventory_values(inv: Inventory) -> dict[str, str]:
+    """Every scalar of the inventory under its dotted YAML path (``nodes.talostrk1.ip`` too)."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                if f.init:
+                    walk(f"{prefix}.{yaml_key(f)}" if prefix else yaml_key(f), getattr(value, f.name))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                key = getattr(item, "name", None)
+                if key is not None:
+                    walk(f"{prefix}.{key}", item)
+        elif value is not None:
+            out[prefix] = str(value).lower() if isinstance(value, bool) else str(value)
+
+    walk("", inv)
+    pool = inv.network.pool
+    out["network.loadBalancerPool.first"] = str(pool.first)
+    out["network.loadBalancerPool.last"] = str(pool.last)
+    return out
+
+
+def render_text(text: str, inv: Inventory, source: str = "<text>") -> str:
+    """Replace every ``((path))`` in ``text``; raise naming each unknown placeholder."""
+    values = inventory_values(inv)
+    errors: list[FieldError] = []
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key in values:
+            return values[key]
+        line = text.count("\n", 0, match.start()) + 1
+        errors.append(
+            FieldError(source, f"line {line}", f"unknown placeholder (({key}))",
+                       "use a path that exists in the inventory, e.g. ((cluster.name))")
+        )
+        return match.group(0)
+
+    rendered = PLACEHOLDER.sub(fill, text)
+    if errors:
+        raise InputError(errors, what=source)
+    return rendered
+
+
+def render_file(path: Path, inv: Inventory) -> str:
+    """Render one values file or manifest."""
+    try:
+        shown = str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        shown = str(path)
+    return render_text(path.read_text(), inv, shown)
