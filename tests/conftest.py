@@ -1,0 +1,102 @@
+"""Shared fixtures: recording fakes of the external tools, and a clean redaction registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tasks.engine import output
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
+FAKE_TOOL = Path(__file__).parent / "fakes" / "fake_tool.py"
+FAKE_NAMES = ("talosctl", "helm", "kubectl", "kind")
+
+
+@dataclass
+class FakeTools:
+    """Recording fakes on PATH: configure with :meth:`rule`, read calls with :meth:`calls`."""
+
+    bin_dir: Path
+    log: Path
+    config: Path
+    rules: list[dict] = field(default_factory=list)
+    sleep: float = 0.0
+
+    def _save(self) -> None:
+        self.config.write_text(json.dumps({"sleep": self.sleep, "rules": self.rules}))
+
+    def rule(self, tool: str, *match: str, exit: int = 0, stdout: str = "", stderr: str = "",
+             sleep: float | None = None, times: int | None = None) -> None:
+        """Make calls of ``tool`` whose argv contains every ``match`` behave as given."""
+        r: dict = {"tool": tool, "match": list(match), "exit": exit, "stdout": stdout,
+                   "stderr": stderr}
+        if sleep is not None:
+            r["sleep"] = sleep
+        if times is not None:
+            r["times"] = times
+        self.rules.append(r)
+        self._save()
+
+    def set_sleep(self, seconds: float) -> None:
+        self.sleep = seconds
+        self._save()
+
+    def calls(self, tool: str | None = None) -> list[dict]:
+        if not self.log.exists():
+            return []
+        records = [json.loads(line) for line in self.log.read_text().splitlines() if line]
+        return [r for r in records if tool is None or r["tool"] == tool]
+
+    def argvs(self, tool: str | None = None) -> list[list[str]]:
+        return [[r["tool"], *r["argv"]] for r in self.calls(tool)]
+
+
+def install_fakes(directory: Path) -> FakeTools:
+    """Write the fake tools into ``directory`` (no PATH change); used by tests and benchmarks."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name in FAKE_NAMES:
+        script = bin_dir / name
+        script.write_text(f"#!{sys.executable}\n" + FAKE_TOOL.read_text())
+        script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    fakes = FakeTools(bin_dir, directory / "calls.jsonl", directory / "config.json")
+    fakes._save()
+    return fakes
+
+
+@pytest.fixture
+def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTools:
+    """Put recording fakes of talosctl, helm, kubectl and kind first on PATH."""
+    fakes = install_fakes(tmp_path / "fake-tools")
+    monkeypatch.setenv("PATH", f"{fakes.bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_TOOLS_LOG", str(fakes.log))
+    monkeypatch.setenv("FAKE_TOOLS_CONFIG", str(fakes.config))
+    for var in ("HELM", "KUBECTL", "TALOSCTL", "KIND"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    monkeypatch.setenv("TALOSCONFIG", str(tmp_path / "talosconfig"))
+    monkeypatch.setenv("ONECLUSTER_CACHE", str(tmp_path / "cache"))
+    return fakes
+
+
+@pytest.fixture(autouse=True)
+def _clean_redaction():
+    """Each test starts with no registered secret values."""
+    output.forget_secrets()
+    yield
+    output.forget_secrets()
+
+
+@pytest.fixture
+def reference() -> Path:
+    """../shared/reference, or skip when this checkout has none beside it."""
+    if not SHARED_REFERENCE.is_dir():
+        pytest.skip("../shared/reference is not present beside this checkout")
+    return SHARED_REFERENCE

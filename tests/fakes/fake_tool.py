@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""A recording fake of talosctl / helm / kubectl / kind, installed on PATH by tests.
+
+Every call appends one JSON line to $FAKE_TOOLS_LOG: tool, argv, start and end times, and a hash of
+stdin (never the stdin text itself: it may hold rendered values). Behaviour comes from the JSON file
+$FAKE_TOOLS_CONFIG: {"sleep": seconds, "rules": [{"tool": t, "match": [substr, ...],
+"exit": n, "stdout": s, "stderr": s, "sleep": seconds, "times": n}]}. The first rule whose substrings
+all appear in the joined argv applies ("times" limits how often a rule fires).
+"""
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    tool = Path(sys.argv[0]).name
+    argv = sys.argv[1:]
+    start = time.time()
+    # read stdin only when the command says it takes input from it ("-f -", "--values -")
+    stdin = sys.stdin.buffer.read() if "-" in argv and sys.stdin is not None else b""
+    cfg_path = os.environ.get("FAKE_TOOLS_CONFIG")
+    cfg = json.loads(Path(cfg_path).read_text()) if cfg_path and Path(cfg_path).exists() else {}
+    joined = " ".join(argv)
+    rule = {}
+    state_dir = Path(os.environ.get("FAKE_TOOLS_LOG", "/tmp/fake-tools.log")).parent
+    for i, r in enumerate(cfg.get("rules", [])):
+        if r.get("tool", tool) != tool or not all(m in joined for m in r.get("match", [])):
+            continue
+        if "times" in r:
+            counter = state_dir / f".rule-{i}.count"
+            used = int(counter.read_text()) if counter.exists() else 0
+            if used >= r["times"]:
+                continue
+            counter.write_text(str(used + 1))
+        rule = r
+        break
+    time.sleep(float(rule.get("sleep", cfg.get("sleep", 0))))
+    end = time.time()
+    record = {
+        "tool": tool,
+        "argv": argv,
+        "start": start,
+        "end": end,
+        "stdin_sha256": hashlib.sha256(stdin).hexdigest() if stdin else None,
+        "stdin_len": len(stdin),
+    }
+    log = os.environ.get("FAKE_TOOLS_LOG")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+    if rule.get("stdout"):
+        sys.stdout.write(rule["stdout"])
+    if rule.get("stderr"):
+        sys.stderr.write(rule["stderr"])
+    return int(rule.get("exit", 0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
