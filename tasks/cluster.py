@@ -18,7 +18,8 @@ def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None):
 
 @task(
     help=help_for(
-        "cluster", "from_",
+        "cluster",
+        "from_",
         layer="only this layer (repeatable)",
         step="only this step and its needs (repeatable)",
         format=f"output format: {', '.join(FORMATS)}",
@@ -26,15 +27,26 @@ def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None):
     iterable=["layer", "step"],
 )
 @user_errors
-def plan_(c, cluster=None, layer=None, step=None, from_=None, format="table"):  # noqa: A002
+def plan_(c, cluster=None, layer=None, step=None, from_=None, format="table"):
     """Print the plan: every step in order with its needs and commands (table, json, mermaid)."""
-    echo(plan(default_catalog, cluster=cluster, layers=layer or (), targets=step or (),
-              from_step=from_, fmt=format))
+    echo(
+        plan(
+            default_catalog,
+            cluster=cluster,
+            layers=layer or (),
+            targets=step or (),
+            from_step=from_,
+            fmt=format,
+        )
+    )
 
 
 @task(
     help=help_for(
-        "cluster", "dry_run", "jobs", "from_",
+        "cluster",
+        "dry_run",
+        "jobs",
+        "from_",
         layer="deploy this layer (repeatable)",
         step="deploy this step and its needs (repeatable)",
     ),
@@ -43,8 +55,15 @@ def plan_(c, cluster=None, layer=None, step=None, from_=None, format="table"):  
 @user_errors
 def deploy(c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=None):
     """Deploy selected layers or steps (with their needs) onto a running cluster."""
-    execute(default_catalog, cluster=cluster, layers=layer or (), targets=step or (),
-            from_step=from_, dry_run=dry_run, jobs=int(jobs))
+    execute(
+        default_catalog,
+        cluster=cluster,
+        layers=layer or (),
+        targets=step or (),
+        from_step=from_,
+        dry_run=dry_run,
+        jobs=int(jobs),
+    )
 
 
 ns = Collection("cluster")

@@ -11,22 +11,34 @@ def components(inv: Inventory) -> list[Component]:
     """The second scheduler (reading Prometheus), Kyverno, then the injection policy."""
     return [
         HelmRelease(
-            layer="scheduling", name="scheduler-plugins", needs=("observability/prometheus-ready",),
-            release="scheduler-plugins", chart="scheduler-plugins",
-            repo="https://scheduler-plugins.sigs.k8s.io", version="0.34.7",
+            layer="scheduling",
+            name="scheduler-plugins",
+            needs=("observability/prometheus-ready",),
+            release="scheduler-plugins",
+            chart="scheduler-plugins",
+            repo="https://scheduler-plugins.sigs.k8s.io",
+            version="0.34.7",
             namespace="scheduler-plugins",
         ),
         HelmRelease(
-            layer="scheduling", name="kyverno", needs=("talos/health",),
-            release="kyverno", chart="kyverno", repo="https://kyverno.github.io/kyverno/",
-            version="3.9.0", namespace="kyverno",
+            layer="scheduling",
+            name="kyverno",
+            needs=("talos/health",),
+            release="kyverno",
+            chart="kyverno",
+            repo="https://kyverno.github.io/kyverno/",
+            version="3.9.0",
+            namespace="kyverno",
         ),
         Gate(
-            layer="scheduling", name="kyverno-ready", needs=("scheduling/kyverno",),
+            layer="scheduling",
+            name="kyverno-ready",
+            needs=("scheduling/kyverno",),
             checks=(rolled_out("deployment", "kyverno-admission-controller", "kyverno"),),
         ),
         ManifestBundle(
-            layer="scheduling", name="trimaran-policy",
+            layer="scheduling",
+            name="trimaran-policy",
             needs=("scheduling/kyverno-ready", "scheduling/scheduler-plugins"),
         ),
     ]

@@ -142,8 +142,14 @@ class CrdBundle(Component):
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return [
-            ctx.kubectl("apply", "--server-side", "--force-conflicts",
-                        "--field-manager=onecluster", "-f", src)
+            ctx.kubectl(
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=onecluster",
+                "-f",
+                src,
+            )
             for src in self.sources
         ]
 
@@ -182,10 +188,17 @@ class HelmRelease(Component):
 
     def commands(self, ctx: RunContext) -> list[Command]:
         args = [
-            "upgrade", "--install", self.release, *self.chart_ref,
-            "--version", self.version,
-            "--namespace", self.namespace, "--create-namespace",
-            "--values", "-",
+            "upgrade",
+            "--install",
+            self.release,
+            *self.chart_ref,
+            "--version",
+            self.version,
+            "--namespace",
+            self.namespace,
+            "--create-namespace",
+            "--values",
+            "-",
         ]
         if self.wait:
             args += ["--wait", "--timeout", self.timeout]
@@ -221,8 +234,14 @@ class ManifestBundle(Component):
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return [
-            ctx.kubectl("apply", "--server-side", "--field-manager=onecluster", "-f", "-",
-                        stdin=self.rendered(ctx).encode())
+            ctx.kubectl(
+                "apply",
+                "--server-side",
+                "--field-manager=onecluster",
+                "-f",
+                "-",
+                stdin=self.rendered(ctx).encode(),
+            )
         ]
 
     def describe(self, ctx: RunContext) -> str:
@@ -281,7 +300,9 @@ def crds_established(names: Sequence[str], timeout: str = "120s") -> Check:
     return Check(
         what=f"CRDs Established: {', '.join(names)}",
         command=lambda ctx: ctx.kubectl(
-            "wait", "--for=condition=Established", f"--timeout={timeout}",
+            "wait",
+            "--for=condition=Established",
+            f"--timeout={timeout}",
             *(f"crd/{n}" for n in names),
         ),
         observe=lambda ctx: ctx.kubectl("get", "crd", *names, "-o", "wide"),
@@ -293,7 +314,12 @@ def rolled_out(kind: str, name: str, namespace: str, timeout: str = "300s") -> C
     return Check(
         what=f"{kind}/{name} in {namespace} rolled out",
         command=lambda ctx: ctx.kubectl(
-            "rollout", "status", f"{kind}/{name}", "-n", namespace, f"--timeout={timeout}",
+            "rollout",
+            "status",
+            f"{kind}/{name}",
+            "-n",
+            namespace,
+            f"--timeout={timeout}",
         ),
         observe=lambda ctx: ctx.kubectl("get", kind, name, "-n", namespace, "-o", "wide"),
     )
@@ -305,7 +331,11 @@ def resource_exists(kind: str, name: str, namespace: str = "", timeout: str = "1
     return Check(
         what=f"{kind}/{name} present",
         command=lambda ctx: ctx.kubectl(
-            "wait", "--for=create", f"--timeout={timeout}", f"{kind}/{name}", *ns,
+            "wait",
+            "--for=create",
+            f"--timeout={timeout}",
+            f"{kind}/{name}",
+            *ns,
         ),
         observe=lambda ctx: ctx.kubectl("get", kind, *ns),
     )
@@ -316,8 +346,12 @@ def condition(kind: str, name: str, namespace: str, cond: str, timeout: str = "3
     return Check(
         what=f"{kind}/{name} in {namespace} {cond}",
         command=lambda ctx: ctx.kubectl(
-            "wait", f"--for=condition={cond}", f"--timeout={timeout}", f"{kind}/{name}",
-            "-n", namespace,
+            "wait",
+            f"--for=condition={cond}",
+            f"--timeout={timeout}",
+            f"{kind}/{name}",
+            "-n",
+            namespace,
         ),
         observe=lambda ctx: ctx.kubectl("get", kind, name, "-n", namespace, "-o", "yaml"),
     )

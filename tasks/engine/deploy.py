@@ -19,7 +19,7 @@ from .graph import Graph
 from .inventory import Inventory, load_inventory
 from .output import echo, redact
 from .plan import render_plan
-from .runner import Report, Runner, RunFailed
+from .runner import Report, RunFailed, Runner
 
 Catalog = Callable[[Inventory], list[Component]]
 
@@ -71,7 +71,8 @@ def execute(
             problems = [p for s in steps for p in s.preflight(ctx)]
             if problems:
                 raise OneclusterError(
-                    "preflight failed, nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems)
+                    "preflight failed, nothing was changed:\n"
+                    + "\n".join(f"  - {p}" for p in problems)
                 )
         if dry_run:
             echo(f"# dry-run for cluster {inventory.name}: {len(steps)} steps, nothing is executed")
@@ -128,8 +129,12 @@ def layer_collection(layer: str, doc: str | None) -> Any:
 
     def deploy(c, cluster=None, dry_run=False, jobs=4, from_=None):
         execute(
-            default_catalog, cluster=cluster, layers=[layer], from_step=from_,
-            dry_run=dry_run, jobs=int(jobs),
+            default_catalog,
+            cluster=cluster,
+            layers=[layer],
+            from_step=from_,
+            dry_run=dry_run,
+            jobs=int(jobs),
         )
 
     deploy.__doc__ = (

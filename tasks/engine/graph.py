@@ -40,9 +40,7 @@ class Graph:
                 close = difflib.get_close_matches(need, list(by_id), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 lines.append(f"  {cid} needs unknown {need}{hint}")
-            raise GraphError(
-                "unknown needs:\n" + "\n".join(lines), [n for _, n in unknown]
-            )
+            raise GraphError("unknown needs:\n" + "\n".join(lines), [n for _, n in unknown])
         return cls(by_id, _toposort(by_id))
 
     def __contains__(self, cid: object) -> bool:
@@ -116,8 +114,10 @@ class Graph:
             known_layers = {c.layer for c in self.components.values()}
             for layer in layers:
                 if layer not in known_layers:
-                    raise GraphError(f"unknown layer {layer!r}; known: {', '.join(sorted(known_layers))}",
-                                     [layer])
+                    raise GraphError(
+                        f"unknown layer {layer!r}; known: {', '.join(sorted(known_layers))}",
+                        [layer],
+                    )
                 chosen |= {i for i, c in self.components.items() if c.layer == layer}
             for ref in targets:
                 cid = self.resolve(ref)
@@ -131,7 +131,7 @@ class Graph:
             start = self.resolve(from_step)
             if start not in chosen:
                 raise GraphError(f"--from {from_step}: that step is not in the selection", [start])
-            ordered = ordered[ordered.index(start):]
+            ordered = ordered[ordered.index(start) :]
         return ordered
 
 
@@ -148,9 +148,7 @@ def _toposort(by_id: Mapping[str, Component]) -> tuple[str, ...]:
         newly = [o for o, deps in remaining.items() if cid in deps]
         for o in newly:
             remaining[o].discard(cid)
-        ready = sorted(
-            [*ready, *(o for o in newly if not remaining[o])], key=position.get
-        )
+        ready = sorted([*ready, *(o for o in newly if not remaining[o])], key=position.get)
     if remaining:
         cycle = _find_cycle({cid: by_id[cid].needs for cid in remaining})
         raise GraphError("dependency cycle: " + " -> ".join(cycle), cycle)
@@ -165,17 +163,17 @@ def _find_cycle(needs: Mapping[str, Sequence[str]]) -> list[str]:
         while node not in path:
             path.append(node)
             node = next(n for n in needs[node] if n in needs)
-        return [*path[path.index(node):], node]
+        return [*path[path.index(node) :], node]
     return []
 
 
-def critical_path(steps: Sequence[Component], durations: Mapping[str, float]) -> tuple[float, list[str]]:
+def critical_path(
+    steps: Sequence[Component], durations: Mapping[str, float]
+) -> tuple[float, list[str]]:
     """Length and ids of the longest chain of needs among ``steps``, weighted by ``durations``."""
     ids = {s.id for s in steps}
     best: dict[str, tuple[float, list[str]]] = {}
     for s in steps:  # steps are in graph order, so needs come first
-        prev = max(
-            (best[n] for n in s.needs if n in ids), key=lambda t: t[0], default=(0.0, [])
-        )
+        prev = max((best[n] for n in s.needs if n in ids), key=lambda t: t[0], default=(0.0, []))
         best[s.id] = (prev[0] + durations.get(s.id, 0.0), [*prev[1], s.id])
     return max(best.values(), key=lambda t: t[0], default=(0.0, []))

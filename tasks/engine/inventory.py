@@ -100,9 +100,7 @@ class NetworkSpec:
     gateway: IPv4Address
     nameservers: list[IPv4Address]
     load_balancer_pool: str
-    static_ips: dict[str, IPv4Address] = field(
-        default_factory=dict, metadata={"key": "staticIPs"}
-    )
+    static_ips: dict[str, IPv4Address] = field(default_factory=dict, metadata={"key": "staticIPs"})
 
     @property
     def pool(self) -> IPRange:
@@ -201,8 +199,14 @@ def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
         text = file.read_text()
     except OSError as exc:
         raise InventoryError(
-            [FieldError(shown, "(file)", f"cannot read: {exc.strerror}",
-                        f"pass --cluster PATH or set ${INVENTORY_ENV}")]
+            [
+                FieldError(
+                    shown,
+                    "(file)",
+                    f"cannot read: {exc.strerror}",
+                    f"pass --cluster PATH or set ${INVENTORY_ENV}",
+                )
+            ]
         ) from None
     try:
         data = yaml.safe_load(text)
@@ -255,25 +259,47 @@ def validate(inv: Inventory) -> list[FieldError]:
     c, net = inv.cluster, inv.network
     if c is not None:
         if c.name is not None and not _DNS_LABEL.match(c.name):
-            err("cluster.name", f"expected a DNS label (lowercase letters, digits, '-'), got {c.name!r}",
-                "rename the cluster, e.g. 'homelab'")
-        for key, value in (("talosVersion", c.talos_version), ("kubernetesVersion", c.kubernetes_version)):
+            err(
+                "cluster.name",
+                f"expected a DNS label (lowercase letters, digits, '-'), got {c.name!r}",
+                "rename the cluster, e.g. 'homelab'",
+            )
+        for key, value in (
+            ("talosVersion", c.talos_version),
+            ("kubernetesVersion", c.kubernetes_version),
+        ):
             if value is not None and not _VERSION.match(value):
-                err(f"cluster.{key}", f"expected a version like v1.12.4, got {value!r}",
-                    "write it as vMAJOR.MINOR.PATCH")
-        if c.talos_version and _VERSION.match(c.talos_version) and not c.talos_version.startswith("v1.12."):
-            err("cluster.talosVersion", f"this release of onecluster targets Talos v1.12.x, got {c.talos_version}",
-                "use a v1.12 patch release")
+                err(
+                    f"cluster.{key}",
+                    f"expected a version like v1.12.4, got {value!r}",
+                    "write it as vMAJOR.MINOR.PATCH",
+                )
+        if (
+            c.talos_version
+            and _VERSION.match(c.talos_version)
+            and not c.talos_version.startswith("v1.12.")
+        ):
+            err(
+                "cluster.talosVersion",
+                f"this release of onecluster targets Talos v1.12.x, got {c.talos_version}",
+                "use a v1.12 patch release",
+            )
         if c.endpoint is not None and c.vip is not None:
             expected = f"https://{c.vip}:6443"
             if c.endpoint != expected:
-                err("cluster.endpoint", f"expected the API endpoint on the VIP ({expected}), got {c.endpoint!r}",
-                    f"set endpoint: {expected}")
+                err(
+                    "cluster.endpoint",
+                    f"expected the API endpoint on the VIP ({expected}), got {c.endpoint!r}",
+                    f"set endpoint: {expected}",
+                )
     if inv.talos is not None and inv.talos.schematic is not None:
         sid = inv.talos.schematic.id
         if sid is not None and not _SCHEMATIC_ID.match(sid):
-            err("talos.schematic.id", f"expected a 64-character lowercase hex Image Factory ID, got {sid!r}",
-                "paste the ID Image Factory returned for talos/schematic.yaml")
+            err(
+                "talos.schematic.id",
+                f"expected a 64-character lowercase hex Image Factory ID, got {sid!r}",
+                "paste the ID Image Factory returned for talos/schematic.yaml",
+            )
 
     nodes = [n for n in (inv.nodes or []) if n is not None]
     if not nodes and inv.nodes is not None:
@@ -285,32 +311,54 @@ def validate(inv: Inventory) -> list[FieldError]:
             continue
         p = f"nodes[{i}]"
         if n.name is not None and not _DNS_LABEL.match(n.name):
-            err(f"{p}.name", f"expected a DNS label for the hostname, got {n.name!r}",
-                "use lowercase letters, digits and '-'")
+            err(
+                f"{p}.name",
+                f"expected a DNS label for the hostname, got {n.name!r}",
+                "use lowercase letters, digits and '-'",
+            )
         if n.name and names[n.name] > 1:
             err(f"{p}.name", f"duplicate node name {n.name!r}", "give every node a unique name")
         if n.ip and ips[n.ip] > 1:
             err(f"{p}.ip", f"duplicate node IP {n.ip}", "give every node its own address")
         if n.install_disk is not None and not n.install_disk.startswith("/dev/"):
-            err(f"{p}.installDisk", f"expected a device path such as /dev/sda, got {n.install_disk!r}",
-                "use the disk path `talosctl get disks --insecure` shows")
+            err(
+                f"{p}.installDisk",
+                f"expected a device path such as /dev/sda, got {n.install_disk!r}",
+                "use the disk path `talosctl get disks --insecure` shows",
+            )
         if n.link is not None and not re.match(r"^[a-zA-Z0-9._-]{1,15}$", n.link):
-            err(f"{p}.link", f"expected a network interface name such as enp1s0 or eth0, got {n.link!r}",
-                "use the link name `talosctl get links --insecure` shows")
-        if net is not None and net.subnet is not None and n.ip is not None:
-            if n.ip not in net.subnet:
-                err(f"{p}.ip", f"expected an address inside network.subnet {net.subnet}, got {n.ip}",
-                    "fix the address or the subnet")
+            err(
+                f"{p}.link",
+                f"expected a network interface name such as enp1s0 or eth0, got {n.link!r}",
+                "use the link name `talosctl get links --insecure` shows",
+            )
+        subnet = net.subnet if net is not None else None
+        if subnet is not None and n.ip is not None and n.ip not in subnet:
+            err(
+                f"{p}.ip",
+                f"expected an address inside network.subnet {subnet}, got {n.ip}",
+                "fix the address or the subnet",
+            )
         if c is not None and c.vip is not None and n.ip == c.vip:
-            err("cluster.vip", f"the VIP {c.vip} is also the address of node {n.name}",
-                "choose a free address in the node subnet for the VIP")
+            err(
+                "cluster.vip",
+                f"the VIP {c.vip} is also the address of node {n.name}",
+                "choose a free address in the node subnet for the VIP",
+            )
 
     cps = [n for n in nodes if n.role == "controlplane"]
     if nodes and not cps:
-        err("nodes", "expected at least one node with role: controlplane", "mark 1 or 3 nodes as controlplane")
+        err(
+            "nodes",
+            "expected at least one node with role: controlplane",
+            "mark 1 or 3 nodes as controlplane",
+        )
     elif cps and len(cps) % 2 == 0:
-        err("nodes", f"expected an odd number of control planes for etcd quorum, got {len(cps)}",
-            "use 1, 3 or 5 control planes")
+        err(
+            "nodes",
+            f"expected an odd number of control planes for etcd quorum, got {len(cps)}",
+            "use 1, 3 or 5 control planes",
+        )
 
     if net is not None:
         pool = None
@@ -318,61 +366,114 @@ def validate(inv: Inventory) -> list[FieldError]:
             try:
                 pool = net.pool
             except ValueError:
-                err("network.loadBalancerPool",
+                err(
+                    "network.loadBalancerPool",
                     f"expected a range FIRST-LAST such as 192.168.1.200-192.168.1.220, got {net.load_balancer_pool!r}",
-                    "write the pool as two addresses joined by '-'")
+                    "write the pool as two addresses joined by '-'",
+                )
         if pool is not None:
             if pool.first > pool.last:
-                err("network.loadBalancerPool", f"the range {pool} ends before it starts",
-                    "swap the two addresses")
-            if net.subnet is not None and (pool.first not in net.subnet or pool.last not in net.subnet):
-                err("network.loadBalancerPool", f"expected a range inside network.subnet {net.subnet}, got {pool}",
-                    "move the pool into the LAN subnet")
+                err(
+                    "network.loadBalancerPool",
+                    f"the range {pool} ends before it starts",
+                    "swap the two addresses",
+                )
+            if net.subnet is not None and (
+                pool.first not in net.subnet or pool.last not in net.subnet
+            ):
+                err(
+                    "network.loadBalancerPool",
+                    f"expected a range inside network.subnet {net.subnet}, got {pool}",
+                    "move the pool into the LAN subnet",
+                )
             for i, n in enumerate(nodes):
                 if n.ip in pool:
-                    err("network.loadBalancerPool", f"the pool {pool} overlaps node {n.name} ({n.ip})",
-                        f"move the pool or the node; nodes[{i}].ip must be outside it")
+                    err(
+                        "network.loadBalancerPool",
+                        f"the pool {pool} overlaps node {n.name} ({n.ip})",
+                        f"move the pool or the node; nodes[{i}].ip must be outside it",
+                    )
             if c is not None and c.vip is not None and c.vip in pool:
-                err("cluster.vip", f"the VIP {c.vip} is inside network.loadBalancerPool {pool}",
-                    "take the VIP out of the pool: kube-vip would hand it to a Service")
+                err(
+                    "cluster.vip",
+                    f"the VIP {c.vip} is inside network.loadBalancerPool {pool}",
+                    "take the VIP out of the pool: kube-vip would hand it to a Service",
+                )
             seen: dict[IPv4Address, str] = {}
             for key, ip in (net.static_ips or {}).items():
                 if ip is None:
                     continue
                 if ip not in pool:
-                    err(f"network.staticIPs.{key}",
+                    err(
+                        f"network.staticIPs.{key}",
                         f"expected an address inside network.loadBalancerPool {pool}, got {ip}",
-                        "pick an address from the pool")
+                        "pick an address from the pool",
+                    )
                 if ip in seen:
-                    err(f"network.staticIPs.{key}", f"{ip} is already used by staticIPs.{seen[ip]}",
-                        "give each service its own address")
+                    err(
+                        f"network.staticIPs.{key}",
+                        f"{ip} is already used by staticIPs.{seen[ip]}",
+                        "give each service its own address",
+                    )
                 seen[ip] = key
         if net.subnet is not None and net.gateway is not None and net.gateway not in net.subnet:
-            err("network.gateway", f"expected an address inside network.subnet {net.subnet}, got {net.gateway}",
-                "fix the gateway or the subnet")
-        if c is not None and c.vip is not None and net.subnet is not None and c.vip not in net.subnet:
-            err("cluster.vip", f"expected an address inside network.subnet {net.subnet}, got {c.vip}",
-                "the Talos-managed VIP must be on the node LAN")
+            err(
+                "network.gateway",
+                f"expected an address inside network.subnet {net.subnet}, got {net.gateway}",
+                "fix the gateway or the subnet",
+            )
+        if (
+            c is not None
+            and c.vip is not None
+            and net.subnet is not None
+            and c.vip not in net.subnet
+        ):
+            err(
+                "cluster.vip",
+                f"expected an address inside network.subnet {net.subnet}, got {c.vip}",
+                "the Talos-managed VIP must be on the node LAN",
+            )
 
     d = inv.domains
     if d is not None:
-        for key, host in [("base", d.base), *((f"hosts.{k}", v) for k, v in (d.hosts or {}).items())]:
+        for key, host in [
+            ("base", d.base),
+            *((f"hosts.{k}", v) for k, v in (d.hosts or {}).items()),
+        ]:
             if host is not None and not _HOSTNAME.match(host):
-                err(f"domains.{key}", f"expected a DNS name such as example.com, got {host!r}",
-                    "use a fully qualified lowercase domain name")
-            elif host is not None and d.base and _HOSTNAME.match(d.base) and key != "base":
-                if host != d.base and not host.endswith("." + d.base) and not host.endswith(".lan"):
-                    err(f"domains.{key}", f"expected {host!r} to be {d.base} or a name under it",
-                        f"use e.g. name.{d.base}")
+                err(
+                    f"domains.{key}",
+                    f"expected a DNS name such as example.com, got {host!r}",
+                    "use a fully qualified lowercase domain name",
+                )
+            elif host is not None and key != "base" and not _under(host, d.base):
+                err(
+                    f"domains.{key}",
+                    f"expected {host!r} to be {d.base}, a name under it, or a .lan name",
+                    f"use e.g. name.{d.base}",
+                )
         if d.acme_email is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", d.acme_email):
-            err("domains.acmeEmail", f"expected an e-mail address, got {d.acme_email!r}",
-                "use the address Let's Encrypt should write to")
+            err(
+                "domains.acmeEmail",
+                f"expected an e-mail address, got {d.acme_email!r}",
+                "use the address Let's Encrypt should write to",
+            )
 
     s = inv.infisical
     if s is not None and s.site_url is not None and not s.site_url.startswith("https://"):
-        err("infisical.siteUrl", f"expected an https:// URL, got {s.site_url!r}",
-            "use e.g. https://app.infisical.com (secrets must not travel in clear text)")
+        err(
+            "infisical.siteUrl",
+            f"expected an https:// URL, got {s.site_url!r}",
+            "use e.g. https://app.infisical.com (secrets must not travel in clear text)",
+        )
     return errs
+
+
+def _under(host: str, base: str | None) -> bool:
+    """Whether ``host`` is ``base``, a name under it, or a LAN-only ``.lan`` name."""
+    if not base or not _HOSTNAME.match(base):
+        return True  # the base itself is reported as wrong; don't pile errors on its hosts
+    return host == base or host.endswith("." + base) or host.endswith(".lan")
 
 
 def pool_addresses(pool: IPRange) -> list[ipaddress.IPv4Address]:

@@ -29,7 +29,9 @@ def inventory_values(inv: Inventory) -> dict[str, str]:
         if dataclasses.is_dataclass(value):
             for f in dataclasses.fields(value):
                 if f.init:
-                    walk(f"{prefix}.{yaml_key(f)}" if prefix else yaml_key(f), getattr(value, f.name))
+                    walk(
+                        f"{prefix}.{yaml_key(f)}" if prefix else yaml_key(f), getattr(value, f.name)
+                    )
         elif isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}.{k}", v)
@@ -59,8 +61,12 @@ def render_text(text: str, inv: Inventory, source: str = "<text>") -> str:
             return values[key]
         line = text.count("\n", 0, match.start()) + 1
         errors.append(
-            FieldError(source, f"line {line}", f"unknown placeholder (({key}))",
-                       "use a path that exists in the inventory, e.g. ((cluster.name))")
+            FieldError(
+                source,
+                f"line {line}",
+                f"unknown placeholder (({key}))",
+                "use a path that exists in the inventory, e.g. ((cluster.name))",
+            )
         )
         return match.group(0)
 

@@ -130,8 +130,11 @@ class Loader:
             if key in data:
                 values[f.name] = self.load(hints[f.name], data[key], sub)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                self.error(sub, f"missing required key (expected {describe(hints[f.name])})",
-                           f"add `{key}:` to the file")
+                self.error(
+                    sub,
+                    f"missing required key (expected {describe(hints[f.name])})",
+                    f"add `{key}:` to the file",
+                )
                 values[f.name] = None
         try:
             return tp(**values)
@@ -148,5 +151,3 @@ def load_typed(tp: type, data: Any, file: str) -> tuple[Any, list[FieldError]]:
     loader = Loader(file)
     obj = loader.load(tp, data)
     return obj, loader.errors
-
-
