@@ -1,0 +1,91 @@
+"""The command line as a user meets it: a clean clone, `invoke --list`, the README's dry-run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+INVOKE = [sys.executable, "-m", "invoke"]
+
+
+@pytest.fixture(scope="module")
+def clean_clone(tmp_path_factory) -> Path:
+    """The committed tree, cloned: what a new user gets (no caches, no build output)."""
+    if not (ROOT / ".git").exists() or not shutil.which("git"):
+        pytest.skip("not a git checkout: no clean clone to make")
+    dest = tmp_path_factory.mktemp("clone") / "onecluster"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(dest)], check=True)
+    # the clone has the committed tree; tests run against the working tree, so copy it over
+    for rel in subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split():
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def invoke(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*INVOKE, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def test_invoke_list_from_a_clean_clone(clean_clone):
+    result = invoke(clean_clone, "--list")
+    assert result.returncode == 0, result.stderr
+    for collection in (
+        "talos",
+        "secrets",
+        "network",
+        "storage",
+        "observability",
+        "scheduling",
+        "ai",
+        "apps",
+        "cluster",
+    ):
+        assert f"{collection}.deploy" in result.stdout
+    assert "cluster.rebuild" in result.stdout and "cluster.plan" in result.stdout
+
+
+def test_every_task_has_a_one_line_summary(clean_clone):
+    listing = invoke(clean_clone, "--list").stdout.splitlines()
+    tasks = [
+        line.split()[0] for line in listing if line.startswith("  ") and "." in line.split()[0]
+    ]
+    assert tasks
+    for name in tasks:
+        line = next(x for x in listing if x.strip().startswith(name))
+        assert len(line.split()) > 1, f"{name} has no summary"
+
+
+def test_readme_dry_run_from_a_clean_clone(clean_clone):
+    result = invoke(clean_clone, "cluster.rebuild", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "dry-run for cluster homelab" in result.stdout
+    assert "talosctl" in result.stdout and "helm upgrade --install" in result.stdout
+    assert not list(clean_clone.glob("**/onecluster-*"))
+
+
+def test_bad_inventory_is_a_clean_error_not_a_traceback(clean_clone, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        (ROOT / "talos" / "cluster.yaml").read_text().replace("192.168.50.16", "10.1.1.1")
+    )
+    result = invoke(clean_clone, "cluster.plan", "--cluster", str(bad))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "nodes[2].ip: expected an address inside network.subnet" in result.stderr
+
+
+def test_unknown_from_step_is_a_clean_error(clean_clone):
+    result = invoke(clean_clone, "cluster.rebuild", "--dry-run", "--from", "network/trafik")
+    assert result.returncode == 1
+    assert "unknown step 'network/trafik'" in result.stderr and "network/traefik" in result.stderr

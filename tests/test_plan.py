@@ -1,0 +1,97 @@
+"""The plan contract (`cluster.plan --format json`) and its agreement with --dry-run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasks.engine.deploy import default_catalog, execute, plan
+from tasks.engine.output import register_secret
+
+KINDS = {"talos", "secret", "crds", "helm", "manifests", "gate"}
+
+
+@pytest.fixture(scope="module")
+def contract() -> dict:
+    return json.loads(plan(default_catalog, fmt="json"))
+
+
+def test_contract_shape(contract):
+    assert set(contract) == {"cluster", "steps"}
+    assert contract["cluster"] == "homelab"
+    for step in contract["steps"]:
+        assert {"id", "layer", "kind", "needs", "commands"} <= set(step)
+        assert step["id"] == f"{step['layer']}/{step['id'].split('/', 1)[1]}"
+        assert step["kind"] in KINDS
+        assert all(
+            isinstance(c, list) and all(isinstance(a, str) for a in c) for c in step["commands"]
+        )
+
+
+def test_contract_is_in_dependency_order_and_complete(contract):
+    seen: set[str] = set()
+    for step in contract["steps"]:
+        assert set(step["needs"]) <= seen, step["id"]
+        seen.add(step["id"])
+    layers = {s["layer"] for s in contract["steps"]}
+    assert layers == {
+        "talos",
+        "secrets",
+        "network",
+        "storage",
+        "observability",
+        "scheduling",
+        "ai",
+        "apps",
+    }
+
+
+def test_contract_is_stable(contract):
+    assert json.loads(plan(default_catalog, fmt="json")) == contract
+
+
+def test_commands_match_what_dry_run_prints(contract, capsys):
+    execute(default_catalog, dry_run=True)
+    printed = [
+        line.split(" $ ", 1)[1] for line in capsys.readouterr().out.splitlines() if " $ " in line
+    ]
+    import shlex
+
+    planned = [shlex.join(c) for s in contract["steps"] for c in s["commands"]]
+    assert printed == planned
+
+
+def test_rebuild_starts_with_talos_and_every_layer_needs_talos_health(contract):
+    ids = [s["id"] for s in contract["steps"]]
+    assert ids[0] == "talos/genconfig" or ids[0].startswith("talos/")
+    health = ids.index("talos/health")
+    assert all(i.startswith("talos/") for i in ids[:health])
+
+
+def test_table_and_mermaid(contract):
+    table = plan(default_catalog)
+    assert table.startswith(f"Plan for cluster homelab: {len(contract['steps'])} steps")
+    mermaid = plan(default_catalog, fmt="mermaid")
+    assert mermaid.startswith("flowchart TD")
+    assert "talos__health --> network__gateway_api_crds" in mermaid
+
+
+def test_plan_selection_by_layer_and_step():
+    layer = json.loads(plan(default_catalog, layers=["storage"], fmt="json"))
+    assert {s["layer"] for s in layer["steps"]} == {"storage"}
+    step = json.loads(plan(default_catalog, targets=["apps/mealie"], fmt="json"))
+    ids = [s["id"] for s in step["steps"]]
+    assert ids[-1] == "apps/mealie" and "talos/health" in ids and "apps/wordpress" not in ids
+
+
+def test_plan_redacts_registered_values(contract):
+    address = contract["steps"][1]["commands"][0][-1]
+    register_secret(address)
+    redacted = json.loads(plan(default_catalog, fmt="json"))
+    assert address not in json.dumps(redacted)
+
+
+def test_unknown_format_is_an_error():
+    with pytest.raises(ValueError, match="unknown format"):
+        plan(default_catalog, fmt="yaml")

@@ -1,0 +1,180 @@
+"""The runner: needs before dependants, independent steps overlap, bounded jobs, fail-fast, resume."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+from tasks.engine.command import Command
+from tasks.engine.components import Component
+from tasks.engine.context import run_context
+from tasks.engine.graph import Graph
+from tasks.engine.inventory import load_inventory
+from tasks.engine.output import register_secret
+from tasks.engine.runner import FAILED, OK, SKIPPED, RunFailed, Runner
+
+
+@dataclass(frozen=True, kw_only=True)
+class FakeRelease(Component):
+    """A step that runs one `helm upgrade <name>` through the real executor."""
+
+    kind: ClassVar[str] = "helm"
+
+    def commands(self, ctx):
+        return [Command("helm", ("upgrade", "--install", self.name))]
+
+    def tools(self):
+        return {"helm"}
+
+
+def release(cid: str, *needs: str) -> FakeRelease:
+    layer, name = cid.split("/")
+    return FakeRelease(layer=layer, name=name, needs=needs)
+
+
+# a -> (b, c, d) -> e ; f independent of everything
+GRAPH = [
+    release("network/a"),
+    release("network/b", "network/a"),
+    release("network/c", "network/a"),
+    release("network/d", "network/a"),
+    release("network/e", "network/b", "network/c", "network/d"),
+    release("storage/f"),
+]
+
+
+def run(ids=None, jobs=4, dry_run=False, graph=GRAPH):
+    g = Graph.build(graph)
+    with run_context(load_inventory(), dry_run=dry_run, fetch_kubeconfig=False) as ctx:
+        return Runner(g, ctx, jobs=jobs).run(ids or list(g.order))
+
+
+def spans(fake_tools):
+    return {c["argv"][-1]: (c["start"], c["end"]) for c in fake_tools.calls("helm")}
+
+
+def test_no_step_starts_before_its_needs_finished(fake_tools):
+    fake_tools.set_sleep(0.2)
+    report = run()
+    assert report.ok
+    s = spans(fake_tools)
+    for comp in GRAPH:
+        for need in comp.needs:
+            assert s[need.split("/")[1]][1] <= s[comp.name][0], (
+                f"{comp.id} started before {need} ended"
+            )
+
+
+def test_independent_steps_overlap(fake_tools):
+    fake_tools.set_sleep(0.3)
+    run(jobs=4)
+    s = spans(fake_tools)
+    # b, c and d only need a: they must run at the same time, not one after another
+    latest_start = max(s[n][0] for n in "bcd")
+    earliest_end = min(s[n][1] for n in "bcd")
+    assert latest_start < earliest_end
+    # f needs nothing: it overlaps a
+    assert s["f"][0] < s["a"][1]
+
+
+def test_concurrency_is_bounded_by_jobs(fake_tools):
+    fake_tools.set_sleep(0.2)
+    run(jobs=2)
+    s = spans(fake_tools)
+    events = sorted([(t0, 1) for t0, _ in s.values()] + [(t1, -1) for _, t1 in s.values()])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2
+
+
+def test_jobs_one_runs_in_a_valid_serial_order(fake_tools):
+    run(jobs=1)
+    s = spans(fake_tools)
+    ordered = sorted(s, key=lambda n: s[n][0])
+    for a, b in itertools.pairwise(ordered):
+        assert s[a][1] <= s[b][0]
+
+
+def test_fail_fast_starts_nothing_new_and_lets_running_steps_finish(fake_tools):
+    fake_tools.set_sleep(0.2)
+    fake_tools.rule(
+        "helm", "upgrade --install b", exit=1, stderr="Error: chart b is broken", sleep=0.05
+    )
+    report = run(jobs=4)
+    status = {r.id: r.status for r in report.results}
+    assert status["network/a"] == OK
+    assert status["network/b"] == FAILED
+    # c and d were already running when b failed: they finish
+    assert status["network/c"] == OK and status["network/d"] == OK
+    assert status["network/e"] == SKIPPED
+    called = {c["argv"][-1] for c in fake_tools.calls("helm")}
+    assert "e" not in called
+    failure = report.failed[0].error
+    assert "helm exited 1: helm upgrade --install b" in failure
+    assert "chart b is broken" in failure
+
+
+def test_run_failed_reports_failed_skipped_and_how_to_resume(fake_tools):
+    fake_tools.rule("helm", "upgrade --install a", exit=2, stderr="boom")
+    report = run(jobs=1, graph=GRAPH[:5])
+    err = RunFailed(report)
+    text = str(err)
+    assert "step network/a failed" in text
+    assert "skipped: network/b, network/c, network/d, network/e" in text
+    assert "resume with: --from network/a" in text
+
+
+def test_resume_from_a_step_runs_it_and_what_follows(fake_tools):
+    fake_tools.rule("helm", "upgrade --install c", exit=1, times=1)
+    first = run(jobs=1, graph=GRAPH[:5])
+    assert not first.ok
+    g = Graph.build(GRAPH[:5])
+    ids = g.select(from_step="network/c")
+    assert ids == ["network/c", "network/d", "network/e"]
+    second = run(ids=ids, jobs=2, graph=GRAPH[:5])
+    assert second.ok
+    second_calls = [c["argv"][-1] for c in fake_tools.calls("helm")][-3:]
+    assert sorted(second_calls) == ["c", "d", "e"]
+
+
+def test_failure_output_is_redacted(fake_tools, capsys):
+    token = "tok-" + "9f8e7d6c5b4a"
+    register_secret(token)
+    fake_tools.rule("helm", "upgrade --install a", exit=1, stderr=f"auth failed for {token}")
+    report = run(jobs=1, graph=GRAPH[:1])
+    text = str(RunFailed(report))
+    assert token not in text and "***" in text
+    out = capsys.readouterr()
+    assert token not in out.out + out.err
+
+
+def test_dry_run_prints_commands_in_plan_order_and_runs_none(fake_tools, capsys):
+    report = run(dry_run=True)
+    assert report.ok
+    assert fake_tools.calls() == []
+    lines = [line for line in capsys.readouterr().out.splitlines() if "$ helm" in line]
+    assert [line.split()[-1] for line in lines] == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_an_internal_error_in_a_step_fails_the_run_cleanly(fake_tools):
+    @dataclass(frozen=True, kw_only=True)
+    class Broken(Component):
+        def run(self, ctx):
+            raise KeyError("oops")
+
+    report = run(graph=[Broken(layer="apps", name="x")], jobs=1)
+    assert report.failed[0].error == "KeyError: 'oops'"
+
+
+def test_jobs_must_be_positive():
+    g = Graph.build(GRAPH)
+    with (
+        run_context(load_inventory(), dry_run=True, fetch_kubeconfig=False) as ctx,
+        pytest.raises(ValueError),
+    ):
+        Runner(g, ctx, jobs=0)
