@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Benchmark `cluster.rebuild` against fake tools that sleep per call, and `invoke --list` start-up.
+
+Usage: python benchmarks/rebuild.py [--sleep 0.2] [--jobs 1 4 8] [--repeat 5]
+
+The whole reference graph runs through the real runner and executor; every talosctl, helm and
+kubectl call goes to a recording fake on PATH that sleeps ``--sleep`` seconds. Steps that would talk
+to Infisical or the Kubernetes API directly (secret syncs) and Talos steps with custom actions run
+their planned commands instead, so each step costs one or more fake calls and the schedule is what
+is measured. Targets: wall ÷ critical path ≤ 1.15 at --jobs 8; `invoke --list` ≤ 1.5× a bare
+`python -c "import invoke"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import redirect_stdout
+from io import StringIO
+from pathlib import Path
+from typing import ClassVar
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tasks.engine.components import Component  # noqa: E402
+from tasks.engine.deploy import default_catalog, execute  # noqa: E402
+from tasks.engine.graph import Graph, critical_path  # noqa: E402
+from tasks.engine.output import table  # noqa: E402
+from tests.conftest import install_fakes  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PlannedCommands(Component):
+    """Stand-in for a step with in-process work: runs the original's planned commands, or one call."""
+
+    kind: ClassVar[str] = "bench"
+    original: Component
+
+    def commands(self, ctx):
+        planned = self.original.commands(ctx)
+        return planned or [ctx.kubectl("apply", "--server-side", "-f", "-", stdin=b"{}")]
+
+    def tools(self):
+        return {"kubectl", *self.original.tools()}
+
+
+def bench_catalog(inventory):
+    steps = []
+    for comp in default_catalog(inventory):
+        custom_run = type(comp).run is not Component.run or getattr(comp, "action", None)
+        if custom_run and comp.kind != "gate":
+            comp = PlannedCommands(layer=comp.layer, name=comp.name, needs=comp.needs, original=comp)
+        steps.append(comp)
+    return steps
+
+
+def run_rebuild(jobs: int, fakes) -> tuple[int, float, float, float]:
+    with redirect_stdout(StringIO()):
+        report = execute(bench_catalog, jobs=jobs, preflight=False)
+    from tasks.engine.inventory import load_inventory
+
+    graph = Graph.build(bench_catalog(load_inventory()))
+    durations = {r.id: r.duration for r in report.results}
+    crit, _ = critical_path(graph.steps([r.id for r in report.results]), durations)
+    return len(report.results), sum(durations.values()), crit, report.wall
+
+
+def startup(repeat: int) -> tuple[float, float]:
+    def timed(argv: list[str]) -> float:
+        samples = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run(argv, cwd=ROOT, capture_output=True, check=True)
+            samples.append(time.perf_counter() - t0)
+        return statistics.median(samples)
+
+    bare = timed([sys.executable, "-c", "import invoke"])
+    listing = timed([sys.executable, "-m", "invoke", "--list"])
+    return listing, bare
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sleep", type=float, default=0.2, help="seconds each fake tool call sleeps")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--repeat", type=int, default=5, help="start-up samples (median)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fakes = install_fakes(Path(tmp))
+        fakes.set_sleep(args.sleep)
+        os.environ["PATH"] = f"{fakes.bin_dir}{os.pathsep}{os.environ['PATH']}"
+        os.environ["FAKE_TOOLS_LOG"] = str(fakes.log)
+        os.environ["FAKE_TOOLS_CONFIG"] = str(fakes.config)
+        os.environ["ONECLUSTER_CACHE"] = str(Path(tmp) / "cache")
+        rows = []
+        for jobs in args.jobs:
+            steps, total, crit, wall = run_rebuild(jobs, fakes)
+            rows.append((jobs, steps, f"{total:.2f}s", f"{crit:.2f}s", f"{wall:.2f}s", f"{wall / crit:.2f}"))
+    print(f"cluster.rebuild against fake tools sleeping {args.sleep}s per call")
+    print(table(("jobs", "steps", "sum of step times", "critical path", "wall", "wall/critical"), rows))
+    listing, bare = startup(args.repeat)
+    print()
+    print(f"start-up (median of {args.repeat})")
+    print(
+        table(
+            ("command", "time", "ratio"),
+            [
+                ('python -c "import invoke"', f"{bare * 1000:.0f}ms", "1.00"),
+                ("invoke --list", f"{listing * 1000:.0f}ms", f"{listing / bare:.2f}"),
+            ],
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
