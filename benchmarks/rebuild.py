@@ -7,7 +7,7 @@ The whole reference graph runs through the real runner and executor; every talos
 kubectl call goes to a recording fake on PATH that sleeps ``--sleep`` seconds. Steps that would talk
 to Infisical or the Kubernetes API directly (secret syncs) and Talos steps with custom actions run
 their planned commands instead, so each step costs one or more fake calls and the schedule is what
-is measured. Targets: wall ÷ critical path ≤ 1.15 at --jobs 8; `invoke --list` ≤ 1.5× a bare
+is measured. Targets: wall ÷ critical path ≤ 1.15 at --jobs 8; `invoke --list` ≤ 1.5 times a bare
 `python -c "import invoke"`.
 """
 
@@ -56,7 +56,9 @@ def bench_catalog(inventory):
     for comp in default_catalog(inventory):
         custom_run = type(comp).run is not Component.run or getattr(comp, "action", None)
         if custom_run and comp.kind != "gate":
-            comp = PlannedCommands(layer=comp.layer, name=comp.name, needs=comp.needs, original=comp)
+            comp = PlannedCommands(
+                layer=comp.layer, name=comp.name, needs=comp.needs, original=comp
+            )
         steps.append(comp)
     return steps
 
@@ -88,7 +90,9 @@ def startup(repeat: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sleep", type=float, default=0.2, help="seconds each fake tool call sleeps")
+    parser.add_argument(
+        "--sleep", type=float, default=0.2, help="seconds each fake tool call sleeps"
+    )
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--repeat", type=int, default=5, help="start-up samples (median)")
     args = parser.parse_args()
@@ -103,9 +107,15 @@ def main() -> int:
         rows = []
         for jobs in args.jobs:
             steps, total, crit, wall = run_rebuild(jobs, fakes)
-            rows.append((jobs, steps, f"{total:.2f}s", f"{crit:.2f}s", f"{wall:.2f}s", f"{wall / crit:.2f}"))
+            rows.append(
+                (jobs, steps, f"{total:.2f}s", f"{crit:.2f}s", f"{wall:.2f}s", f"{wall / crit:.2f}")
+            )
     print(f"cluster.rebuild against fake tools sleeping {args.sleep}s per call")
-    print(table(("jobs", "steps", "sum of step times", "critical path", "wall", "wall/critical"), rows))
+    print(
+        table(
+            ("jobs", "steps", "sum of step times", "critical path", "wall", "wall/critical"), rows
+        )
+    )
     listing, bare = startup(args.repeat)
     print()
     print(f"start-up (median of {args.repeat})")
