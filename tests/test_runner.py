@@ -11,6 +11,7 @@ import pytest
 from tasks.engine.command import Command
 from tasks.engine.components import Component
 from tasks.engine.context import run_context
+from tasks.engine.errors import OneclusterError
 from tasks.engine.graph import Graph
 from tasks.engine.inventory import load_inventory
 from tasks.engine.output import register_secret
@@ -175,6 +176,6 @@ def test_jobs_must_be_positive():
     g = Graph.build(GRAPH)
     with (
         run_context(load_inventory(), dry_run=True, fetch_kubeconfig=False) as ctx,
-        pytest.raises(ValueError),
+        pytest.raises(OneclusterError, match="--jobs must be at least 1"),
     ):
         Runner(g, ctx, jobs=0)

@@ -78,7 +78,10 @@ def execute(
             echo(f"# dry-run for cluster {inventory.name}: {len(steps)} steps, nothing is executed")
         report = Runner(graph, ctx, jobs=jobs).run(ids)
     echo("")
-    echo(report.summary())
+    if dry_run:
+        echo(f"# dry-run: {len(report.results)} steps printed, nothing was executed")
+    else:
+        echo(report.summary())
     if not report.ok:
         raise RunFailed(report)
     return report

@@ -93,7 +93,7 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if jobs < 1:
-            raise ValueError("--jobs must be at least 1")
+            raise OneclusterError(f"--jobs must be at least 1, got {jobs}")
         self.graph = graph
         self.ctx = ctx
         self.jobs = 1 if ctx.dry_run else jobs
