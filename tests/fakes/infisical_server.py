@@ -124,7 +124,12 @@ class FakeInfisical:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self._server = server
-        threading.Thread(target=server.serve_forever, name="fake-infisical", daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-infisical",
+            daemon=True,
+        ).start()
         return f"http://127.0.0.1:{server.server_address[1]}"
 
     def stop(self) -> None:

@@ -98,7 +98,13 @@ class FakeKubeAPI:
         self._version = 100
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._failure: tuple[int, bool] | None = None
         self.url = ""
+
+    def fail(self, status: int, *, echo_body: bool = False) -> None:
+        """Refuse every write with ``status``; ``echo_body`` puts the request body in the error
+        message, as a careless server or proxy might (the client must not print it)."""
+        self._failure = (status, echo_body)
 
     # inspection ------------------------------------------------------------------------------
 
@@ -159,7 +165,12 @@ class FakeKubeAPI:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self._server = server
-        threading.Thread(target=server.serve_forever, name="fake-kube", daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-kube",
+            daemon=True,
+        ).start()
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
         return self.url
 
@@ -192,6 +203,10 @@ class FakeKubeAPI:
             if stored is None:
                 return _status(404, "NotFound", f'{key[0].lower()}s "{key[2]}" not found')
             return 200, self._render(stored)
+        if method == "PATCH" and self._failure:
+            status, echo = self._failure
+            said = raw.decode("utf-8", "replace") if echo else "refused by the test"
+            return _status(status, "Forbidden" if status == 403 else "InternalError", said)
         if method == "PATCH":
             return self._apply(key, query, ctype, raw)
         return _status(405, "MethodNotAllowed", f"{method} is not supported by this fake")
