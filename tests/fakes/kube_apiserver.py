@@ -185,6 +185,18 @@ class FakeKubeAPI:
         self, method: str, path: str, query: dict[str, str], ctype: str, raw: bytes
     ) -> tuple[int, dict[str, Any]]:
         parts = path.strip("/").split("/")
+        if path.rstrip("/") == "/version" and method == "GET":
+            return 200, {
+                "major": "1",
+                "minor": "35",
+                "gitVersion": "v1.35.0-fake",
+                "gitCommit": "fake",
+                "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "go1.25",
+                "compiler": "gc",
+                "platform": "linux/amd64",
+            }
         if parts[:2] != ["api", "v1"]:
             return _status(
                 404, "NotFound", f"the server could not find the requested resource {path}"
@@ -203,6 +215,11 @@ class FakeKubeAPI:
             if stored is None:
                 return _status(404, "NotFound", f'{key[0].lower()}s "{key[2]}" not found')
             return 200, self._render(stored)
+        if method == "DELETE" and key[0] == "Namespace" and key in self.objects:
+            # namespace deletion takes its Secrets with it (no finalizers here)
+            for k in [k for k in self.objects if k == key or k[1] == key[2]]:
+                del self.objects[k]
+            return 200, _status(200, "", "deleted")[1] | {"status": "Success"}
         if method == "PATCH" and self._failure:
             status, echo = self._failure
             said = raw.decode("utf-8", "replace") if echo else "refused by the test"
