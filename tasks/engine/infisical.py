@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -231,10 +232,13 @@ class InfisicalStore:
         self.where = where
         self._names: set[str] | None = None
         self._tag_id: str | None = None
+        # sync steps run in parallel and share this store; the SDK shares one requests.Session
+        self._lock = threading.RLock()
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
-            return fn()
+            with self._lock:
+                return fn()
         except SecretsError:
             raise
         except Exception as exc:
@@ -262,9 +266,10 @@ class InfisicalStore:
 
     def names(self) -> set[str]:
         """Every secret name tagged with this cluster (values are not fetched)."""
-        if self._names is None:
-            self._names = {s.secretKey for s in self._list(values=False)}
-        return set(self._names)
+        with self._lock:
+            if self._names is None:
+                self._names = {s.secretKey for s in self._list(values=False)}
+            return set(self._names)
 
     def read(self, names: Iterable[str]) -> dict[str, str]:
         """The values of ``names`` (tagged with this cluster) that exist; all registered at once."""
@@ -276,6 +281,10 @@ class InfisicalStore:
     def write(self, name: str, value: str) -> None:
         """Create or update ``name`` tagged with this cluster; refuse another cluster's secret."""
         register_secret(value)
+        with self._lock:
+            self._write(name, value)
+
+    def _write(self, name: str, value: str) -> None:
         w = self.where
         existing = {s.secretKey: s for s in self._list(values=False, tagged=False)}
         if name in existing:
