@@ -119,13 +119,26 @@ class SecretSync(Component):
 
     secrets: tuple[SecretSpec, ...]
 
+    def infisical_names(self) -> list[str]:
+        """Every Infisical secret name this step reads, sorted."""
+        return sorted({n for s in self.secrets for n in s.keys.values()})
+
     def describe(self, ctx: RunContext) -> str:
         names = ", ".join(f"{s.namespace}/{s.name}" for s in self.secrets)
         return f"sync Secret(s) {names} from Infisical (server-side apply, in memory only)"
 
+    def preflight(self, ctx: RunContext) -> list[str]:
+        """Every Infisical name this step needs that the store lacks (names only, no values)."""
+        from . import secretsync  # lazy: pulls in the Infisical client
+
+        return secretsync.preflight(ctx, self.secrets, owner=self.id)
+
     def run(self, ctx: RunContext) -> None:
         if ctx.dry_run:
             echo(f"[{self.id}] would {self.describe(ctx)}")
+            for spec in self.secrets:
+                for key, source in sorted(spec.keys.items()):
+                    echo(f"[{self.id}]   {spec.namespace}/{spec.name}: {key} <- Infisical {source}")
             return
         from . import secretsync  # lazy: pulls in the kubernetes and Infisical clients
 

@@ -1,17 +1,254 @@
-"""Sync declared Secrets from Infisical into Kubernetes (implemented with the secrets layer)."""
+"""Sync declared Secrets from Infisical into Kubernetes, values held only in memory.
+
+Each :class:`~tasks.engine.components.SecretSpec` becomes one Secret applied server-side (field
+manager ``onecluster``) through the kubernetes Python client: no file, no argv, no kubectl. Server-
+side apply gives the rest: a key dropped from the declaration is dropped from the Secret (the
+manager's previous fields that it no longer applies are removed), and an apply that changes nothing
+leaves the object, and its resourceVersion, as it was.
+
+Every value is fetched before the first request to the cluster, so a store failure or a missing
+name changes nothing. Values are registered for redaction in their plain and base64 forms: the
+API server echoes Secrets back base64-encoded, and a debug log or an error body must not show them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import base64
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .errors import SecretsError
+from .output import echo, redact, register_secret
 
 if TYPE_CHECKING:
     from .components import SecretSpec
     from .context import RunContext
 
+FIELD_MANAGER = "onecluster"
+LABELS = {"app.kubernetes.io/managed-by": "onecluster"}
+APPLY = "application/apply-patch+yaml"
+REQUEST_TIMEOUT = 30  # seconds per API request
 
-def sync(ctx: RunContext, specs: Sequence[SecretSpec], *, owner: str) -> None:
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one apply did to one Secret."""
+
+    namespace: str
+    name: str
+    action: str  # created | configured | unchanged
+    keys: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"Secret {self.namespace}/{self.name} {self.action} (keys: {', '.join(self.keys)})"
+
+
+def required_names(specs: Iterable[SecretSpec]) -> list[str]:
+    """Every Infisical name ``specs`` read, sorted and without repeats."""
+    return sorted({n for s in specs for n in s.keys.values()})
+
+
+def _register(value: str) -> None:
+    register_secret(value)
+    register_secret(base64.b64encode(value.encode()).decode())
+
+
+def namespace_manifest(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": dict(LABELS)},
+    }
+
+
+def secret_manifest(spec: SecretSpec, values: Mapping[str, str]) -> dict[str, Any]:
+    """The Secret for ``spec`` with ``values`` (Infisical name → value), base64 in ``data``.
+
+    ``data`` rather than ``stringData``: the API server folds stringData into data, so the
+    manager would not own the keys it wrote and could never prune them.
+    """
+    data = {}
+    for key, source in sorted(spec.keys.items()):
+        _register(values[source])
+        data[key] = base64.b64encode(values[source].encode()).decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": dict(LABELS)},
+        "type": spec.type,
+        "data": data,
+    }
+
+
+def fetch(store: Any, specs: Sequence[SecretSpec], *, owner: str) -> dict[str, str]:
+    """Every value ``specs`` need, or one error naming every missing name (nothing applied)."""
+    names = required_names(specs)
+    values = store.read(names)
+    for value in values.values():
+        _register(value)
+    missing = [n for n in names if n not in values]
+    if missing:
+        where = getattr(store, "where", "the secret store")
+        raise SecretsError(
+            f"{owner}: missing in Infisical ({where}): {', '.join(missing)}. Add them there, "
+            "tagged with the cluster's name, and run again. Nothing was changed."
+        )
+    return values
+
+
+def preflight(ctx: RunContext, specs: Sequence[SecretSpec], *, owner: str) -> list[str]:
+    """One problem naming every Infisical name ``specs`` need that the store lacks.
+
+    A dry-run without Infisical credentials cannot ask, and does not stop: it says once that the
+    check was skipped (a real run would stop at this point with the credentials error).
+    """
+    store = preflight_store(ctx)
+    if store is None:
+        return []
+    missing = sorted(set(required_names(specs)) - store.names())
+    if not missing:
+        return []
+    where = getattr(store, "where", "the secret store")
+    return [f"{owner}: missing in Infisical ({where}): {', '.join(missing)}"]
+
+
+def preflight_store(ctx: RunContext) -> Any:
+    """The store to check against, or None in a dry-run that has no credentials to open one."""
+    from .infisical import missing_credentials
+
+    if "store" in ctx.state or not ctx.dry_run:
+        return ctx.secret_store()
+    unset = missing_credentials()
+    if not unset:
+        return ctx.secret_store()
+    if not ctx.state.get("secrets-unchecked"):
+        ctx.state["secrets-unchecked"] = True
+        echo(
+            f"# dry-run: Infisical not checked ({' and '.join('$' + v for v in unset)} unset); "
+            "a real run checks every required secret first and stops if one is missing"
+        )
+    return None
+
+
+# Kubernetes ------------------------------------------------------------------------------------
+
+
+def api_client(kubeconfig: str) -> Any:
+    """A kubernetes ApiClient for ``kubeconfig`` (its current context)."""
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        return config.new_client_from_config(config_file=kubeconfig)
+    except (ConfigException, OSError, ValueError) as exc:
+        raise SecretsError(
+            f"cannot use kubeconfig {kubeconfig}: {redact(str(exc))[:300]} (fix: point "
+            "$KUBECONFIG at the cluster's kubeconfig, e.g. the one `talos.deploy` fetched)"
+        ) from None
+
+
+def _api_error(exc: Exception, what: str) -> SecretsError:
+    """A SecretsError for a failed API request: status and the Status message, redacted."""
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        import json
+
+        message = ""
+        try:
+            message = str(json.loads(exc.body or "{}").get("message", ""))[:300]
+        except (ValueError, AttributeError):
+            message = ""
+        hint = {
+            401: "the kubeconfig's credentials were rejected",
+            403: "the kubeconfig's user may not get/patch Secrets and Namespaces there",
+        }.get(exc.status or 0, "")
+        detail = "; ".join(p for p in (message, hint) if p)
+        text = f"Kubernetes API refused to {what} (HTTP {exc.status})" + (
+            f": {detail}" if detail else ""
+        )
+    else:
+        text = f"could not reach the Kubernetes API to {what} ({type(exc).__name__})"
+    return SecretsError(redact(text))
+
+
+def _read(call: Any, what: str, *args: Any) -> Any:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return call(*args, _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _api_error(exc, what) from None
+    except Exception as exc:
+        raise _api_error(exc, what) from None
+
+
+def _apply(call: Any, what: str, *args: Any) -> Any:
+    try:
+        return call(
+            *args,
+            field_manager=FIELD_MANAGER,
+            # onecluster is the source of truth for these objects: take over fields
+            # someone changed by hand rather than stopping on a conflict
+            force=True,
+            _content_type=APPLY,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+    except Exception as exc:
+        raise _api_error(exc, what) from None
+
+
+def ensure_namespace(core: Any, name: str) -> bool:
+    """Create namespace ``name`` (server-side apply) if it is missing; True when created."""
+    if _read(core.read_namespace, f"read namespace {name}", name) is not None:
+        return False
+    _apply(core.patch_namespace, f"create namespace {name}", name, namespace_manifest(name))
+    return True
+
+
+def apply_secret(core: Any, spec: SecretSpec, values: Mapping[str, str]) -> Outcome:
+    """Server-side apply the Secret for ``spec``; report created / configured / unchanged."""
+    ref = f"{spec.namespace}/{spec.name}"
+    before = _read(core.read_namespaced_secret, f"read Secret {ref}", spec.name, spec.namespace)
+    if before is not None:
+        for encoded in (before.data or {}).values():
+            # the previous values are secrets too
+            register_secret(encoded)
+            register_secret(base64.b64decode(encoded).decode("utf-8", "replace"))
+    body = secret_manifest(spec, values)
+    after = _apply(
+        core.patch_namespaced_secret, f"apply Secret {ref}", spec.name, spec.namespace, body
+    )
+    if before is None:
+        action = "created"
+    elif after.metadata.resource_version == before.metadata.resource_version:
+        action = "unchanged"
+    else:
+        action = "configured"
+    return Outcome(spec.namespace, spec.name, action, tuple(sorted(spec.keys)))
+
+
+def apply_all(client: Any, specs: Sequence[SecretSpec], values: Mapping[str, str]) -> list[Outcome]:
+    """Apply every spec's Secret (namespaces first) through ``client``."""
+    from kubernetes import client as k8s
+
+    core = k8s.CoreV1Api(client)
+    for namespace in sorted({s.namespace for s in specs}):
+        ensure_namespace(core, namespace)
+    return [apply_secret(core, s, values) for s in specs]
+
+
+def sync(ctx: RunContext, specs: Sequence[SecretSpec], *, owner: str) -> list[Outcome]:
     """Create or update ``specs`` as Kubernetes Secrets from Infisical values."""
-    raise SecretsError(f"{owner}: secret sync is not available yet")
+    values = fetch(ctx.secret_store(), specs, owner=owner)
+    client = api_client(ctx.kubeconfig)
+    try:
+        outcomes = apply_all(client, specs, values)
+    finally:
+        client.close()
+    for outcome in outcomes:
+        echo(f"[{owner}] {outcome}")
+    return outcomes

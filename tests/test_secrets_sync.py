@@ -1,0 +1,304 @@
+"""Secrets synced into Kubernetes: real infisicalsdk and kubernetes clients against local fakes."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from fakes.infisical_server import FakeInfisical
+from fakes.kube_apiserver import FakeKubeAPI
+
+from tasks.engine import secretsync
+from tasks.engine.components import Component, SecretSpec, SecretSync
+from tasks.engine.context import RunContext, run_context
+from tasks.engine.deploy import execute
+from tasks.engine.errors import OneclusterError, SecretsError
+from tasks.engine.inventory import Inventory, load_inventory
+from tasks.engine.runner import RunFailed
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "talos" / "cluster.yaml"
+PROJECT = "11111111-2222-4333-8444-555555555555"
+LABELS = {"app.kubernetes.io/managed-by": "onecluster"}
+
+APP = SecretSpec("apps", "app-credentials", {"username": "APP_USER", "password": "APP_PASSWORD"})
+TUNNEL = SecretSpec("tunnel", "tunnel-token", {"token": "TUNNEL_TOKEN"})
+
+
+@pytest.fixture
+def infisical(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeInfisical]:
+    fake = FakeInfisical("sync-client", "sync-client-secret-1")
+    fake.add_project(PROJECT, {"prod": ["/"]})
+    fake.put(PROJECT, "prod", "/", "APP_USER", "app-user-1111", "homelab")
+    fake.put(PROJECT, "prod", "/", "APP_PASSWORD", "app-password-2222", "homelab")
+    fake.put(PROJECT, "prod", "/", "TUNNEL_TOKEN", "tunnel-token-3333", "homelab")
+    url = fake.start()
+    monkeypatch.setenv("INFISICAL_CLIENT_ID", "sync-client")
+    monkeypatch.setenv("INFISICAL_CLIENT_SECRET", "sync-client-secret-1")
+    monkeypatch.setenv("INFISICAL_SITE_URL", url)
+    monkeypatch.setenv("INFISICAL_PROJECT_ID", PROJECT)
+    monkeypatch.setenv("INFISICAL_TIMEOUT", "1")
+    for var in ("INFISICAL_ENVIRONMENT", "INFISICAL_SECRET_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKubeAPI]:
+    fake = FakeKubeAPI()
+    fake.start()
+    monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "kubeconfig")))
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def inventory() -> Inventory:
+    return load_inventory(CLUSTER)
+
+
+@pytest.fixture
+def ctx(inventory, kube, infisical) -> Iterator[RunContext]:
+    with run_context(inventory, dry_run=False, fetch_kubeconfig=False) as context:
+        yield context
+
+
+def test_sync_creates_namespace_and_secret_with_keys_and_labels(ctx, kube):
+    outcomes = secretsync.sync(ctx, [APP], owner="secrets/app")
+    assert [o.action for o in outcomes] == ["created"]
+    namespace = kube.get("Namespace", "apps")
+    assert namespace["metadata"]["labels"] == LABELS
+    secret = kube.get("Secret", "app-credentials", "apps")
+    assert secret["metadata"]["labels"] == LABELS
+    assert secret["type"] == "Opaque"
+    assert kube.secret_values("apps", "app-credentials") == {
+        "username": "app-user-1111",
+        "password": "app-password-2222",
+    }
+    patches = kube.writes()
+    assert {r.content_type for r in patches} == {"application/apply-patch+yaml"}
+    assert {r.query["fieldManager"] for r in patches} == {"onecluster"}
+    managed = kube._render(kube.objects[("Secret", "apps", "app-credentials")])
+    assert [m["manager"] for m in managed["metadata"]["managedFields"]] == ["onecluster"]
+
+
+def test_existing_namespace_is_left_alone(ctx, kube):
+    secretsync.sync(ctx, [APP], owner="secrets/app")
+    before = kube.get("Namespace", "apps")["metadata"]["resourceVersion"]
+    secretsync.sync(ctx, [APP], owner="secrets/app")
+    namespace_patches = [r for r in kube.writes() if r.path == "/api/v1/namespaces/apps"]
+    assert len(namespace_patches) == 1
+    assert kube.get("Namespace", "apps")["metadata"]["resourceVersion"] == before
+
+
+def test_resync_with_nothing_changed_changes_nothing(ctx, kube):
+    secretsync.sync(ctx, [APP, TUNNEL], owner="secrets/x")
+    before = {k: s.obj["metadata"]["resourceVersion"] for k, s in kube.objects.items()}
+    outcomes = secretsync.sync(ctx, [APP, TUNNEL], owner="secrets/x")
+    assert [o.action for o in outcomes] == ["unchanged", "unchanged"]
+    after = {k: s.obj["metadata"]["resourceVersion"] for k, s in kube.objects.items()}
+    assert after == before
+
+
+def test_a_changed_value_in_infisical_updates_the_secret(ctx, kube, infisical):
+    secretsync.sync(ctx, [TUNNEL], owner="secrets/tunnel")
+    infisical.put(PROJECT, "prod", "/", "TUNNEL_TOKEN", "tunnel-token-rotated", "homelab")
+    outcomes = secretsync.sync(ctx, [TUNNEL], owner="secrets/tunnel")
+    assert [o.action for o in outcomes] == ["configured"]
+    assert kube.secret_values("tunnel", "tunnel-token") == {"token": "tunnel-token-rotated"}
+
+
+def test_keys_removed_from_the_declaration_are_pruned(ctx, kube):
+    secretsync.sync(ctx, [APP], owner="secrets/app")
+    fewer = SecretSpec("apps", "app-credentials", {"password": "APP_PASSWORD"})
+    outcomes = secretsync.sync(ctx, [fewer], owner="secrets/app")
+    assert [o.action for o in outcomes] == ["configured"]
+    assert kube.secret_values("apps", "app-credentials") == {"password": "app-password-2222"}
+    assert kube.get("Secret", "app-credentials", "apps")["metadata"]["labels"] == LABELS
+
+
+def test_pruning_keeps_keys_another_field_manager_owns(ctx, kube):
+    """Server-side apply removes only what onecluster itself applied before."""
+    from kubernetes import client as k8s
+
+    secretsync.sync(ctx, [APP], owner="secrets/app")
+    api = secretsync.api_client(ctx.kubeconfig)
+    try:
+        k8s.CoreV1Api(api).patch_namespaced_secret(
+            "app-credentials",
+            "apps",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "app-credentials", "namespace": "apps"},
+                "data": {"extra": base64.b64encode(b"added-by-hand").decode()},
+            },
+            field_manager="someone-else",
+            _content_type="application/apply-patch+yaml",
+        )
+    finally:
+        api.close()
+    secretsync.sync(
+        ctx, [SecretSpec("apps", "app-credentials", {"username": "APP_USER"})], owner="secrets/app"
+    )
+    assert kube.secret_values("apps", "app-credentials") == {
+        "username": "app-user-1111",
+        "extra": "added-by-hand",
+    }
+
+
+def test_a_missing_name_fails_before_the_cluster_is_touched(ctx, kube):
+    keys = {"a": "APP_USER", "b": "NOT_THERE", "c": "NOR_THIS"}
+    spec = SecretSpec("apps", "app-credentials", keys)
+    with pytest.raises(SecretsError, match=r"missing in Infisical .*: NOR_THIS, NOT_THERE"):
+        secretsync.sync(ctx, [spec], owner="secrets/app")
+    assert kube.requests == []
+
+
+@pytest.mark.parametrize(
+    ("inject", "expected"),
+    [
+        (lambda f, mp: mp.setenv("INFISICAL_CLIENT_SECRET", "wrong-one-99"), "HTTP 401"),
+        (lambda f, mp: mp.setenv("INFISICAL_PROJECT_ID", "no-such-project"), "HTTP 404"),
+        (lambda f, mp: f.fail(500, prefix="/api/v3/"), "HTTP 500"),
+        (lambda f, mp: f.hang(), "timeout"),
+    ],
+    ids=["401", "404", "500", "timeout"],
+)
+def test_infisical_failures_change_nothing_in_the_cluster(
+    inventory, kube, infisical, monkeypatch, inject, expected
+):
+    inject(infisical, monkeypatch)
+    with pytest.raises(RunFailed) as err:
+        execute(
+            lambda inv: [SecretSync(layer="secrets", name="app", secrets=(APP,))],
+            cluster=str(CLUSTER),
+            preflight=False,
+        )
+    assert expected in str(err.value)
+    assert kube.requests == []
+
+
+@pytest.mark.parametrize(
+    ("inject", "expected"),
+    [
+        (lambda f, mp: mp.setenv("INFISICAL_CLIENT_SECRET", "wrong-one-99"), "HTTP 401"),
+        (lambda f, mp: mp.setenv("INFISICAL_PROJECT_ID", "no-such-project"), "HTTP 404"),
+        (lambda f, mp: f.fail(500, prefix="/api/v3/"), "HTTP 500"),
+        (lambda f, mp: f.hang(), "timeout"),
+        (lambda f, mp: mp.delenv("INFISICAL_CLIENT_ID"), "$INFISICAL_CLIENT_ID"),
+    ],
+    ids=["401", "404", "500", "timeout", "no-credentials"],
+)
+def test_deploy_preflight_stops_before_any_step_runs(
+    inventory, kube, infisical, monkeypatch, inject, expected
+):
+    ran = []
+    inject(infisical, monkeypatch)
+    with pytest.raises(SecretsError, match=expected.replace("$", r"\$")):
+        execute(lambda inv: _catalog(ran), cluster=str(CLUSTER))
+    assert ran == []
+    assert kube.requests == []
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recorder(Component):
+    """A step that only records that it ran."""
+
+    kind: ClassVar[str] = "record"
+    log: list
+
+    def run(self, ctx):
+        self.log.append(self.id)
+
+
+def _catalog(ran: list, specs=(APP, TUNNEL)) -> list[Component]:
+    first = Recorder(layer="talos", name="health", log=ran)
+    syncs = [
+        SecretSync(layer="secrets", name=s.name, needs=("talos/health",), secrets=(s,))
+        for s in specs
+    ]
+    user = Recorder(layer="apps", name="app", needs=tuple(s.id for s in syncs), log=ran)
+    return [first, *syncs, user]
+
+
+def test_deploy_reports_every_missing_name_at_once_and_changes_nothing(kube, infisical):
+    ran = []
+    specs = (
+        SecretSpec("apps", "one", {"a": "MISSING_ONE", "b": "APP_USER"}),
+        SecretSpec("other", "two", {"c": "MISSING_TWO", "d": "MISSING_THREE"}),
+    )
+    with pytest.raises(OneclusterError) as err:
+        execute(lambda inv: _catalog(ran, specs), cluster=str(CLUSTER))
+    message = str(err.value)
+    assert message.startswith("preflight failed, nothing was changed:")
+    assert "secrets/one: missing in Infisical" in message and "MISSING_ONE" in message
+    assert "secrets/two: missing in Infisical" in message
+    assert "MISSING_THREE, MISSING_TWO" in message
+    assert "APP_USER" not in message
+    assert ran == []
+    assert kube.requests == []
+
+
+def test_deploy_syncs_then_runs_what_needs_the_secrets(kube, infisical):
+    ran = []
+    report = execute(lambda inv: _catalog(ran), cluster=str(CLUSTER))
+    assert report.ok
+    assert ran == ["talos/health", "apps/app"]
+    assert kube.secret_values("tunnel", "tunnel-token") == {"token": "tunnel-token-3333"}
+    # preflight and sync share one login and the names listing is fetched once
+    logins = [p for p in infisical.paths() if p.endswith("/login")]
+    assert len(logins) == 1
+
+
+def test_dry_run_without_credentials_checks_nothing_and_says_so(kube, monkeypatch, capsys):
+    for var in ("INFISICAL_CLIENT_ID", "INFISICAL_CLIENT_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+    ran = []
+    execute(lambda inv: _catalog(ran), cluster=str(CLUSTER), dry_run=True)
+    out = capsys.readouterr().out
+    assert out.count("Infisical not checked") == 1
+    assert "$INFISICAL_CLIENT_ID and $INFISICAL_CLIENT_SECRET unset" in out
+    assert "[secrets/app-credentials] would sync Secret(s) apps/app-credentials" in out
+    assert "apps/app-credentials: password <- Infisical APP_PASSWORD" in out
+    assert kube.requests == []
+
+
+def test_dry_run_with_credentials_checks_names_only(kube, infisical, capsys):
+    ran = []
+    execute(lambda inv: _catalog(ran), cluster=str(CLUSTER), dry_run=True)
+    lists = [r for r in infisical.requests if r.path == "/api/v3/secrets/raw"]
+    assert lists and {r.query["viewSecretValue"] for r in lists} == {"false"}
+    assert "Infisical not checked" not in capsys.readouterr().out
+    assert kube.requests == []
+
+
+def test_dry_run_with_credentials_stops_on_missing_names(kube, infisical):
+    specs = (SecretSpec("apps", "one", {"a": "MISSING_ONE"}),)
+    with pytest.raises(OneclusterError, match="MISSING_ONE"):
+        execute(lambda inv: _catalog([], specs), cluster=str(CLUSTER), dry_run=True)
+
+
+def test_kubernetes_errors_are_reported_without_the_response_body(ctx, kube):
+    kube.fail(403)
+    with pytest.raises(
+        SecretsError,
+        match=r"Kubernetes API refused to create namespace apps "
+        r"\(HTTP 403\).*may not get/patch",
+    ):
+        secretsync.sync(ctx, [APP], owner="secrets/app")
+
+
+def test_unreadable_kubeconfig_is_a_clear_error(inventory, infisical, tmp_path, monkeypatch):
+    missing = tmp_path / "nope" / "kubeconfig"
+    monkeypatch.setenv("KUBECONFIG", str(missing))
+    with (
+        run_context(inventory, dry_run=False, fetch_kubeconfig=False) as context,
+        pytest.raises(SecretsError, match=f"cannot use kubeconfig {missing}"),
+    ):
+        secretsync.sync(context, [APP], owner="secrets/app")
