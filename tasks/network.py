@@ -1,4 +1,4 @@
-"""Networking: kube-vip, Gateway API CRDs, cert-manager, Traefik, default-gateway and cloudflared."""
+"""Networking: kube-vip, Gateway API, cert-manager, Traefik, default-gateway and cloudflared."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ WILDCARD_SECRET = "wildcard-tls"
 
 
 def components(inv: Inventory) -> list[Component]:
-    """kube-vip for LoadBalancer Services, then Gateway API, certificates, Traefik and the tunnel."""
+    """kube-vip for LoadBalancer Services, then Gateway API, certificates, Traefik, the tunnel."""
     return [
         HelmRelease(
             layer="network",
