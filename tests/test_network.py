@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 from pathlib import Path
@@ -13,8 +14,9 @@ import yaml
 
 from tasks import network
 from tasks.engine.components import Gate, HelmRelease, ManifestBundle
-from tasks.engine.deploy import default_catalog, plan
+from tasks.engine.deploy import default_catalog, execute, plan
 from tasks.engine.inventory import REPO_ROOT, load_inventory
+from tasks.engine.runner import RunFailed
 from tests.chart_values import full_chart, helm_template, reference_chart, unknown_keys
 from tests.k8s_schemas import (
     crd_directories,
@@ -430,3 +432,44 @@ def test_chart_renders_and_objects_validate(
         )
         assert lan["metadata"]["annotations"]["kube-vip.io/loadbalancerIPs"] == TRAEFIK_LAN_IP
         assert lookup(lan, "spec.type") == "LoadBalancer"
+
+
+# --- a real run of the layer against recording fakes of helm and kubectl -----------------------
+
+
+def test_layer_runs_in_order_with_values_on_stdin(fake_tools) -> None:
+    execute(default_catalog, layers=["network"], jobs=4, preflight=False)
+    calls = fake_tools.calls()
+    helm = {
+        c["argv"][2]: c
+        for c in calls
+        if c["tool"] == "helm" and c["argv"][:2] == ["upgrade", "--install"]
+    }
+    assert set(helm) == set(RELEASES)
+    expected = hashlib.sha256(rendered(RELEASES["traefik"].values_path).encode()).hexdigest()
+    assert helm["traefik"]["stdin_sha256"] == expected  # values on stdin, never a file or argv
+    order = [" ".join(c["argv"]) for c in calls]
+
+    def first(*words: str) -> int:
+        return next(i for i, line in enumerate(order) if all(w in line for w in words))
+
+    assert first("standard-install.yaml") < first("install traefik") < first("deployment/traefik")
+    assert first("certificate/wildcard-tls") < first("gateway/default-gateway")
+    assert first("deployment/traefik") < first("deployment/cloudflared")
+
+
+def test_failed_gate_says_what_it_waited_for_and_what_it_saw(fake_tools) -> None:
+    fake_tools.rule(
+        "kubectl",
+        "rollout",
+        "deployment/traefik",
+        exit=1,
+        stderr="error: timed out waiting for the condition",
+    )
+    fake_tools.rule("kubectl", "get", "deployment", "traefik", stdout="traefik   1/2   2   1   5m")
+    with pytest.raises(RunFailed) as failed:
+        execute(default_catalog, layers=["network"], jobs=4, preflight=False)
+    message = str(failed.value)
+    assert "network/traefik-ready: waited for deployment/traefik in traefik rolled out" in message
+    assert "timed out waiting for the condition" in message and "1/2" in message
+    assert "skipped:" in message and "network/default-gateway" in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import yaml
 
 from tasks import storage
 from tasks.engine.components import HelmRelease
-from tasks.engine.deploy import default_catalog, plan
+from tasks.engine.deploy import default_catalog, execute, plan
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tests.chart_values import full_chart, helm_template, reference_chart, unknown_keys
 from tests.k8s_schemas import (
@@ -246,3 +247,17 @@ def test_chart_renders_and_objects_validate(crd_schemas: dict) -> None:
     assert resources["backup-target"] == f"s3://{B2.bucket}@{B2.region}/"
     assert resources["backup-target-credential-secret"] == storage.B2_CREDENTIALS.name
     assert any(d["kind"] == "ServiceMonitor" for d in objects)
+
+
+def test_namespace_is_applied_before_the_release_runs(fake_tools) -> None:
+    execute(default_catalog, layers=["storage"], jobs=4, preflight=False)
+    calls = fake_tools.calls()
+    order = [" ".join(c["argv"]) for c in calls]
+
+    def first(*words: str) -> int:
+        return next(i for i, line in enumerate(order) if all(w in line for w in words))
+
+    namespace = hashlib.sha256(rendered(MANIFESTS / "namespace" / "longhorn-system.yaml").encode())
+    applied = [i for i, c in enumerate(calls) if c["stdin_sha256"] == namespace.hexdigest()]
+    assert applied and "apply" in calls[applied[0]]["argv"]
+    assert applied[0] < first("upgrade", "--install", "longhorn") < first("longhorn-csi-plugin")
