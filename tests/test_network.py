@@ -56,6 +56,7 @@ VALUES_SETTINGS = [
     ("traefik", "ports.websecure.expose.lan", True),
     ("traefik", "providers.kubernetesIngress.enabled", True),
     ("traefik", "providers.kubernetesGateway.enabled", True),
+    ("traefik", "providers.kubernetesGateway.statusAddress.service.name", "traefik-lan"),
     ("traefik", "gatewayClass.enabled", True),
     ("traefik", "gatewayClass.name", "traefik"),
     ("traefik", "gateway.enabled", False),  # default-gateway is a manifest
