@@ -21,14 +21,15 @@ import yaml
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.engine.render import render_file
 
-KUBERNETES_VERSION = "1.35.0"  # talos/cluster.yaml kubernetesVersion
+INVENTORY = load_inventory(None)  # the reference cluster, talos/cluster.yaml
+KUBERNETES_VERSION = INVENTORY.cluster.kubernetes_version.lstrip("v")
 EXTRA_CRDS_ENV = "ONECLUSTER_EXTRA_CRDS"
 MISSING = object()
 
 
 def rendered(path: Path) -> str:
     """A values file or manifest with the reference inventory's placeholders filled in."""
-    return render_file(path, load_inventory(None))
+    return render_file(path, INVENTORY)
 
 
 def rendered_values(release: str) -> dict[str, Any]:
