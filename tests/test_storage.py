@@ -17,6 +17,7 @@ from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tests.chart_values import full_chart, helm_template, reference_chart, unknown_keys
 from tests.k8s_schemas import (
     crd_directories,
+    crd_documents,
     find_object,
     load_crd_schemas,
     lookup,
@@ -172,9 +173,13 @@ def test_manifest_validates(doc: dict, crd_schemas: dict) -> None:
         pytest.skip(skipped)
 
 
-def test_recurring_job_crd_is_in_the_reference(reference: Path) -> None:
-    schemas = load_crd_schemas([reference / "crds"])
-    assert ("longhorn.io/v1beta2", "RecurringJob") in schemas
+def test_gate_waits_for_crds_longhorn_really_has(reference: Path) -> None:
+    names = {
+        doc["metadata"]["name"]
+        for path in (reference / "crds" / "longhorn").glob("*.yaml")
+        for doc in crd_documents(path)
+    }
+    assert set(storage.LONGHORN_CRDS) <= names
 
 
 # --- gates ---------------------------------------------------------------------------------------
