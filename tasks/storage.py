@@ -8,47 +8,83 @@ from .engine.components import (
     HelmRelease,
     ManifestBundle,
     SecretSpec,
+    crds_established,
     resource_exists,
     rolled_out,
 )
 from .engine.deploy import layer_collection
 from .engine.inventory import Inventory
 
+NAMESPACE = "longhorn-system"
+# The CRDs the next steps create objects of (RecurringJob) or Longhorn needs to provision a volume
+LONGHORN_CRDS = tuple(
+    f"{plural}.longhorn.io"
+    for plural in ("volumes", "engines", "replicas", "settings", "recurringjobs", "backuptargets")
+)
+STORAGE_CLASSES = ("longhorn", "longhorn-rwx")
+
+# Backblaze B2 through its S3 API. Longhorn reads all three keys from one Secret, so the endpoint
+# (https://s3.<region>.backblazeb2.com, not secret) is stored in Infisical beside the key pair.
+B2_CREDENTIALS = SecretSpec(
+    NAMESPACE,
+    "longhorn-b2-credentials",
+    {
+        "AWS_ACCESS_KEY_ID": "B2_APPLICATION_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY": "B2_APPLICATION_KEY",
+        "AWS_ENDPOINTS": "B2_S3_ENDPOINT",
+    },
+)
+
 
 def components(inv: Inventory) -> list[Component]:
-    """Longhorn, its readiness gate, then its StorageClasses and backup jobs."""
+    """Longhorn's privileged namespace, the release, its classes and jobs, then the ready gate."""
     return [
+        ManifestBundle(layer="storage", name="namespace", needs=("talos/health",)),
         HelmRelease(
             layer="storage",
             name="longhorn",
-            needs=("talos/health", "observability/prometheus-crds"),
+            needs=(
+                "storage/namespace",
+                "observability/prometheus-crds",
+                "observability/prometheus-crds-established",
+            ),
             release="longhorn",
             chart="longhorn",
             repo="https://charts.longhorn.io",
             version="1.11.3",
-            namespace="longhorn-system",
+            namespace=NAMESPACE,
             timeout="15m",
-            secrets=(
-                SecretSpec(
-                    "longhorn-system",
-                    "longhorn-b2-credentials",
-                    {
-                        "AWS_ACCESS_KEY_ID": "B2_APPLICATION_KEY_ID",
-                        "AWS_SECRET_ACCESS_KEY": "B2_APPLICATION_KEY",
-                    },
-                ),
+            secrets=(B2_CREDENTIALS,),
+        ),
+        Gate(
+            layer="storage",
+            name="longhorn-manager-ready",
+            needs=("storage/longhorn",),
+            checks=(
+                crds_established(LONGHORN_CRDS),
+                # the manager also serves the admission webhook every Longhorn object passes
+                rolled_out("daemonset", "longhorn-manager", NAMESPACE),
             ),
+        ),
+        ManifestBundle(
+            layer="storage",
+            name="longhorn-extras",
+            needs=("storage/longhorn-manager-ready",),
+            summary="apply the RWX StorageClass and the recurring backup/trim jobs "
+            "(manifests/storage/longhorn-extras)",
         ),
         Gate(
             layer="storage",
             name="longhorn-ready",
-            needs=("storage/longhorn",),
+            needs=("storage/longhorn-extras",),
             checks=(
-                rolled_out("daemonset", "longhorn-manager", "longhorn-system"),
-                resource_exists("storageclass", "longhorn"),
+                # the driver deployer creates the CSI plugin; a PVC binds only once both run
+                rolled_out("deployment", "longhorn-driver-deployer", NAMESPACE),
+                resource_exists("daemonset", "longhorn-csi-plugin", NAMESPACE, timeout="300s"),
+                rolled_out("daemonset", "longhorn-csi-plugin", NAMESPACE),
+                *(resource_exists("storageclass", name) for name in STORAGE_CLASSES),
             ),
         ),
-        ManifestBundle(layer="storage", name="longhorn-extras", needs=("storage/longhorn-ready",)),
     ]
 
 

@@ -1,0 +1,476 @@
+"""Networking: every setting the issue lists, where it lives; schemas, secrets and gates."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tasks import network
+from tasks.engine.components import Gate, HelmRelease, ManifestBundle
+from tasks.engine.deploy import default_catalog, execute, plan
+from tasks.engine.inventory import REPO_ROOT, load_inventory
+from tasks.engine.runner import RunFailed
+from tests.chart_values import full_chart, helm_template, reference_chart, unknown_keys
+from tests.k8s_schemas import (
+    crd_directories,
+    crd_documents,
+    find_object,
+    load_crd_schemas,
+    lookup,
+    manifest_docs,
+    rendered,
+    rendered_values,
+    validate_object,
+)
+
+INV = load_inventory(None)
+MANIFESTS = REPO_ROOT / "manifests" / "network"
+POOL = f"{INV.network.pool.first}-{INV.network.pool.last}"
+TRAEFIK_LAN_IP = str(INV.network.static_ips["traefik-lan"])
+LB_IPS_ANNOTATION = "[kube-vip.io/loadbalancerIPs]"
+COMPONENTS = {c.name: c for c in network.components(INV)}
+RELEASES = {c.release: c for c in COMPONENTS.values() if isinstance(c, HelmRelease)}
+
+# (values file, key path, expected value): each networking setting of the issue in its values file
+VALUES_SETTINGS = [
+    ("kube-vip", "env.vip_arp", "true"),
+    ("kube-vip", "env.svc_enable", "true"),
+    ("kube-vip", "env.cp_enable", "false"),  # the control-plane VIP belongs to Talos
+    ("kube-vip", "env.lb_enable", "false"),
+    ("kube-vip", "podMonitor.enabled", True),
+    ("kube-vip-cloud-provider", "cm.data.range-global", POOL),
+    ("kube-vip-cloud-provider", "cm.data.search-order", "desc"),
+    ("traefik", "deployment.kind", "Deployment"),
+    ("traefik", "deployment.replicas", 2),
+    ("traefik", "service.spec.type", "ClusterIP"),
+    ("traefik", "service.additionalServices.lan.spec.type", "LoadBalancer"),
+    ("traefik", f"service.additionalServices.lan.annotations.{LB_IPS_ANNOTATION}", TRAEFIK_LAN_IP),
+    ("traefik", "ports.web.expose.lan", True),
+    ("traefik", "ports.websecure.expose.lan", True),
+    ("traefik", "providers.kubernetesIngress.enabled", True),
+    ("traefik", "providers.kubernetesGateway.enabled", True),
+    ("traefik", "providers.kubernetesGateway.statusAddress.service.name", "traefik-lan"),
+    ("traefik", "gatewayClass.enabled", True),
+    ("traefik", "gatewayClass.name", "traefik"),
+    ("traefik", "gateway.enabled", False),  # default-gateway is a manifest
+    ("traefik", "certificatesResolvers.cloudflare.acme.dnsChallenge.provider", "cloudflare"),
+    ("traefik", "certificatesResolvers.cloudflare.acme.email", INV.domains.acme_email),
+    ("traefik", "env.0.name", "CF_DNS_API_TOKEN"),
+    ("traefik", "env.0.valueFrom.secretKeyRef.name", "cloudflare-api-token"),
+    ("traefik", "tlsStore.default.defaultCertificate.secretName", network.WILDCARD_SECRET),
+    ("traefik", "metrics.prometheus.serviceMonitor.enabled", True),
+    ("cert-manager", "crds.enabled", True),
+    ("cert-manager", "prometheus.servicemonitor.enabled", True),
+]
+
+# (bundle, kind, name, key path, expected): each setting that lives in a manifest
+MANIFEST_SETTINGS = [
+    ("default-gateway", "Gateway", "default-gateway", "metadata.namespace", "traefik"),
+    ("default-gateway", "Gateway", "default-gateway", "spec.gatewayClassName", "traefik"),
+    ("default-gateway", "Gateway", "default-gateway", "spec.listeners.0.protocol", "HTTP"),
+    ("default-gateway", "Gateway", "default-gateway", "spec.listeners.1.protocol", "HTTPS"),
+    ("default-gateway", "Gateway", "default-gateway", "spec.listeners.1.tls.mode", "Terminate"),
+    (
+        "default-gateway",
+        "Gateway",
+        "default-gateway",
+        "spec.listeners.1.tls.certificateRefs.0.name",
+        network.WILDCARD_SECRET,
+    ),
+    (
+        "default-gateway",
+        "Gateway",
+        "default-gateway",
+        "spec.listeners.0.allowedRoutes.namespaces.from",
+        "All",
+    ),
+    (
+        "default-gateway",
+        "Gateway",
+        "default-gateway",
+        "spec.listeners.1.allowedRoutes.namespaces.from",
+        "All",
+    ),
+    (
+        "certificates",
+        "ClusterIssuer",
+        "letsencrypt-cloudflare",
+        "spec.acme.solvers.0.dns01.cloudflare.apiTokenSecretRef.name",
+        "cloudflare-api-token",
+    ),
+    (
+        "certificates",
+        "ClusterIssuer",
+        "letsencrypt-cloudflare",
+        "spec.acme.solvers.0.selector.dnsZones",
+        [INV.domains.base],
+    ),
+    (
+        "certificates",
+        "ClusterIssuer",
+        "letsencrypt-cloudflare",
+        "spec.acme.email",
+        INV.domains.acme_email,
+    ),
+    ("certificates", "Certificate", "wildcard-tls", "metadata.namespace", "traefik"),
+    ("certificates", "Certificate", "wildcard-tls", "spec.secretName", network.WILDCARD_SECRET),
+    (
+        "certificates",
+        "Certificate",
+        "wildcard-tls",
+        "spec.dnsNames",
+        [INV.domains.base, f"*.{INV.domains.base}"],
+    ),
+    ("certificates", "Certificate", "wildcard-tls", "spec.issuerRef.kind", "ClusterIssuer"),
+    ("cloudflared", "Deployment", "cloudflared", "spec.replicas", 3),
+    (
+        "cloudflared",
+        "Deployment",
+        "cloudflared",
+        "spec.template.spec.containers.0.args",
+        ["tunnel", "--no-autoupdate", "--metrics", "0.0.0.0:2000", "run"],
+    ),
+    (
+        "cloudflared",
+        "Deployment",
+        "cloudflared",
+        "spec.template.spec.containers.0.env.0.name",
+        "TUNNEL_TOKEN",
+    ),
+    (
+        "cloudflared",
+        "Deployment",
+        "cloudflared",
+        "spec.template.spec.containers.0.env.0.valueFrom.secretKeyRef.name",
+        "cloudflared-tunnel",
+    ),
+    (
+        "cloudflared",
+        "Deployment",
+        "cloudflared",
+        "spec.template.spec.containers.0.readinessProbe.httpGet.path",
+        "/ready",
+    ),
+    (
+        "cloudflared",
+        "Deployment",
+        "cloudflared",
+        "spec.template.spec.containers.0.livenessProbe.httpGet.path",
+        "/ready",
+    ),
+    ("cloudflared", "PodMonitor", "cloudflared", "spec.podMetricsEndpoints.0.port", "metrics"),
+]
+
+
+@pytest.mark.parametrize(
+    ("release", "key", "expected"), VALUES_SETTINGS, ids=[f"{r}:{k}" for r, k, _ in VALUES_SETTINGS]
+)
+def test_values_setting(release: str, key: str, expected: Any) -> None:
+    assert lookup(rendered_values(release), key) == expected
+
+
+@pytest.mark.parametrize(
+    ("bundle", "kind", "name", "key", "expected"),
+    MANIFEST_SETTINGS,
+    ids=[f"{b}:{k}/{n}:{p}" for b, k, n, p, _ in MANIFEST_SETTINGS],
+)
+def test_manifest_setting(bundle: str, kind: str, name: str, key: str, expected: Any) -> None:
+    assert lookup(find_object(MANIFESTS / bundle, kind, name), key) == expected
+
+
+def test_traefik_lan_ip_is_a_static_address_inside_the_pool() -> None:
+    assert ipaddress.IPv4Address(TRAEFIK_LAN_IP) in INV.network.pool
+
+
+def test_cloudflared_image_is_pinned() -> None:
+    image = lookup(
+        find_object(MANIFESTS / "cloudflared", "Deployment", "cloudflared"),
+        "spec.template.spec.containers.0.image",
+    )
+    repo, _, tag = image.rpartition(":")
+    assert repo.endswith("cloudflare/cloudflared") and tag and tag != "latest"
+
+
+def test_cloudflared_container_has_requests_and_a_memory_limit() -> None:
+    res = lookup(
+        find_object(MANIFESTS / "cloudflared", "Deployment", "cloudflared"),
+        "spec.template.spec.containers.0.resources",
+    )
+    assert set(res["requests"]) == {"cpu", "memory"} and "memory" in res["limits"]
+
+
+def test_gateway_listener_ports_are_traefik_entry_points(reference: Path) -> None:
+    """Traefik matches a listener to the entry point whose container port it names."""
+    defaults, _ = reference_chart(reference, "traefik")
+    gateway = find_object(MANIFESTS / "default-gateway", "Gateway", "default-gateway")
+    ports = {listener["protocol"]: listener["port"] for listener in gateway["spec"]["listeners"]}
+    assert ports == {
+        "HTTP": defaults["ports"]["web"]["port"],
+        "HTTPS": defaults["ports"]["websecure"]["port"],
+    }
+
+
+# --- secrets: every Secret a workload reads is one a component declares ------------------------
+
+SECRET_REFS = [
+    # (component, namespace, Secret, key) as read by the values file or manifest
+    ("traefik", "traefik", "cloudflare-api-token", "token"),
+    ("certificates", "cert-manager", "cloudflare-api-token", "api-token"),
+    ("cloudflared", "cloudflared", "cloudflared-tunnel", "token"),
+]
+
+
+@pytest.mark.parametrize(
+    ("component", "namespace", "secret", "key"),
+    SECRET_REFS,
+    ids=[f"{c}:{n}/{s}" for c, n, s, _ in SECRET_REFS],
+)
+def test_secret_read_is_declared(component: str, namespace: str, secret: str, key: str) -> None:
+    specs = {(s.namespace, s.name): s for s in COMPONENTS[component].secrets}
+    assert key in specs[(namespace, secret)].keys
+
+
+def test_secret_refs_match_what_the_files_read() -> None:
+    traefik_env = rendered_values("traefik")["env"][0]["valueFrom"]["secretKeyRef"]
+    issuer = find_object(MANIFESTS / "certificates", "ClusterIssuer", "letsencrypt-cloudflare")
+    issuer_ref = issuer["spec"]["acme"]["solvers"][0]["dns01"]["cloudflare"]["apiTokenSecretRef"]
+    tunnel = find_object(MANIFESTS / "cloudflared", "Deployment", "cloudflared")
+    tunnel_ref = tunnel["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]
+    assert [
+        (traefik_env["name"], traefik_env["key"]),
+        (issuer_ref["name"], issuer_ref["key"]),
+        (tunnel_ref["secretKeyRef"]["name"], tunnel_ref["secretKeyRef"]["key"]),
+    ] == [(s, k) for _, _, s, k in SECRET_REFS]
+
+
+def test_no_secret_value_is_written_in_a_network_file() -> None:
+    files = [
+        *MANIFESTS.rglob("*.yaml"),
+        *(REPO_ROOT / "helm-values" / f"{r}.yaml" for r in RELEASES),
+    ]
+    for path in files:
+        for line in path.read_text().splitlines():
+            assert "apiToken:" not in line and "tunnelToken" not in line, (path, line)
+
+
+# --- values keys and schemas -------------------------------------------------------------------
+
+# Maps the chart reads as free-form although their defaults are not empty (the key names a thing)
+FREE_FORM = {
+    "kube-vip": ["env.*"],  # every key becomes an env var of that name (chart contract)
+    "kube-vip-cloud-provider": [],
+    # ports.<entrypoint>.expose.<service> names the Service the port is exposed on
+    "traefik": ["ports.*.expose.*", "service.additionalServices.*"],
+}
+
+
+@pytest.mark.parametrize("release", sorted(FREE_FORM))
+def test_values_keys_exist_in_the_chart(reference: Path, release: str) -> None:
+    defaults, schema = reference_chart(reference, release)
+    unknown = unknown_keys(rendered_values(release), defaults, schema, FREE_FORM[release])
+    assert not unknown, f"helm-values/{release}.yaml: keys the chart does not read: {unknown}"
+
+
+def test_unknown_keys_catches_a_typo(reference: Path) -> None:
+    defaults, schema = reference_chart(reference, "traefik")
+    typo = {"deployment": {"replica": 2}, "providers": {"kubernetesGateway": {"enable": True}}}
+    assert unknown_keys(typo, defaults, schema, FREE_FORM["traefik"]) == [
+        "deployment.replica",
+        "providers.kubernetesGateway.enable",
+    ]
+
+
+def test_traefik_values_match_the_chart_schema(reference: Path) -> None:
+    _, schema = reference_chart(reference, "traefik")
+    defaults = yaml.safe_load((reference / "charts/traefik/values.yaml").read_text())
+    jsonschema.validate(_merged(defaults, rendered_values("traefik")), schema)
+
+
+def _merged(base: Any, over: Any) -> Any:
+    """Helm's values merge: maps merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
+# --- manifests against Kubernetes and CRD schemas ----------------------------------------------
+
+OBJECTS = list(manifest_docs(MANIFESTS))
+
+
+@pytest.fixture(scope="module")
+def crd_schemas() -> dict:
+    from tests.conftest import SHARED_REFERENCE
+
+    return load_crd_schemas(
+        crd_directories(SHARED_REFERENCE if SHARED_REFERENCE.is_dir() else None)
+    )
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [d for _, d in OBJECTS],
+    ids=[f"{p.parent.name}/{d['kind']}/{d['metadata']['name']}" for p, d in OBJECTS],
+)
+def test_manifest_validates(doc: dict, crd_schemas: dict) -> None:
+    skipped = validate_object(doc, crd_schemas)
+    if skipped:
+        pytest.skip(skipped)
+
+
+def test_gateway_api_crds_are_the_pinned_standard_channel(reference: Path) -> None:
+    folder = reference / "crds" / f"gateway-api-{network.GATEWAY_API_VERSION}"
+    names = {
+        doc["metadata"]["name"] for path in folder.glob("*.yaml") for doc in crd_documents(path)
+    }
+    assert set(network.GATEWAY_API_CRDS) == names
+    source = COMPONENTS["gateway-api-crds"].sources[0]
+    assert f"/{network.GATEWAY_API_VERSION}/standard-install.yaml" in source
+
+
+# --- gates: what each waits for, with a timeout ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plan_steps() -> dict[str, dict]:
+    data = json.loads(plan(default_catalog, layers=["network"], fmt="json"))
+    return {s["id"]: s for s in data["steps"]}
+
+
+GATE_WAITS = [
+    ("kube-vip-ready", ["rollout", "status", "daemonset/kube-vip", "-n", "kube-system"]),
+    ("kube-vip-ready", ["rollout", "status", "deployment/kube-vip-cloud-provider"]),
+    (
+        "gateway-api-established",
+        ["--for=condition=Established", "crd/gateways.gateway.networking.k8s.io"],
+    ),
+    ("cert-manager-ready", ["--for=condition=Established", "crd/certificates.cert-manager.io"]),
+    ("cert-manager-ready", ["rollout", "status", "deployment/cert-manager-webhook"]),
+    ("traefik-ready", ["rollout", "status", "deployment/traefik", "-n", "traefik"]),
+    (
+        "wildcard-certificate-ready",
+        ["--for=condition=Ready", "certificate/wildcard-tls", "--timeout=600s"],
+    ),
+    ("gateway-programmed", ["--for=condition=Programmed", "gateway/default-gateway"]),
+    ("cloudflared-ready", ["rollout", "status", "deployment/cloudflared", "-n", "cloudflared"]),
+]
+
+
+@pytest.mark.parametrize(("gate", "words"), GATE_WAITS, ids=[f"{g}:{w[-1]}" for g, w in GATE_WAITS])
+def test_gate_waits_for(plan_steps: dict, gate: str, words: list[str]) -> None:
+    commands = plan_steps[f"network/{gate}"]["commands"]
+    assert any(all(w in argv for w in words) for argv in commands), commands
+
+
+def test_every_gate_has_a_timeout(plan_steps: dict) -> None:
+    for step_id, step in plan_steps.items():
+        if step["kind"] == "gate":
+            for argv in step["commands"]:
+                assert any(a.startswith("--timeout=") for a in argv), (step_id, argv)
+
+
+def test_gate_failure_names_what_it_waited_for() -> None:
+    for comp in COMPONENTS.values():
+        if isinstance(comp, Gate):
+            for check in comp.checks:
+                assert check.what and check.observe is not None, comp.id
+
+
+def test_every_manifest_bundle_has_files() -> None:
+    for comp in COMPONENTS.values():
+        if isinstance(comp, ManifestBundle):
+            assert comp.files(), f"{comp.id}: no manifests in {comp.directory}"
+
+
+def test_helm_values_render_without_placeholders_left() -> None:
+    for release in RELEASES:
+        text = rendered(REPO_ROOT / "helm-values" / f"{release}.yaml")
+        assert "((" not in text, release
+
+
+# --- helm template with the full chart, when one is at hand ------------------------------------
+
+RENDER_CASES = [
+    # release, chart folder name, API versions the cluster has by then
+    ("kube-vip", "kube-vip", ["monitoring.coreos.com/v1"]),
+    ("kube-vip-cloud-provider", "kube-vip-cloud-provider", []),
+    ("traefik", "traefik", ["monitoring.coreos.com/v1", "gateway.networking.k8s.io/v1"]),
+    ("cert-manager", "cert-manager", ["monitoring.coreos.com/v1"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("release", "chart", "apis"), RENDER_CASES, ids=[r for r, _, _ in RENDER_CASES]
+)
+def test_chart_renders_and_objects_validate(
+    release: str, chart: str, apis: list[str], crd_schemas: dict
+) -> None:
+    comp = RELEASES[release]
+    folder = full_chart(chart, comp.version)
+    values = rendered(comp.values_path)
+    objects = helm_template(folder, comp.release, comp.namespace, values, apis)
+    assert objects
+    skipped = [reason for doc in objects if (reason := validate_object(doc, crd_schemas))]
+    # every custom kind these charts render has its CRD in the reference data
+    assert not skipped, skipped
+    if release == "traefik":
+        kinds = {(d["kind"], d["metadata"]["name"]) for d in objects}
+        assert {
+            ("Service", "traefik"),
+            ("Service", "traefik-lan"),
+            ("GatewayClass", "traefik"),
+            ("ServiceMonitor", "traefik"),
+        } <= kinds
+        lan = next(
+            d for d in objects if d["kind"] == "Service" and d["metadata"]["name"] == "traefik-lan"
+        )
+        assert lan["metadata"]["annotations"]["kube-vip.io/loadbalancerIPs"] == TRAEFIK_LAN_IP
+        assert lookup(lan, "spec.type") == "LoadBalancer"
+
+
+# --- a real run of the layer against recording fakes of helm and kubectl -----------------------
+
+
+def test_layer_runs_in_order_with_values_on_stdin(fake_tools) -> None:
+    execute(default_catalog, layers=["network"], jobs=4, preflight=False)
+    calls = fake_tools.calls()
+    helm = {
+        c["argv"][2]: c
+        for c in calls
+        if c["tool"] == "helm" and c["argv"][:2] == ["upgrade", "--install"]
+    }
+    assert set(helm) == set(RELEASES)
+    expected = hashlib.sha256(rendered(RELEASES["traefik"].values_path).encode()).hexdigest()
+    assert helm["traefik"]["stdin_sha256"] == expected  # values on stdin, never a file or argv
+    order = [" ".join(c["argv"]) for c in calls]
+
+    def first(*words: str) -> int:
+        return next(i for i, line in enumerate(order) if all(w in line for w in words))
+
+    assert first("standard-install.yaml") < first("install traefik") < first("deployment/traefik")
+    assert first("certificate/wildcard-tls") < first("gateway/default-gateway")
+    assert first("deployment/traefik") < first("deployment/cloudflared")
+
+
+def test_failed_gate_says_what_it_waited_for_and_what_it_saw(fake_tools) -> None:
+    fake_tools.rule(
+        "kubectl",
+        "rollout",
+        "deployment/traefik",
+        exit=1,
+        stderr="error: timed out waiting for the condition",
+    )
+    fake_tools.rule("kubectl", "get", "deployment", "traefik", stdout="traefik   1/2   2   1   5m")
+    with pytest.raises(RunFailed) as failed:
+        execute(default_catalog, layers=["network"], jobs=4, preflight=False)
+    message = str(failed.value)
+    assert "network/traefik-ready: waited for deployment/traefik in traefik rolled out" in message
+    assert "timed out waiting for the condition" in message and "1/2" in message
+    assert "skipped:" in message and "network/default-gateway" in message
