@@ -28,19 +28,23 @@ from fakes.kube_apiserver import FakeKubeAPI
 from tasks.engine.components import SecretSpec, SecretSync
 from tasks.engine.deploy import execute
 from tasks.engine.errors import OneclusterError
+from tasks.engine.inventory import load_inventory
+from tasks.stack import catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "talos" / "cluster.yaml"
 PROJECT = "11111111-2222-4333-8444-555555555555"
 SPEC = SecretSpec("leak", "leak-test", {"username": "LEAK_USER", "password": "LEAK_PASSWORD"})
 # the real catalogue's names, for the CLI runs
-CATALOGUE_NAMES = (
-    "CLOUDFLARE_API_TOKEN",
-    "CLOUDFLARE_TUNNEL_TOKEN",
-    "B2_APPLICATION_KEY_ID",
-    "B2_APPLICATION_KEY",
-    "NANOBOT_SLACK_BOT_TOKEN",
-    "NANOBOT_SLACK_APP_TOKEN",
+CATALOGUE_NAMES = tuple(
+    sorted(
+        {
+            name
+            for comp in catalog(load_inventory(CLUSTER))
+            for spec in comp.secrets
+            for name in spec.keys.values()
+        }
+    )
 )
 
 

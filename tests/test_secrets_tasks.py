@@ -112,6 +112,12 @@ def test_list_table_is_the_default():
         [
             "storage/longhorn",
             "longhorn-system/longhorn-b2-credentials",
+            "AWS_ENDPOINTS",
+            "B2_S3_ENDPOINT",
+        ],
+        [
+            "storage/longhorn",
+            "longhorn-system/longhorn-b2-credentials",
             "AWS_SECRET_ACCESS_KEY",
             "B2_APPLICATION_KEY",
         ],
@@ -131,8 +137,10 @@ def test_check_reports_every_missing_name_in_one_message(fakes):
     result = invoke("secrets.check", env=env)
     assert result.returncode == 1
     err = result.stderr
-    assert err.startswith("error: 3 secret(s) the selected components need are missing")
+    # one missing name is reported for every component that needs it
+    assert err.startswith("error: 4 secret(s) the selected components need are missing")
     assert "  - network/traefik: CLOUDFLARE_API_TOKEN\n" in err
+    assert "  - network/certificates: CLOUDFLARE_API_TOKEN\n" in err
     assert "  - storage/longhorn: B2_APPLICATION_KEY\n" in err
     assert "  - ai/nanobot: NANOBOT_SLACK_APP_TOKEN\n" in err
     assert "cloudflared" not in err
@@ -145,7 +153,7 @@ def test_check_honours_the_selection(fakes):
     fill(infisical, skip=("CLOUDFLARE_API_TOKEN",))
     ok = invoke("secrets.check", "--layer", "storage", "--component", "ai/nanobot", env=env)
     assert ok.returncode == 0, ok.stderr
-    assert "ok: all 4 secret(s) for 2 component(s) present in Infisical" in ok.stdout
+    assert "ok: all 5 secret(s) for 2 component(s) present in Infisical" in ok.stdout
     bad = invoke("secrets.check", "--component", "traefik", env=env)
     assert bad.returncode == 1 and "network/traefik: CLOUDFLARE_API_TOKEN" in bad.stderr
 
@@ -177,10 +185,12 @@ def test_sync_applies_the_selected_secrets(fakes):
     result = invoke("secrets.sync", "--component", "storage/longhorn", env=env)
     assert result.returncode == 0, result.stderr
     assert "Secret longhorn-system/longhorn-b2-credentials created" in result.stdout
+    longhorn = next(c for c in _comps() if c.id == "storage/longhorn")
+    (spec,) = longhorn.secrets
     assert kube.secret_values("longhorn-system", "longhorn-b2-credentials") == {
-        "AWS_ACCESS_KEY_ID": "value-of-b2_application_key_id",
-        "AWS_SECRET_ACCESS_KEY": "value-of-b2_application_key",
+        key: f"value-of-{name.lower()}" for key, name in spec.keys.items()
     }
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(spec.keys)
     assert kube.get("Secret", "cloudflare-api-token", "traefik") is None
     again = invoke("secrets.sync", "--component", "storage/longhorn", env=env)
     assert "Secret longhorn-system/longhorn-b2-credentials unchanged" in again.stdout
@@ -245,7 +255,7 @@ def test_a_component_whose_secrets_were_not_wired_is_an_error():
         ((), (), sorted(declared())),
         (("traefik",), (), ["network/traefik"]),
         (("secrets/nanobot",), (), ["ai/nanobot"]),
-        ((), ("network",), ["network/cloudflared", "network/traefik"]),
+        ((), ("network",), sorted(c for c in declared() if c.startswith("network/"))),
         (("ai/nanobot",), ("storage",), ["ai/nanobot", "storage/longhorn"]),
     ],
     ids=["all", "by-name", "by-step", "by-layer", "mixed"],
@@ -256,7 +266,8 @@ def test_selection(components, layers, expected):
 
 
 def test_unknown_layer_names_the_layers_with_secrets():
-    with pytest.raises(SecretsError, match="layers with secrets: ai, network, storage"):
+    layers = ", ".join(sorted({cid.split("/")[0] for cid in declared()}))
+    with pytest.raises(SecretsError, match=f"layers with secrets: {layers}"):
         secrets_tasks.select(secrets_tasks.requirements(_comps()), (), ("observability",))
 
 
