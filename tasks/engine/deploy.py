@@ -53,11 +53,16 @@ def execute(
     jobs: int = 4,
     options: dict[str, Any] | None = None,
     preflight: bool = True,
+    with_needs: bool = True,
 ) -> Report:
-    """Select steps and run them (or print them); raise :class:`RunFailed` if any step failed."""
+    """Select steps and run them (or print them); raise :class:`RunFailed` if any step failed.
+
+    ``with_needs=False`` runs exactly ``targets`` (callers that already dropped the needs found in
+    place, e.g. ``apps.deploy``, pass the steps still missing).
+    """
     inventory = load_inventory(cluster)
     graph = build_graph(catalog, inventory)
-    ids = graph.select(layers=layers, targets=targets, from_step=from_step)
+    ids = graph.select(layers=layers, targets=targets, with_needs=with_needs, from_step=from_step)
     steps = graph.steps(ids)
     if not dry_run:
         check_tools(sorted({t for s in steps for t in s.tools()}))
