@@ -98,9 +98,10 @@ def probes(step: Component, ctx: RunContext) -> list[Probe]:
     if isinstance(step, ManifestBundle):
         return [
             Probe(
-                f"every object of {step.id}",
-                _quick(ctx.kubectl(*get, "-f", "-", stdin=step.rendered(ctx).encode())),
+                f"{step.id}: {' '.join(refs)} in {ns or 'the cluster'}",
+                _quick(ctx.kubectl(*get, *(("-n", ns) if ns else ()), *refs)),
             )
+            for ns, refs in object_refs(step.rendered(ctx)).items()
         ]
     if isinstance(step, CrdBundle):
         return [
@@ -109,6 +110,23 @@ def probes(step: Component, ctx: RunContext) -> list[Probe]:
     if isinstance(step, Gate):
         return [Probe(c.what, _quick(c.command(ctx))) for c in step.checks]
     return []
+
+
+def object_refs(stream: str) -> dict[str, list[str]]:
+    """``kind.group/name`` of every object in a YAML stream, grouped by namespace ("" = cluster).
+
+    Naming each object (rather than ``get -f -``) makes a probe say which objects it looks for.
+    """
+    grouped: dict[str, list[str]] = {}
+    for doc in yaml.safe_load_all(stream):
+        if not isinstance(doc, dict) or "kind" not in doc:
+            continue
+        group = doc.get("apiVersion", "v1").rpartition("/")[0]
+        kind = doc["kind"].lower() + (f".{group}" if group else "")
+        meta = doc.get("metadata", {})
+        namespace = meta.get("namespace", "") if doc["kind"] != "Namespace" else ""
+        grouped.setdefault(namespace, []).append(f"{kind}/{meta['name']}")
+    return grouped
 
 
 def holds(probe: Probe, ctx: RunContext) -> bool:
