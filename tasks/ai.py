@@ -168,4 +168,4 @@ def components(inv: Inventory) -> list[Component]:
     return [c for w in declared(inv) for c in w.components()]
 
 
-ns = workload_collection("ai", __doc__, declared, noun="assistant")
+ns = workload_collection("ai", __doc__, declared, noun="workload")

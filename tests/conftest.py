@@ -32,11 +32,24 @@ class FakeTools:
     def _save(self) -> None:
         self.config.write_text(json.dumps({"sleep": self.sleep, "rules": self.rules}))
 
-    def rule(self, tool: str, *match: str, exit: int = 0, stdout: str = "", stderr: str = "",
-             sleep: float | None = None, times: int | None = None) -> None:
+    def rule(
+        self,
+        tool: str,
+        *match: str,
+        exit: int = 0,
+        stdout: str = "",
+        stderr: str = "",
+        sleep: float | None = None,
+        times: int | None = None,
+    ) -> None:
         """Make calls of ``tool`` whose argv contains every ``match`` behave as given."""
-        r: dict = {"tool": tool, "match": list(match), "exit": exit, "stdout": stdout,
-                   "stderr": stderr}
+        r: dict = {
+            "tool": tool,
+            "match": list(match),
+            "exit": exit,
+            "stdout": stdout,
+            "stderr": stderr,
+        }
         if sleep is not None:
             r["sleep"] = sleep
         if times is not None:

@@ -19,6 +19,7 @@ from tasks.engine.context import run_context
 from tasks.engine.deploy import build_graph, default_catalog
 from tasks.engine.inventory import load_inventory
 
+ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parents[1]
 PROBE = "--request-timeout=5s"
 QUICK_GATE = "--timeout=5s"
 STEP_LINE = re.compile(r"^# (\S+) \(\w+\)$", re.MULTILINE)
@@ -501,3 +502,20 @@ SEED = [
 @pytest.mark.parametrize("what,read,expected", SEED, ids=[s[0] for s in SEED])
 def test_seed_setting(what, read, expected):
     assert read() == expected
+
+
+def test_invoke_cli_dry_run_prints_mealie_and_its_missing_needs(fake_tools, graph):
+    import subprocess
+    import sys
+
+    platform_deployed(fake_tools, ("deployment.apps/mealie", PROBE))
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "apps.deploy", "--name", "mealie", "--dry-run"],
+        cwd=ROOT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert probed(graph, steps_printed(result.stdout)) == ["apps/mealie"]
+    assert "kubectl --kubeconfig" in result.stdout and "apply --server-side" in result.stdout
