@@ -119,7 +119,7 @@ def declared(inv: Inventory) -> list[Workload]:
             summary="Kubernetes MCP server (HTTP, ClusterIP), access from settings.ai.mcpAccess",
             chart=Chart(
                 chart="oci://ghcr.io/containers/charts/kubernetes-mcp-server",
-                version="0.0.66",
+                version="0.1.0",
                 workloads=(("deployment", "kubernetes-mcp-server"),),
                 release_class=McpServerRelease,
             ),
