@@ -29,7 +29,15 @@ from .errors import ConfirmationRequired, OneclusterError
 from .graph import Graph
 from .inventory import Inventory, load_inventory
 from .output import echo, table
-from .state import holds, in_place, missing_steps, rolled_out_now, workloads
+from .state import (
+    api_probe,
+    holds,
+    in_place,
+    missing_steps,
+    object_refs,
+    rolled_out_now,
+    workloads,
+)
 
 # what every database step needs: Longhorn's RWO class
 DATABASE_NEEDS = ("storage/longhorn-ready",)
@@ -237,8 +245,6 @@ def workload_collection(
         graph = build_graph(catalog, inv)
         rows = []
         with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
-            from .state import api_probe
-
             reachable = holds(api_probe(ctx), ctx)
             for w in find(inv, []):
                 main = graph[w.id]
@@ -295,6 +301,11 @@ def workload_collection(
         w = one(inv, name)
         graph = build_graph(catalog, inv)
         with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
+            if not holds(api_probe(ctx), ctx):
+                raise OneclusterError(
+                    f"the cluster API does not answer, so {w.name}'s state is unknown "
+                    "(fix: point $KUBECONFIG at the cluster)"
+                )
             own = [graph[s.id] for s in w.components()]
             rows = [(s.id, s.kind, "yes" if in_place(s, ctx) else "no") for s in own]
             echo(table(("step", "kind", "in place"), rows))
@@ -321,6 +332,9 @@ def workload_collection(
         graph = build_graph(catalog, inv)
         with run_context(inv, dry_run=dry_run, fetch_kubeconfig=False) as ctx:
             for command in removal_commands(w, graph, ctx, purge=purge):
+                if command.stdin:  # say what the manifest on stdin deletes
+                    refs = [r for rs in object_refs(command.stdin.decode()).values() for r in rs]
+                    echo(f"[{w.id}] # deletes {', '.join(refs)}")
                 ctx.run(command, prefix=f"[{w.id}] $ ")
         if not purge and not dry_run:
             echo(
