@@ -499,6 +499,63 @@ SEED = [
 ]
 
 
+def _nanobot_config() -> dict:
+    import string
+
+    template = find("ConfigMap", "nanobot-config", "nanobot")["data"]["config.template.json"]
+    names = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "ANTHROPIC_API_KEY")
+    return json.loads(string.Template(template).substitute({n: "x" for n in names}))
+
+
+def _in_namespace(kind: str, ns: str) -> list[str]:
+    return [
+        d["metadata"]["name"]
+        for _, d in OBJECTS
+        if d["kind"] == kind and d["metadata"].get("namespace") == ns
+    ]
+
+
+def _mcp_values() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT_DIR / "helm-values" / "kubernetes-mcp-server.yaml").read_text())
+
+
+SEED += [
+    (
+        "mcp server: ClusterIP, no ingress",
+        lambda: (_mcp_values()["service"]["type"], _mcp_values()["ingress"]["enabled"]),
+        ("ClusterIP", False),
+    ),
+    (
+        "nanobot: Slack Socket Mode",
+        lambda: _nanobot_config()["channels"]["slack"]["mode"],
+        "socket",
+    ),
+    (
+        "nanobot: no Service, no Ingress, no route",
+        lambda: [_in_namespace(k, "nanobot") for k in ("Service", "Ingress", "HTTPRoute")],
+        [[], [], []],
+    ),
+    ("nanobot: one pod", lambda: find("Deployment", "nanobot", "nanobot")["spec"]["replicas"], 1),
+    (
+        "nanobot: 40-message memory window",
+        lambda: _nanobot_config()["agents"]["defaults"]["memoryWindow"],
+        40,
+    ),
+    (
+        "nanobot: memory on a volume",
+        lambda: _mount("Deployment", "nanobot", "nanobot", "nanobot-memory"),
+        "/data",
+    ),
+    (
+        "openclaw: its own volume",
+        lambda: _in_namespace("PersistentVolumeClaim", "openclaw"),
+        ["openclaw-home"],
+    ),
+]
+
+
 @pytest.mark.parametrize("what,read,expected", SEED, ids=[s[0] for s in SEED])
 def test_seed_setting(what, read, expected):
     assert read() == expected
@@ -519,3 +576,10 @@ def test_invoke_cli_dry_run_prints_mealie_and_its_missing_needs(fake_tools, grap
     assert result.returncode == 0, result.stderr
     assert probed(graph, steps_printed(result.stdout)) == ["apps/mealie"]
     assert "kubectl --kubeconfig" in result.stdout and "apply --server-side" in result.stdout
+
+
+def test_status_without_a_cluster_says_so(fake_tools):
+    fake_tools.rule("kubectl", "/readyz", exit=1, stderr="connection refused")
+    with pytest.raises(Exit) as err:
+        run_task("status", name="mealie")
+    assert "cluster API does not answer" in str(err.value)
