@@ -2,35 +2,91 @@
 
 from __future__ import annotations
 
-from .engine.components import Component, HelmRelease, ManifestBundle
-from .engine.deploy import layer_collection
+from .engine.components import Component, SecretSpec
 from .engine.inventory import Inventory
+from .engine.workload import Chart, Workload, workload_collection
 
-PUBLIC = ("network/gateway-programmed", "storage/longhorn-ready")
+# Public apps are reached through default-gateway (Cloudflare tunnel → Traefik); LAN-only ones
+# through the Traefik LAN entry. Shared volumes come from Longhorn's RWX class (longhorn-extras).
+PUBLIC = ("network/gateway-programmed", "storage/longhorn-extras")
+LAN = ("network/gateway-programmed",)
 
 
-def components(inv: Inventory) -> list[Component]:
-    """Each app with the platform pieces it relies on."""
+def _db(namespace: str, name: str, **keys: str) -> SecretSpec:
+    return SecretSpec(namespace, name, keys)
+
+
+def declared(inv: Inventory) -> list[Workload]:
+    """Each app: one declaration, plus its folder under manifests/apps/ (or its values file)."""
     return [
-        ManifestBundle(layer="apps", name="mealie", needs=PUBLIC),
-        ManifestBundle(layer="apps", name="wordpress", needs=PUBLIC),
-        ManifestBundle(
+        Workload(
+            layer="apps",
+            name="mealie",
+            namespace="mealie",
+            needs=PUBLIC,
+            databases=("postgres",),
+            summary="recipes: 3 replicas on a shared RWX volume, PostgreSQL, public route",
+            secrets=(_db("mealie", "mealie-postgres", password="MEALIE_POSTGRES_PASSWORD"),),
+        ),
+        Workload(
+            layer="apps",
+            name="wordpress",
+            namespace="wordpress",
+            needs=PUBLIC,
+            databases=("mysql",),
+            summary="blog: 3 replicas sharing 15Gi RWX at /var/www/html, MySQL, public route",
+            secrets=(
+                _db(
+                    "wordpress",
+                    "wordpress-mysql",
+                    password="WORDPRESS_MYSQL_PASSWORD",
+                    **{"root-password": "WORDPRESS_MYSQL_ROOT_PASSWORD"},
+                ),
+            ),
+        ),
+        Workload(
             layer="apps",
             name="dispatcharr",
-            needs=("storage/longhorn-ready", "network/kube-vip-cloud-provider"),
+            namespace="dispatcharr",
+            needs=(
+                "network/kube-vip",
+                "network/kube-vip-cloud-provider",
+                "storage/longhorn-extras",
+            ),
+            databases=("postgres", "redis"),
+            summary="IPTV: web + Celery worker, Redis, PostgreSQL, LoadBalancer on its static IP",
+            secrets=(
+                _db(
+                    "dispatcharr", "dispatcharr-postgres", password="DISPATCHARR_POSTGRES_PASSWORD"
+                ),
+            ),
         ),
-        HelmRelease(
+        Workload(
             layer="apps",
             name="headlamp",
-            needs=("network/traefik-ready",),
-            release="headlamp",
-            chart="headlamp",
-            repo="https://kubernetes-sigs.github.io/headlamp/",
-            version="0.45.0",
             namespace="headlamp",
+            needs=LAN,
+            summary="Kubernetes web UI, LAN only",
+            chart=Chart(
+                chart="headlamp",
+                version="0.45.0",
+                repo="https://kubernetes-sigs.github.io/headlamp/",
+                workloads=(("deployment", "headlamp"),),
+            ),
         ),
-        ManifestBundle(layer="apps", name="sterlingpdf", needs=("network/traefik-ready",)),
+        Workload(
+            layer="apps",
+            name="sterlingpdf",
+            namespace="sterlingpdf",
+            needs=(*LAN, "storage/longhorn-ready"),
+            summary="PDF tools (Stirling-PDF), LAN only",
+        ),
     ]
 
 
-ns = layer_collection("apps", __doc__)
+def components(inv: Inventory) -> list[Component]:
+    """Every app's steps (its databases first, each gated, then the app)."""
+    return [c for w in declared(inv) for c in w.components()]
+
+
+ns = workload_collection("apps", __doc__, declared)

@@ -55,7 +55,11 @@ def execute(
     preflight: bool = True,
     with_needs: bool = True,
 ) -> Report:
-    """Select steps and run them (or print them); raise :class:`RunFailed` if any step failed."""
+    """Select steps and run them (or print them); raise :class:`RunFailed` if any step failed.
+
+    ``with_needs=False`` runs exactly ``targets`` (callers that already dropped the needs found in
+    place, e.g. ``apps.deploy``, pass the steps still missing).
+    """
     inventory = load_inventory(cluster)
     graph = build_graph(catalog, inventory)
     ids = graph.select(layers=layers, targets=targets, with_needs=with_needs, from_step=from_step)
