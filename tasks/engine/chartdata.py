@@ -27,6 +27,20 @@ REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 
 Path_ = tuple[str, ...]
 
+# libyaml's loader where PyYAML was built with it: the reference CRDs alone are 4 MB of YAML
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """One YAML document (safe loader, libyaml-backed when available)."""
+    return yaml.load(text, Loader=_LOADER)
+
+
+def load_yaml_all(text: str | bytes) -> list[Any]:
+    """Every document of a YAML stream (safe loader, libyaml-backed when available)."""
+    return list(yaml.load_all(text, Loader=_LOADER))
+
+
 # Maps a chart renders verbatim into a program's own configuration (toYaml, ini, env vars), whose
 # keys belong to that program, not to the chart. Read from each chart's templates; "*" matches any
 # one key. Charts in the cache add the ``toYaml .Values.x`` paths of their templates automatically.
@@ -131,9 +145,9 @@ def load_chart(
     """Build a :class:`Chart` from its files; ``find_dependency(name, version)`` fills gaps."""
     if "Chart.yaml" not in files:
         return None
-    meta = yaml.safe_load(files["Chart.yaml"]) or {}
+    meta = load_yaml(files["Chart.yaml"]) or {}
     text = files.get("values.yaml", b"").decode()
-    values = yaml.safe_load(text) or {}
+    values = load_yaml(text) or {}
     schema = json.loads(files["values.schema.json"]) if "values.schema.json" in files else None
     templates = [
         v.decode("utf-8", "replace") for k, v in files.items() if k.startswith("templates/")
@@ -179,7 +193,7 @@ def crd_docs(texts: Iterable[bytes]) -> list[dict[str, Any]]:
         if "{{" in text:  # a template, not a plain CRD
             continue
         try:
-            docs += [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+            docs += [d for d in load_yaml_all(text) if isinstance(d, dict)]
         except yaml.YAMLError:
             continue
     return [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
@@ -306,7 +320,7 @@ class ChartSource:
         folder = self.reference / "charts" / name
         if not (folder / "Chart.yaml").is_file():
             return None
-        meta = yaml.safe_load((folder / "Chart.yaml").read_text()) or {}
+        meta = load_yaml((folder / "Chart.yaml").read_text()) or {}
         if not _version_ok(version, str(meta.get("version", ""))):
             return None
         return load_chart(_dir_files(folder), shown(folder), self._reference)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .chartdata import crd_docs, shown
+from .chartdata import crd_docs, load_yaml_all, shown
 from .errors import FieldError
 from .inventory import Inventory
 
@@ -153,6 +153,6 @@ def _object_error(source: str, what: str, path: Iterable[Any], message: str) -> 
 
 def load_docs(text: str, source: str) -> tuple[list[Any], list[FieldError]]:
     try:
-        return list(yaml.safe_load_all(text)), []
+        return load_yaml_all(text), []
     except yaml.YAMLError as exc:
         return [], [FieldError(source, "(yaml)", f"not valid YAML: {exc}")]

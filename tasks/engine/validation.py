@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from .chartdata import REFERENCE, Chart, ChartSource, cache_path, shown
+from .chartdata import REFERENCE, Chart, ChartSource, cache_path, load_yaml, shown
 from .command import Command, Executor
 from .components import HelmRelease
 from .context import helm_env
@@ -92,7 +92,7 @@ def run(
                 continue
             text = render_file(release.values_path, inv)
             try:
-                values = yaml.safe_load(text)
+                values = load_yaml(text)
             except yaml.YAMLError as exc:
                 report.errors.append(FieldError(rel, "(yaml)", f"not valid YAML: {exc}"))
                 continue
