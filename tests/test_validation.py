@@ -144,11 +144,9 @@ def test_a_missing_subchart_is_reported_not_guessed(tmp_path: Path) -> None:
             "values.yaml": "gone:\n  enabled: true\n",
         },
     )
-    result = check_values({"gone": {"x": 1}}, load_chart(files, "p"), "v.yaml")
+    result = check_values({"gone": {"x": 1, "enabled": False}}, load_chart(files, "p"), "v.yaml")
     assert not result.errors
-    assert result.notes == [
-        "v.yaml: gone: subchart gone has no chart data here, its keys are not checked"
-    ]
+    assert result.notes == ["v.yaml: gone: subchart gone has no chart data here, not checked: x"]
 
 
 # Against the reference charts ----------------------------------------------------------------
@@ -214,6 +212,18 @@ def test_main_skips_without_chart_data(tmp_path: Path, capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert code == 0
     assert "skipped: values check: no chart data" in out
+
+
+def test_manifest_problems_are_collected_per_file(tmp_path: Path, reference: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "bad.yaml").write_text(
+        yaml.safe_dump(with_change(DEPLOYMENT, "spec.replica", 1))
+    )
+    (tmp_path / "a" / "placeholder.yaml").write_text("metadata:\n  name: ((no.such.key))\n")
+    report = validation.run(load_inventory(), manifests=tmp_path, reference=reference)
+    problems = {(e.file, e.field) for e in report.errors}
+    assert (str(tmp_path / "a" / "bad.yaml"), "Deployment/web spec") in problems
+    assert (str(tmp_path / "a" / "placeholder.yaml"), "line 2") in problems
 
 
 # Kubernetes objects ---------------------------------------------------------------------------

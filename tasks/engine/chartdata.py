@@ -340,7 +340,6 @@ class ChartSource:
 
 
 def shown(path: Path) -> str:
-    try:
-        return os.path.relpath(path, REPO_ROOT)
-    except ValueError:
-        return str(path)
+    """``path`` as messages show it: relative to the checkout (or ``../shared``), else absolute."""
+    relative = os.path.relpath(path, REPO_ROOT)
+    return str(path) if relative.startswith(os.pardir + os.sep + os.pardir) else relative

@@ -27,7 +27,7 @@ from .chartdata import REFERENCE, Chart, ChartSource, cache_path, load_yaml, sho
 from .command import Command, Executor
 from .components import HelmRelease
 from .context import helm_env
-from .errors import FieldError, OneclusterError
+from .errors import FieldError, InputError, OneclusterError
 from .inventory import REPO_ROOT, Inventory, load_inventory
 from .kubeschema import CrdIndex, kubernetes_schema_version, load_docs, validate_objects
 from .render import render_file
@@ -67,6 +67,8 @@ def run(
     crds = CrdIndex()
     if reference is not None and (reference / "crds").is_dir():
         crds.add_tree(reference / "crds")
+    else:
+        report.say("skipped: CRD schemas: no ../shared/reference/crds beside this checkout")
 
     if not source.available():
         report.say(
@@ -90,9 +92,11 @@ def run(
             if not release.values_path.exists():
                 report.say(f"skipped: {rel}: no values file (chart defaults)")
                 continue
-            text = render_file(release.values_path, inv)
             try:
-                values = load_yaml(text)
+                values = load_yaml(render_file(release.values_path, inv))
+            except InputError as exc:  # an unknown ((placeholder)): keep checking the rest
+                report.errors += exc.errors
+                continue
             except yaml.YAMLError as exc:
                 report.errors.append(FieldError(rel, "(yaml)", f"not valid YAML: {exc}"))
                 continue
@@ -115,7 +119,12 @@ def run(
     count = 0
     for path in files:
         rel = shown(path)
-        docs, errs = load_docs(render_file(path, inv), rel)
+        try:
+            text = render_file(path, inv)
+        except InputError as exc:
+            report.errors += exc.errors
+            continue
+        docs, errs = load_docs(text, rel)
         report.errors += errs
         count += sum(1 for d in docs if d is not None)
         report.errors += validate_objects(docs, rel, version, crds, notes)

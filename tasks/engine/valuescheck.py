@@ -113,10 +113,16 @@ def _walk(
         if not rel and key in chart.subcharts:
             sub = chart.view(key)
             if sub is None:
-                result.notes.append(
-                    f"{source}: {'.'.join(here)}: subchart {key} has no chart data here, "
-                    "its keys are not checked"
-                )
+                # the parent's own defaults under the alias (e.g. the `condition` key) are known;
+                # anything else belongs to the missing subchart and cannot be judged here
+                own = chart.values.get(key) if isinstance(chart.values.get(key), dict) else {}
+                unsure = sorted(str(k) for k in (value if isinstance(value, dict) else {}))
+                unsure = [k for k in unsure if k not in own]
+                if unsure:
+                    result.notes.append(
+                        f"{source}: {'.'.join(here)}: subchart {key} has no chart data here, "
+                        f"not checked: {', '.join(unsure)}"
+                    )
             elif isinstance(value, dict):
                 _walk(value, sub, sub.values, sub.schema, (), here, source, result)
             continue
