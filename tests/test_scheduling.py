@@ -35,6 +35,8 @@ RULE = "spec.rules.0"
 SETTINGS = [
     (SP, "scheduler.name", SCHEDULER),
     (SP, "plugins.enabled", ["LoadVariationRiskBalancing"]),
+    # no Coscheduling, so the in-tree queue sort must stay on
+    (SP, "plugins.disabled", []),
     (SP, "pluginConfig.0.name", "LoadVariationRiskBalancing"),
     (SP, f"{LVRB}.metricProvider.type", "Prometheus"),
     (
