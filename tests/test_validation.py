@@ -135,6 +135,35 @@ def test_merge_is_helms_coalescing() -> None:
     assert merge({"a": [1, 2]}, {"a": [3]}) == {"a": [3]}
 
 
+def test_a_packaged_subchart_is_read_from_its_tgz(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as tar:
+        for name, text in {
+            "Chart.yaml": "name: store\nversion: 5.4.0\n",
+            "values.yaml": "size: 5Gi\n",
+        }.items():
+            info = tarfile.TarInfo(f"store/{name}")
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text.encode()))
+    files = chart_files(
+        tmp_path,
+        {
+            "Chart.yaml": "name: p\nversion: 1.0.0\n"
+            "dependencies:\n  - {name: store, version: 5.4.0}\n",
+            "values.yaml": "store:\n  enabled: false\n",
+        },
+    )
+    files["charts/store-5.4.0.tgz"] = packed.getvalue()
+    chart = load_chart(files, "p")
+    assert errors_of("store: {size: 1Gi, enabled: true}", chart) == []
+    assert errors_of("store: {sise: 1Gi}", chart) == [
+        "store.sise: unknown key: store 5.4.0 has no such value (Helm would silently ignore it)"
+    ]
+
+
 def test_a_missing_subchart_is_reported_not_guessed(tmp_path: Path) -> None:
     files = chart_files(
         tmp_path,

@@ -58,13 +58,19 @@ class CrdIndex:
         self.schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.sources: set[str] = set()
 
-    def add(self, crd: Mapping[str, Any], origin: str) -> None:
+    def add(self, crd: Mapping[str, Any], origin: str, *, replace: bool = True) -> None:
+        """Index ``crd``'s served versions; with ``replace=False`` known versions are kept.
+
+        Charts bundle CRDs of other projects at older versions (Loki's agent operator ships an old
+        ServiceMonitor): the reference CRDs, which match what is applied, must win over those.
+        """
         spec = crd.get("spec") or {}
         group, kind = spec.get("group", ""), (spec.get("names") or {}).get("kind", "")
         for version in spec.get("versions") or []:
             schema = (version.get("schema") or {}).get("openAPIV3Schema")
-            if version.get("served", True) and schema:
-                self.schemas[(group, kind, version["name"])] = _strict(schema)
+            key = (group, kind, version["name"])
+            if version.get("served", True) and schema and (replace or key not in self.schemas):
+                self.schemas[key] = _strict(schema)
         self.sources.add(origin)
 
     def add_tree(self, root: Path) -> None:

@@ -88,7 +88,7 @@ def run(
                 report.say(f"skipped: {rel}: {why}")
                 continue
             for crd in chart.crds:
-                crds.add(crd, chart.origin)
+                crds.add(crd, chart.origin, replace=False)
             if not release.values_path.exists():
                 report.say(f"skipped: {rel}: no values file (chart defaults)")
                 continue
@@ -184,13 +184,21 @@ def template_release(
     try:
         out = (executor or Executor(echo_commands=False)).query(command).stdout
     except OneclusterError as exc:
-        return [FieldError(shown, "(render)", str(exc), "fix the values the error names")]
+        return [
+            FieldError(
+                shown,
+                "(render)",
+                str(exc),
+                "fix the values helm names; if it names missing dependencies, the cached chart "
+                "is incomplete: `invoke charts.pull --force`",
+            )
+        ]
     docs, errors = load_docs(out, shown)
     local = CrdIndex()
     local.schemas.update(crds.schemas)
     for doc in docs:
         if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-            local.add(doc, shown)
+            local.add(doc, shown, replace=False)
     notes: list[str] = []
     errors += validate_objects(docs, shown, version, local, notes)
     report.say(f"{shown}: {sum(1 for d in docs if d)} objects rendered and validated")
