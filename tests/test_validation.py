@@ -227,6 +227,36 @@ def test_a_typo_is_an_error_naming_file_and_key(
     assert (error.file, error.field) == (f"helm-values/{release}.yaml", path)
 
 
+ACCEPTED = [
+    (
+        "loki",
+        {"loki": {"limits_config": {"max_line_size": "256KB"}}},
+    ),  # from loki.config's template
+    ("loki", {"loki": {"compactor": {"compaction_interval": "10m"}}}),
+    ("kube-prometheus-stack", {"grafana": {"persistence": {"storageClassName": "longhorn"}}}),
+    (
+        "kube-prometheus-stack",
+        {"grafana": {"grafana.ini": {"auth": {"disable_login_form": False}}}},
+    ),
+    ("kube-vip", {"env": {"svc_election": "true"}}),
+    (
+        "kube-vip-cloud-provider",
+        {"cm": {"data": {"range-global": "192.168.50.200-192.168.50.230"}}},
+    ),
+    ("traefik", {"gateway": {"listeners": {"websecure": {"port": 8443}}}}),
+    ("traefik", {"ports": {"web": {"expose": {"lan": True}}}}),
+    ("traefik", {"service": {"additionalServices": {"lan": {"spec": {"type": "LoadBalancer"}}}}}),
+]
+
+
+@pytest.mark.parametrize(("release", "values"), ACCEPTED, ids=[str(v) for _, v in ACCEPTED])
+def test_free_form_maps_accept_any_key(reference: Path, release: str, values: dict) -> None:
+    (rel,) = [r for r in validation.helm_releases(load_inventory()) if r.release == release]
+    chart, why = ChartSource(reference=reference).chart(rel)
+    assert chart is not None, why
+    assert check_values(values, chart, "v.yaml").errors == []
+
+
 def test_main_says_which_source_it_used(
     reference: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

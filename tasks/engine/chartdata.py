@@ -42,23 +42,18 @@ def load_yaml_all(text: str | bytes) -> list[Any]:
 
 
 # Maps a chart renders verbatim into a program's own configuration (toYaml, ini, env vars), whose
-# keys belong to that program, not to the chart. Read from each chart's templates; "*" matches any
-# one key. Charts in the cache add the ``toYaml .Values.x`` paths of their templates automatically.
+# keys belong to that program, not to the chart. Found automatically where the chart's templates
+# are at hand (a cached chart, or templates inside values.yaml such as Loki's `loki.config`: every
+# `toYaml .Values.x` and `with .Values.x` + `toYaml .`). Listed here: those whose templates the
+# reference data lacks, read from the upstream templates of the pinned versions. "*" is any key.
 RENDERED_VERBATIM: dict[str, tuple[Path_, ...]] = {
-    "loki": (
-        ("loki", "limits_config"),
-        ("loki", "storage_config"),
-        ("loki", "commonConfig"),
-        ("loki", "server"),
-        ("loki", "ingester"),
-        ("loki", "querier"),
-        ("loki", "frontend"),
-        ("loki", "compactor"),
-        ("loki", "query_range"),
-        ("loki", "runtimeConfig"),
-    ),
+    # `storage_config` is merged into Loki's config by a long `with` block the scan does not span
+    "loki": (("loki", "storage_config"),),
+    # rendered into grafana.ini section by section
     "grafana": (("grafana.ini",),),
+    # every key becomes an environment variable of the kube-vip container
     "kube-vip": (("env",),),
+    # one listener per key; one `expose` flag per Service name
     "traefik": (("gateway", "listeners"), ("ports", "*", "expose")),
 }
 
@@ -152,7 +147,8 @@ def load_chart(
     templates = [
         v.decode("utf-8", "replace") for k, v in files.items() if k.startswith("templates/")
     ]
-    documented, verbatim = template_paths(templates)
+    # values.yaml may hold templates too (Loki renders its whole config from `loki.config`)
+    documented, verbatim = template_paths([*templates, text])
     documented |= documented_paths(text)
     verbatim |= set(RENDERED_VERBATIM.get(meta.get("name", ""), ()))
     chart = Chart(
@@ -201,6 +197,12 @@ def crd_docs(texts: Iterable[bytes]) -> list[dict[str, Any]]:
 
 _VALUES_REF = re.compile(r"\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 _TO_YAML = re.compile(r"toYaml\s+\(?\s*\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+# `{{- with .Values.x }} ... toYaml . ...` (or `. | toYaml`) before the block ends
+_WITH_TO_YAML = re.compile(
+    r"with\s+\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*-?}}"
+    r"(?:(?!{{-?\s*end)[^{]|{(?!{-?\s*end)){0,300}?(?:toYaml\s+\.\s|\.\s*\|\s*toYaml)",
+    re.S,
+)
 
 
 def template_paths(templates: Iterable[str]) -> tuple[set[Path_], set[Path_]]:
@@ -211,8 +213,9 @@ def template_paths(templates: Iterable[str]) -> tuple[set[Path_], set[Path_]]:
         for match in _VALUES_REF.finditer(text):
             parts = tuple(match.group(1).strip(".").split("."))
             read |= {parts[:i] for i in range(1, len(parts) + 1)}
-        for match in _TO_YAML.finditer(text):
-            verbatim.add(tuple(match.group(1).strip(".").split(".")))
+        for pattern in (_TO_YAML, _WITH_TO_YAML):
+            for match in pattern.finditer(text):
+                verbatim.add(tuple(match.group(1).strip(".").split(".")))
     return read, verbatim
 
 
