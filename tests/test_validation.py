@@ -112,6 +112,8 @@ CASES = [
         ["image.tag: expected a str", "image.tag: violates"],
     ),
     ("schema type", "image: {tag: 3}", ["image.tag: violates demo's values.schema.json"]),
+    ("scalar where the chart has a map", "persistence: true", ["persistence: expected a map"]),
+    ("null removes a map", "persistence: null", []),
 ]
 
 

@@ -140,6 +140,16 @@ def _walk(
             )
             continue
         child_default = default.get(key) if in_defaults else None
+        if child_default and isinstance(child_default, dict) and not isinstance(value, dict | None):
+            result.errors.append(
+                FieldError(
+                    source,
+                    ".".join(here),
+                    f"expected a map (the chart's default), got {value!r}",
+                    "set the keys below it, or null to remove the chart's map",
+                )
+            )
+            continue
         if not isinstance(value, dict) or _matches(path, chart.verbatim):
             continue
         if child_default == {} or _open_schema(child_schema, root):
