@@ -215,6 +215,12 @@ TYPOS = [
     ("alloy", {"controller": {"tolerations": [], "typ": "daemonset"}}, "controller.typ"),
     ("scheduler-plugins", {"scheduler": {"nam": "x"}}, "scheduler.nam"),
     ("kyverno", {"admissionControler": {"replicas": 3}}, "admissionControler"),
+    ("kubernetes-mcp-server", {"livenessProbe": {"initialDelaySecond": 3}}, "livenessProbe"),
+    (
+        "kube-prometheus-stack",
+        {"prometheus": {"prometheusSpec": {"resources": {"limit": {"cpu": 1}}}}},
+        "prometheus.prometheusSpec.resources",
+    ),
 ]
 
 
@@ -230,6 +236,12 @@ def test_a_typo_is_an_error_naming_file_and_key(
 
 
 ACCEPTED = [
+    ("kubernetes-mcp-server", {"config": {"log_level": 2}}),  # toToml .Values.config
+    ("kubernetes-mcp-server", {"livenessProbe": {"initialDelaySeconds": 5, "periodSeconds": 10}}),
+    (
+        "kube-prometheus-stack",
+        {"prometheus": {"prometheusSpec": {"resources": {"limits": {"memory": "4Gi"}}}}},
+    ),
     (
         "loki",
         {"loki": {"limits_config": {"max_line_size": "256KB"}}},

@@ -55,6 +55,8 @@ RENDERED_VERBATIM: dict[str, tuple[Path_, ...]] = {
     "kube-vip": (("env",),),
     # one listener per key; one `expose` flag per Service name
     "traefik": (("gateway", "listeners"), ("ports", "*", "expose")),
+    # `toToml .Values.config` becomes the server's config.toml
+    "kubernetes-mcp-server": (("config",),),
 }
 
 
@@ -196,7 +198,9 @@ def crd_docs(texts: Iterable[bytes]) -> list[dict[str, Any]]:
 
 
 _VALUES_REF = re.compile(r"\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
-_TO_YAML = re.compile(r"toYaml\s+\(?\s*\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+_TO_YAML = re.compile(
+    r"(?:toYaml|toToml|toJson|toPrettyJson)\s+\(?\s*\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)"
+)
 # `{{- with .Values.x }} ... toYaml . ...` (or `. | toYaml`) before the block ends
 _WITH_TO_YAML = re.compile(
     r"with\s+\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*-?}}"

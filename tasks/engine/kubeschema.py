@@ -5,6 +5,8 @@ prune them silently).
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,28 @@ def kubernetes_schema_version(inv: Inventory) -> str:
         return have[0] != major, abs(have[1] - minor)
 
     return min(all_versions(), key=distance)
+
+
+@functools.lru_cache(maxsize=4)
+def _definitions(version: str) -> dict[str, Any]:
+    from importlib.resources import files
+
+    folder = files("kubernetes_validate") / "kubernetes-json-schema" / f"v{version}-local-strict"
+    return json.loads((folder / "_definitions.json").read_text())
+
+
+@functools.lru_cache(maxsize=32)
+def definition_validator(name: str, version: str) -> Any:
+    """A strict validator for one Kubernetes type, e.g. ``io.k8s.api.core.v1.Probe``."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator({**_definitions(version), "$ref": f"#/$defs/{name}"})
+
+
+def latest_schema_version() -> str:
+    from kubernetes_validate.utils import all_versions
+
+    return all_versions()[-1]
 
 
 def _strict(schema: Any) -> Any:

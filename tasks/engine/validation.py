@@ -100,7 +100,7 @@ def run(
             except yaml.YAMLError as exc:
                 report.errors.append(FieldError(rel, "(yaml)", f"not valid YAML: {exc}"))
                 continue
-            result = check_values(values, chart, rel)
+            result = check_values(values, chart, rel, version)
             report.errors += result.errors
             report.lines += [f"note: {n}" for n in result.notes]
             status = f"{len(result.errors)} error(s)" if result.errors else "ok"

@@ -16,6 +16,19 @@ from typing import Any
 
 from .chartdata import Chart, Path_, merge
 from .errors import FieldError
+from .kubeschema import definition_validator, latest_schema_version
+
+# Keys that charts copy verbatim into a Pod spec under the same name: their values are Kubernetes
+# objects, so they are checked against that Kubernetes type (strictly) instead of the chart's
+# example default (a probe's default holds httpGet; initialDelaySeconds is still valid).
+KUBERNETES_TYPED = {
+    "livenessProbe": "io.k8s.api.core.v1.Probe",
+    "readinessProbe": "io.k8s.api.core.v1.Probe",
+    "startupProbe": "io.k8s.api.core.v1.Probe",
+    "resources": "io.k8s.api.core.v1.ResourceRequirements",
+    "affinity": "io.k8s.api.core.v1.Affinity",
+    "lifecycle": "io.k8s.api.core.v1.Lifecycle",
+}
 
 
 def _resolve(schema: Any, root: Mapping[str, Any]) -> Any:
@@ -78,11 +91,17 @@ class ValuesCheck:
     errors: list[FieldError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     keys: int = 0
+    kube_version: str = ""
 
 
-def check_values(values: Any, chart: Chart, source: str) -> ValuesCheck:
-    """Every key of ``values`` must be known to ``chart``; merged values must satisfy its schema."""
-    result = ValuesCheck()
+def check_values(
+    values: Any, chart: Chart, source: str, kube_version: str | None = None
+) -> ValuesCheck:
+    """Every key of ``values`` must be known to ``chart``; merged values must satisfy its schema.
+
+    ``kube_version`` picks the Kubernetes schemas for typed keys (default: the newest available).
+    """
+    result = ValuesCheck(kube_version=kube_version or latest_schema_version())
     if values is None:
         return result
     if not isinstance(values, dict):
@@ -151,6 +170,14 @@ def _walk(
             )
             continue
         if not isinstance(value, dict) or _matches(path, chart.verbatim):
+            continue
+        if key in KUBERNETES_TYPED:
+            validator = definition_validator(KUBERNETES_TYPED[key], result.kube_version)
+            for err in validator.iter_errors(value):
+                where = ".".join([*here, *(str(p) for p in err.absolute_path)])
+                result.errors.append(
+                    FieldError(source, where, f"not a valid {KUBERNETES_TYPED[key]}: {err.message}")
+                )
             continue
         if child_default == {} or _open_schema(child_schema, root):
             continue  # a free-form map (annotations, env, config rendered verbatim)
