@@ -24,10 +24,10 @@ from pathlib import Path
 import yaml
 
 from .chartdata import REFERENCE, Chart, ChartSource, cache_path, load_yaml, shown
-from .command import Command, Executor
+from .command import Command, Executor, resolve_binary
 from .components import HelmRelease
 from .context import helm_env
-from .errors import FieldError, InputError, OneclusterError
+from .errors import FieldError, InputError, OneclusterError, ToolMissingError
 from .inventory import REPO_ROOT, Inventory, load_inventory
 from .kubeschema import CrdIndex, kubernetes_schema_version, load_docs, validate_objects
 from .render import render_file
@@ -134,8 +134,12 @@ def run(
     )
     report.lines += [f"note: {n}" for n in notes]
 
+    helm_missing = _helm_missing()
     for release in releases:
         chart = charts.get(release.id)
+        if chart is not None and chart.templates and helm_missing:
+            report.say(f"skipped: helm template {release.release}: {helm_missing}")
+            continue
         if chart is None or not chart.templates:
             report.say(
                 f"skipped: helm template {release.release}: no full chart at "
@@ -144,6 +148,15 @@ def run(
             continue
         report.errors += template_release(release, inv, source, version, crds, report, executor)
     return report
+
+
+def _helm_missing() -> str:
+    """Why ``helm template`` cannot run here ("" when it can)."""
+    try:
+        resolve_binary("helm")
+    except ToolMissingError as exc:
+        return str(exc)
+    return ""
 
 
 def template_command(
@@ -178,7 +191,7 @@ def template_release(
     executor: Executor | None = None,
 ) -> list[FieldError]:
     """Render ``release`` with ``helm template`` and validate every object it produces."""
-    shown = f"helm template {release.release}"
+    label = f"helm template {release.release}"
     values = render_file(release.values_path, inv) if release.values_path.exists() else ""
     command = template_command(release, cache_path(release, source.cache), version, values)
     try:
@@ -186,22 +199,22 @@ def template_release(
     except OneclusterError as exc:
         return [
             FieldError(
-                shown,
+                label,
                 "(render)",
                 str(exc),
                 "fix the values helm names; if it names missing dependencies, the cached chart "
                 "is incomplete: `invoke charts.pull --force`",
             )
         ]
-    docs, errors = load_docs(out, shown)
+    docs, errors = load_docs(out, label)
     local = CrdIndex()
     local.schemas.update(crds.schemas)
     for doc in docs:
         if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-            local.add(doc, shown, replace=False)
+            local.add(doc, label, replace=False)
     notes: list[str] = []
-    errors += validate_objects(docs, shown, version, local, notes)
-    report.say(f"{shown}: {sum(1 for d in docs if d)} objects rendered and validated")
+    errors += validate_objects(docs, label, version, local, notes)
+    report.say(f"{label}: {sum(1 for d in docs if d)} objects rendered and validated")
     report.lines += [f"note: {n}" for n in notes]
     return errors
 
