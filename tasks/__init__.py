@@ -2,8 +2,9 @@
 
 from invoke import Collection
 
-from . import ai, apps, cluster, network, observability, scheduling, secrets, storage, talos
+from . import ai, apps, charts, cluster, network, observability, scheduling, secrets, storage, talos
 
 namespace = Collection()
-for _module in (talos, secrets, network, storage, observability, scheduling, ai, apps, cluster):
+_LAYERS = (talos, secrets, network, storage, observability, scheduling, ai, apps, cluster)
+for _module in (*_LAYERS, charts):
     namespace.add_collection(_module.ns)

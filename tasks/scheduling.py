@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from .engine.components import Component, Gate, HelmRelease, ManifestBundle, rolled_out
+from .engine.components import (
+    Component,
+    Gate,
+    HelmRelease,
+    ManifestBundle,
+    crds_established,
+    rolled_out,
+)
 from .engine.deploy import layer_collection
 from .engine.inventory import Inventory
+
+SCHEDULER_NAME = "scheduler-plugins-scheduler"
 
 
 def components(inv: Inventory) -> list[Component]:
@@ -13,12 +22,19 @@ def components(inv: Inventory) -> list[Component]:
         HelmRelease(
             layer="scheduling",
             name="scheduler-plugins",
+            # Trimaran scores from Prometheus' node recording rules from its first cycle
             needs=("observability/prometheus-ready",),
             release="scheduler-plugins",
             chart="scheduler-plugins",
             repo="https://scheduler-plugins.sigs.k8s.io",
             version="0.34.7",
             namespace="scheduler-plugins",
+        ),
+        Gate(
+            layer="scheduling",
+            name="scheduler-plugins-ready",
+            needs=("scheduling/scheduler-plugins",),
+            checks=(rolled_out("deployment", SCHEDULER_NAME, "scheduler-plugins"),),
         ),
         HelmRelease(
             layer="scheduling",
@@ -34,12 +50,17 @@ def components(inv: Inventory) -> list[Component]:
             layer="scheduling",
             name="kyverno-ready",
             needs=("scheduling/kyverno",),
-            checks=(rolled_out("deployment", "kyverno-admission-controller", "kyverno"),),
+            checks=(
+                crds_established(["clusterpolicies.kyverno.io"]),
+                rolled_out("deployment", "kyverno-admission-controller", "kyverno"),
+            ),
         ),
+        # Only once the scheduler runs may Pods be sent to it: a Pod naming a scheduler that does
+        # not exist stays Pending forever.
         ManifestBundle(
             layer="scheduling",
             name="trimaran-policy",
-            needs=("scheduling/kyverno-ready", "scheduling/scheduler-plugins"),
+            needs=("scheduling/kyverno-ready", "scheduling/scheduler-plugins-ready"),
         ),
     ]
 

@@ -1,0 +1,256 @@
+"""Validate values files and manifests offline: against chart data, Kubernetes schemas and CRDs.
+
+Helm silently ignores a values key the chart does not know, so a typo quietly disables a setting.
+Every ``HelmRelease`` of the catalogue has its values file (rendered with the inventory) checked
+against its pinned chart: a key absent from the chart's default values (including keys the chart
+documents as comments or reads in its templates) and from its ``values.schema.json`` is an error,
+and the values merged onto the defaults must satisfy that schema. Chart data comes from the cache
+``invoke charts.pull`` fills (``.cache/charts/<chart>-<version>/``, full charts) or else from
+``../shared/reference/charts`` (values and schemas only). Every file under ``manifests/`` is
+rendered and validated against the Kubernetes JSON schemas of the inventory's Kubernetes minor and
+against the CRDs in ``../shared/reference/crds``. Where a full chart is cached, ``helm template``
+renders the release and its objects are validated the same way.
+
+Run ``python -m tasks.engine.validation`` (the lint session does): exit 1 on any error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .chartdata import REFERENCE, Chart, ChartSource, cache_path, load_yaml, shown
+from .command import Command, Executor, resolve_binary
+from .components import HelmRelease
+from .context import helm_env
+from .errors import FieldError, InputError, OneclusterError, ToolMissingError
+from .inventory import REPO_ROOT, Inventory, load_inventory
+from .kubeschema import CrdIndex, kubernetes_schema_version, load_docs, validate_objects
+from .render import render_file
+from .valuescheck import check_values
+
+
+@dataclass
+class Report:
+    """Everything one validation run found: errors, skips and what was checked."""
+
+    errors: list[FieldError] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def helm_releases(inv: Inventory) -> list[HelmRelease]:
+    from ..stack import catalog  # lazy: the layer modules import the engine
+
+    return [c for c in catalog(inv) if isinstance(c, HelmRelease)]
+
+
+def run(
+    inv: Inventory,
+    *,
+    source: ChartSource | None = None,
+    manifests: Path | None = None,
+    reference: Path | None = REFERENCE,
+    executor: Executor | None = None,
+) -> Report:
+    """Check every values file, manifest and (where a chart is cached) rendered release."""
+    report = Report()
+    source = source or ChartSource(reference=reference)
+    releases = helm_releases(inv)
+    version = kubernetes_schema_version(inv)
+    crds = CrdIndex()
+    if reference is not None and (reference / "crds").is_dir():
+        crds.add_tree(reference / "crds")
+    else:
+        report.say("skipped: CRD schemas: no ../shared/reference/crds beside this checkout")
+
+    if not source.available():
+        report.say(
+            f"skipped: values check: no chart data ({shown(source.cache)} is empty: run "
+            "`invoke charts.pull` where the network allows, or put ../shared/reference beside "
+            "this checkout)"
+        )
+        charts: dict[str, Chart | None] = {}
+    else:
+        report.say(f"chart data: {source.describe()}")
+        charts = {}
+        for release in releases:
+            chart, why = source.chart(release)
+            charts[release.id] = chart
+            rel = shown(release.values_path)
+            if chart is None:
+                report.say(f"skipped: {rel}: {why}")
+                continue
+            for crd in chart.crds:
+                crds.add(crd, chart.origin, replace=False)
+            if not release.values_path.exists():
+                report.say(f"skipped: {rel}: no values file (chart defaults)")
+                continue
+            try:
+                values = load_yaml(render_file(release.values_path, inv))
+            except InputError as exc:  # an unknown ((placeholder)): keep checking the rest
+                report.errors += exc.errors
+                continue
+            except yaml.YAMLError as exc:
+                report.errors.append(FieldError(rel, "(yaml)", f"not valid YAML: {exc}"))
+                continue
+            result = check_values(values, chart, rel, version)
+            report.errors += result.errors
+            report.lines += [f"note: {n}" for n in result.notes]
+            status = f"{len(result.errors)} error(s)" if result.errors else "ok"
+            report.say(
+                f"values: {rel}: {result.keys} keys against {chart.name} {chart.version} "
+                f"({chart.origin}): {status}"
+            )
+
+    manifest_root = manifests or REPO_ROOT / "manifests"
+    files = (
+        sorted(p for p in manifest_root.rglob("*.y*ml") if p.is_file())
+        if manifest_root.is_dir()
+        else []
+    )
+    notes: list[str] = []
+    count = 0
+    for path in files:
+        rel = shown(path)
+        try:
+            text = render_file(path, inv)
+        except InputError as exc:
+            report.errors += exc.errors
+            continue
+        docs, errs = load_docs(text, rel)
+        report.errors += errs
+        count += sum(1 for d in docs if d is not None)
+        report.errors += validate_objects(docs, rel, version, crds, notes)
+    report.say(
+        f"manifests: {len(files)} files, {count} objects against Kubernetes {version} schemas "
+        f"(strict) and {len(crds.schemas)} CRD versions"
+    )
+    report.lines += [f"note: {n}" for n in notes]
+
+    helm_missing = _helm_missing()
+    for release in releases:
+        chart = charts.get(release.id)
+        if chart is not None and chart.templates and helm_missing:
+            report.say(f"skipped: helm template {release.release}: {helm_missing}")
+            continue
+        if chart is None or not chart.templates:
+            report.say(
+                f"skipped: helm template {release.release}: no full chart at "
+                f"{shown(cache_path(release, source.cache))} (run `invoke charts.pull`)"
+            )
+            continue
+        report.errors += template_release(release, inv, source, version, crds, report, executor)
+    return report
+
+
+def _helm_missing() -> str:
+    """Why ``helm template`` cannot run here ("" when it can)."""
+    try:
+        resolve_binary("helm")
+    except ToolMissingError as exc:
+        return str(exc)
+    return ""
+
+
+def template_command(
+    release: HelmRelease, chart_dir: Path, kube_version: str, values: str
+) -> Command:
+    """``helm template`` of ``release`` from an unpacked chart, values on stdin."""
+    return Command(
+        "helm",
+        (
+            "template",
+            release.release,
+            str(chart_dir),
+            "--namespace",
+            release.namespace,
+            "--kube-version",
+            f"v{kube_version}",
+            "--values",
+            "-",
+        ),
+        stdin=values.encode(),
+        env=helm_env(),
+    )
+
+
+def template_release(
+    release: HelmRelease,
+    inv: Inventory,
+    source: ChartSource,
+    version: str,
+    crds: CrdIndex,
+    report: Report,
+    executor: Executor | None = None,
+) -> list[FieldError]:
+    """Render ``release`` with ``helm template`` and validate every object it produces."""
+    label = f"helm template {release.release}"
+    values = render_file(release.values_path, inv) if release.values_path.exists() else ""
+    command = template_command(release, cache_path(release, source.cache), version, values)
+    try:
+        out = (executor or Executor(echo_commands=False)).query(command).stdout
+    except OneclusterError as exc:
+        return [
+            FieldError(
+                label,
+                "(render)",
+                str(exc),
+                "fix the values helm names; if it names missing dependencies, the cached chart "
+                "is incomplete: `invoke charts.pull --force`",
+            )
+        ]
+    docs, errors = load_docs(out, label)
+    local = CrdIndex()
+    local.schemas.update(crds.schemas)
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+            local.add(doc, label, replace=False)
+    notes: list[str] = []
+    errors += validate_objects(docs, label, version, local, notes)
+    report.say(f"{label}: {sum(1 for d in docs if d)} objects rendered and validated")
+    report.lines += [f"note: {n}" for n in notes]
+    return errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate values files and manifests; print what was checked; exit 1 on any error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tasks.engine.validation", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--cluster", help="inventory file (default: $ONECLUSTER_CLUSTER or talos/cluster.yaml)"
+    )
+    parser.add_argument("--cache", type=Path, help="chart cache directory (default: .cache/charts)")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=REFERENCE,
+        help="reference data directory (default: ../shared/reference)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        inv = load_inventory(args.cluster)
+        report = run(inv, source=ChartSource(args.cache, args.reference), reference=args.reference)
+    except OneclusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for line in report.lines:
+        print(line)
+    if report.errors:
+        print(f"{len(report.errors)} error(s):")
+        for err in report.errors:
+            print(f"  - {err}")
+        return 1
+    print("validation: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

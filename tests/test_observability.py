@@ -1,0 +1,192 @@
+"""The observability layer: each seed setting where it lives, the order of steps and the gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tasks.engine.components import Gate, HelmRelease
+from tasks.engine.errors import GateError
+from tasks.engine.graph import Graph
+from tasks.engine.inventory import REPO_ROOT, load_inventory
+from tasks.engine.render import render_file
+from tasks.stack import catalog
+
+
+def rendered(relative: str) -> Any:
+    """A values file or manifest with inventory placeholders filled, parsed."""
+    return yaml.safe_load(render_file(REPO_ROOT / relative, load_inventory()))
+
+
+def at(data: Any, dotted: str | tuple[str, ...]) -> Any:
+    """The value at ``a.b.0.c`` (a digit indexes a list; a tuple for keys holding dots)."""
+    for part in dotted.split(".") if isinstance(dotted, str) else dotted:
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+KPS = "helm-values/kube-prometheus-stack.yaml"
+LOKI = "helm-values/loki.yaml"
+ALLOY = "helm-values/alloy.yaml"
+SPEC = "prometheus.prometheusSpec"
+PVC = f"{SPEC}.storageSpec.volumeClaimTemplate.spec"
+AM_PVC = "alertmanager.alertmanagerSpec.storage.volumeClaimTemplate.spec"
+NODE_RELABEL = "prometheus-node-exporter.prometheus.monitor.relabelings.0"
+
+SETTINGS = [
+    # kube-prometheus-stack: 30d on a 100Gi Longhorn volume
+    (KPS, f"{SPEC}.retention", "30d"),
+    (KPS, f"{PVC}.storageClassName", "longhorn"),
+    (KPS, f"{PVC}.resources.requests.storage", "100Gi"),
+    (KPS, f"{PVC}.accessModes", ["ReadWriteOnce"]),
+    # monitors and rules from every namespace
+    (KPS, f"{SPEC}.serviceMonitorSelectorNilUsesHelmValues", False),
+    (KPS, f"{SPEC}.podMonitorSelectorNilUsesHelmValues", False),
+    (KPS, f"{SPEC}.ruleSelectorNilUsesHelmValues", False),
+    # the chart does not install CRDs: observability/prometheus-crds owns them
+    (KPS, "crds.enabled", False),
+    # Grafana: persistent, login from a synced Secret
+    (KPS, "grafana.persistence.enabled", True),
+    (KPS, "grafana.persistence.storageClassName", "longhorn"),
+    (KPS, "grafana.admin.existingSecret", "grafana-admin"),
+    (KPS, "grafana.route.main.hostnames", ["grafana.thedougie.com"]),
+    (KPS, ("grafana", "grafana.ini", "server", "root_url"), "https://grafana.thedougie.com"),
+    # Alertmanager with storage
+    (KPS, "alertmanager.enabled", True),
+    (KPS, f"{AM_PVC}.storageClassName", "longhorn"),
+    # node-exporter instance = node name (Trimaran looks nodes up by name)
+    (KPS, f"{NODE_RELABEL}.sourceLabels", ["__meta_kubernetes_pod_node_name"]),
+    (KPS, f"{NODE_RELABEL}.targetLabel", "instance"),
+    (KPS, f"{NODE_RELABEL}.action", "replace"),
+    (KPS, "defaultRules.rules.kubePrometheusNodeRecording", True),
+    (KPS, "defaultRules.rules.nodeExporterRecording", True),
+    # Loki: single binary, MinIO on Longhorn, raised limits, no tenant header needed
+    (LOKI, "deploymentMode", "SingleBinary"),
+    (LOKI, "singleBinary.replicas", 1),
+    (LOKI, "write.replicas", 0),
+    (LOKI, "read.replicas", 0),
+    (LOKI, "backend.replicas", 0),
+    (LOKI, "loki.commonConfig.replication_factor", 1),
+    (LOKI, "loki.auth_enabled", False),
+    (LOKI, "loki.schemaConfig.configs.0.store", "tsdb"),
+    (LOKI, "loki.schemaConfig.configs.0.object_store", "s3"),
+    (LOKI, "minio.enabled", True),
+    (LOKI, "minio.persistence.storageClass", "longhorn"),
+    (LOKI, "singleBinary.persistence.storageClass", "longhorn"),
+    (LOKI, "loki.limits_config.ingestion_rate_mb", 16),
+    (LOKI, "loki.limits_config.ingestion_burst_size_mb", 32),
+    (LOKI, "loki.limits_config.per_stream_rate_limit", "8MB"),
+    (LOKI, "gateway.enabled", True),
+    (LOKI, "chunksCache.enabled", False),
+    (LOKI, "resultsCache.enabled", False),
+    (LOKI, "lokiCanary.enabled", False),
+    (LOKI, "test.enabled", False),
+    # Alloy: a DaemonSet that also runs on control planes
+    (ALLOY, "controller.type", "daemonset"),
+    (ALLOY, "controller.tolerations.0.key", "node-role.kubernetes.io/control-plane"),
+    (ALLOY, "controller.tolerations.0.operator", "Exists"),
+    (ALLOY, "controller.tolerations.0.effect", "NoSchedule"),
+]
+
+
+@pytest.mark.parametrize(
+    ("relative", "dotted", "expected"),
+    SETTINGS,
+    ids=[f"{f}:{p if isinstance(p, str) else '.'.join(p)}" for f, p, _ in SETTINGS],
+)
+def test_setting(relative: str, dotted: str | tuple[str, ...], expected: Any) -> None:
+    assert at(rendered(relative), dotted) == expected
+
+
+def test_loki_limits_are_raised_above_lokis_defaults() -> None:
+    limits = at(rendered(LOKI), "loki.limits_config")
+    # Loki 3.6 defaults: 4 MB/s rate, 6 MB burst
+    assert limits["ingestion_rate_mb"] > 4
+    assert limits["ingestion_burst_size_mb"] > 6
+
+
+def test_alloy_ships_this_nodes_pod_logs_to_the_loki_gateway() -> None:
+    content = at(rendered(ALLOY), "alloy.configMap.content")
+    assert 'url = "http://loki-gateway.monitoring.svc.cluster.local/loki/api/v1/push"' in content
+    assert 'regex         = sys.env("HOSTNAME")' in content
+    assert "loki.source.kubernetes" in content
+    assert 'cluster = "homelab"' in content  # ((cluster.name)) rendered
+    assert "{{" not in content  # the chart passes the content through tpl
+
+
+def test_monitoring_namespace_allows_node_exporter() -> None:
+    namespace = rendered("manifests/observability/namespace/namespace.yaml")
+    assert namespace["metadata"]["name"] == "monitoring"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+@pytest.fixture(scope="module")
+def graph() -> Graph:
+    return Graph.build(catalog(load_inventory()))
+
+
+def position(graph: Graph, step: str) -> int:
+    return graph.order.index(step)
+
+
+ORDER = [
+    ("observability/prometheus-crds", "observability/prometheus-crds-established"),
+    ("observability/prometheus-crds-established", "observability/kube-prometheus-stack"),
+    ("observability/namespace", "observability/kube-prometheus-stack"),
+    ("storage/longhorn-ready", "observability/kube-prometheus-stack"),
+    ("storage/longhorn-ready", "observability/loki"),
+    ("observability/loki-ready", "observability/alloy"),
+    ("secrets/kube-prometheus-stack", "observability/kube-prometheus-stack"),
+    ("observability/prometheus-crds", "network/traefik"),
+]
+
+
+@pytest.mark.parametrize(("before", "after"), ORDER, ids=[f"{a} < {b}" for a, b in ORDER])
+def test_order(graph: Graph, before: str, after: str) -> None:
+    assert position(graph, before) < position(graph, after)
+    assert before in graph.ancestors(after)
+
+
+def test_prometheus_crds_cover_everything_the_stack_needs(graph: Graph) -> None:
+    crds = graph.components["observability/prometheus-crds"]
+    names = {s.rsplit("_", 1)[-1].removesuffix(".yaml") for s in crds.sources}
+    assert {"servicemonitors", "podmonitors", "prometheusrules", "prometheuses"} <= names
+    assert all("/v0.93.1/" in s for s in crds.sources)  # the operator kps 88.5.3 ships
+
+
+def test_grafana_admin_comes_from_infisical(graph: Graph) -> None:
+    kps = graph.components["observability/kube-prometheus-stack"]
+    assert isinstance(kps, HelmRelease)
+    (spec,) = kps.secrets
+    assert (spec.namespace, spec.name) == ("monitoring", "grafana-admin")
+    assert set(spec.keys) == {"admin-user", "admin-password"}
+
+
+def test_prometheus_gate_waits_for_the_statefulset_and_reports_what_it_saw(
+    fake_tools: Any, graph: Graph
+) -> None:
+    from tasks.engine.context import run_context
+
+    gate = graph.components["observability/prometheus-ready"]
+    assert isinstance(gate, Gate)
+    fake_tools.rule("kubectl", "rollout", "statefulset/prometheus", exit=1, stderr="timed out")
+    fake_tools.rule("kubectl", "get", "statefulset", stdout="READY 0/1")
+    with (
+        run_context(load_inventory(), dry_run=False, fetch_kubeconfig=False) as ctx,
+        pytest.raises(GateError) as caught,
+    ):
+        gate.run(ctx)
+    message = str(caught.value)
+    assert "waited for statefulset/prometheus-kube-prometheus-stack-prometheus" in message
+    assert "READY 0/1" in message
+    waits = [a for a in fake_tools.argvs("kubectl") if "rollout" in a or "wait" in a]
+    assert any("--timeout=600s" in a for a in waits)
+
+
+def test_values_files_exist_for_every_release_of_the_layer(graph: Graph) -> None:
+    for comp in graph.components.values():
+        if comp.layer == "observability" and isinstance(comp, HelmRelease):
+            assert Path(comp.values_path).is_file(), comp.values_path
