@@ -219,13 +219,12 @@ class HelmRelease(Component):
 def merge_values(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``overlay`` over ``base`` as helm merges values files.
 
-    Maps merge key by key, any other value (lists too) replaces, and ``null`` removes the key.
+    Maps merge key by key and any other value (lists too) replaces. A ``null`` replaces too and
+    stays in the result, so helm then removes that key from the chart's defaults as well.
     """
     merged = dict(base)
     for key, value in overlay.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = merge_values(merged[key], value)
         else:
             merged[key] = value

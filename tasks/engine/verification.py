@@ -11,14 +11,17 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from .components import LAYERS
 from .errors import OneclusterError
 
 SCHEDULER_NAME = "scheduler-plugins-scheduler"
 NODE_EXPORTER_JOB = "node-exporter"
+
+T = TypeVar("T")
 
 
 def select_layers(
@@ -186,3 +189,54 @@ class _SniConnection(http.client.HTTPSConnection):
     def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), self.timeout)
         self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_name)
+
+
+def mount_propagation(mountinfo: str, mount_point: str) -> list[str] | None:
+    """The propagation fields (e.g. ``["shared:12"]``) of ``mount_point`` in a mountinfo text.
+
+    ``None`` when it is not a mount point there. When it is mounted more than once, the last
+    (topmost) mount counts.
+    """
+    found = None
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 6 and fields[4] == mount_point and "-" in fields[6:]:
+            found = fields[6 : fields.index("-", 6)]
+    return found
+
+
+def module_present(name: str, loaded: str, modules_dep: str, builtin: str = "") -> bool:
+    """Kernel module ``name`` is loaded, built in, or installed (so modprobe can load it).
+
+    ``loaded`` is ``/proc/modules``, ``modules_dep`` and ``builtin`` the ``modules.dep`` and
+    ``modules.builtin`` files of the running kernel. Dashes and underscores are the same to the
+    kernel.
+    """
+    wanted = name.replace("-", "_")
+
+    def norm(path: str) -> str:
+        return path.rsplit("/", 1)[-1].split(".ko", 1)[0].replace("-", "_")
+
+    if any(line.split(" ", 1)[0] == wanted for line in loaded.splitlines()):
+        return True
+    for text in (modules_dep, builtin):
+        for line in text.splitlines():
+            if line.strip() and norm(line.split(":", 1)[0]) == wanted:
+                return True
+    return False
+
+
+def eventually(
+    probe: Callable[[], T], done: Callable[[T], bool], *, within: float, every: float = 5.0
+) -> T:
+    """Call ``probe`` until ``done(result)`` or ``within`` seconds passed; return the last result.
+
+    For checks of a cluster that was just deployed and is still starting Pods; never used by
+    the unit tests.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        result = probe()
+        if done(result) or time.monotonic() >= deadline:
+            return result
+        time.sleep(every)
