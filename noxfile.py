@@ -46,20 +46,21 @@ def _interpreter(path: Path) -> str:
 
 
 def kind_unavailable() -> str:
-    """Why a kind cluster cannot be made here ("" when it can): kind, docker, a docker engine."""
-    for tool in ("kind", "docker"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed: no kind cluster can be created, nothing was checked"
-    # the docker client alone is not enough: kind needs an engine answering on its socket
-    info = subprocess.run(
-        ["docker", "info", "--format", "{{.ServerVersion}}"],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    if info.returncode != 0:
-        return "no docker engine is reachable (`docker info` failed), so nothing was checked"
-    return ""
+    """Why no kind cluster can be made here ("" when one can): kind, docker, a docker engine."""
+    missing = [f"{tool} is not installed" for tool in ("kind", "docker") if not shutil.which(tool)]
+    if "docker is not installed" not in missing:
+        # the docker client alone is not enough: kind needs an engine answering on its socket
+        info = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        if info.returncode != 0:
+            missing.append("no docker engine is reachable (`docker info` failed)")
+    if not missing:
+        return ""
+    return "; ".join(missing) + ": no kind cluster can be created, nothing was checked"
 
 
 @nox.session

@@ -685,4 +685,5 @@ def test_integration_session_skips_without_kind(tmp_path):
     skipped = [line for line in out.splitlines() if "skipped: " in line]
     assert run.returncode == 0, out
     assert len(skipped) == 1 and "kind is not installed" in skipped[0], out
+    assert skipped[0].endswith("nothing was checked."), out
     assert "was successful" not in out and "kind create" not in out
