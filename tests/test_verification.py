@@ -302,6 +302,90 @@ def test_postdeploy_stops_with_reason_when_cluster_does_not_answer(fake_tools):
     assert "cannot list the cluster's nodes" in run.stdout + run.stderr
 
 
+def verbs(fake_tools) -> list[str]:
+    """kubectl's verb in each call, past the --kubeconfig/--context options."""
+    out = []
+    for argv in fake_tools.argvs("kubectl"):
+        words = iter(argv[1:])
+        for word in words:
+            if word in ("--kubeconfig", "--context"):
+                next(words)
+            elif not word.startswith(("--kubeconfig=", "--context=")):
+                break
+        out.append("exec" if "exec" in argv else word)
+    return out
+
+
+@pytest.mark.parametrize(("answer", "code"), [("ok", 0), ("unhealthy", 1)], ids=["pass", "fail"])
+def test_postdeploy_node_check_runs_in_probes_then_removes_them(fake_tools, answer, code):
+    fake_tools.rule("kubectl", "get nodes", stdout=nodes_json(("cp1", "True"), ("w1", "True")))
+    fake_tools.rule("kubectl", "exec", "healthz", stdout=answer)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/postdeploy",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--layer",
+            "talos",
+            "-k",
+            "kubelet",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == code, run.stdout + run.stderr
+    assert verbs(fake_tools) == ["get", "apply", "wait", "exec", "exec", "delete"]
+    execs = [a for a in fake_tools.argvs("kubectl") if "exec" in a]
+    assert [a[a.index("exec") + 1].rsplit("-", 1)[1] for a in execs] == ["cp1", "w1"]
+
+
+def test_postdeploy_kind_profile_skips_talos_only_checks_without_probes(fake_tools):
+    fake_tools.rule("kubectl", "get nodes", stdout=nodes_json(("cp1", "True")))
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/postdeploy",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "--profile",
+            "kind",
+            "-k",
+            "iscsi",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "5 skipped" in run.stdout
+    assert "kind profile: kind node images carry no iSCSI extension" in run.stdout
+    assert verbs(fake_tools) == ["get"], "skipped checks start no probe Pods"
+
+
+def test_probe_delete_failure_does_not_hide_the_check_failure(fake_tools, capsys):
+    fake_tools.rule("kubectl", "delete", exit=1, stderr="connection refused")
+    with pytest.raises(AssertionError, match="the real failure"), probe_pods(Kube(), NODES):
+        raise AssertionError("the real failure")
+    assert "could not delete probe Pods" in capsys.readouterr().err
+
+
+def test_probe_delete_failure_after_success_is_an_error(fake_tools):
+    fake_tools.rule("kubectl", "delete", exit=1, stderr="connection refused")
+    with pytest.raises(OneclusterError, match="connection refused"), probe_pods(Kube(), NODES):
+        pass
+
+
 # The kind profile ------------------------------------------------------------------------------
 
 

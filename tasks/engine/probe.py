@@ -23,6 +23,7 @@ import yaml
 
 from .command import Command, Executor, Result
 from .errors import OneclusterError
+from .output import echo
 
 PROBE_IMAGE = "busybox:1.37.0"
 PROBE_NAMESPACE = "kube-system"
@@ -149,6 +150,7 @@ def probe_pods(
         sort_keys=False,
     )
     pods = [f"pod/{p}" for p in names.values()]
+    failed = True
     try:
         kube.run("apply", "-f", "-", stdin=stream.encode())
         try:
@@ -161,5 +163,16 @@ def probe_pods(
             ).stdout
             raise ProbeError(f"probe Pods not Ready within {timeout}: {exc}\n{seen}") from None
         yield {node: host_spec(kube, p, namespace) for node, p in names.items()}
+        failed = False
     finally:
-        kube.run("delete", "-n", namespace, "--ignore-not-found", "--wait=false", *pods)
+        try:
+            kube.run("delete", "-n", namespace, "--ignore-not-found", "--wait=false", *pods)
+        except OneclusterError as exc:
+            if not failed:
+                raise
+            # the failure that brought us here is the one to report; the deadline ends the pods
+            echo(
+                f"warning: could not delete probe Pods ({exc}); they stop after "
+                f"{PROBE_DEADLINE_SECONDS}s",
+                err=True,
+            )

@@ -51,9 +51,13 @@ class GeneratedSecrets(Component):
             values = {key: secrets.token_urlsafe(24) for key in spec.keys}
             for value in values.values():
                 register_secret(value)
-            docs.append(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": spec.namespace}}
-            )
+            namespace = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": spec.namespace},
+            }
+            if namespace not in docs:
+                docs.append(namespace)
             docs.append(
                 {
                     "apiVersion": "v1",
