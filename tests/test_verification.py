@@ -471,6 +471,49 @@ def test_kind_prometheus_overlay_trims_the_stack(kind_steps, ctx):
     assert values["prometheus"]["prometheusSpec"]["storageSpec"] is None
 
 
+OVERLAYS = sorted(p.name for p in (ROOT / KIND.overlays).glob("*.yaml"))
+
+
+def leaf_paths(values: dict, prefix: tuple = ()) -> list[tuple]:
+    out = []
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            out += leaf_paths(value, (*prefix, key))
+        else:
+            out.append((*prefix, key))
+    return out
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kind_overlay_sets_only_keys_the_chart_has(overlay, kind_steps, reference):
+    (release,) = [
+        s
+        for s in kind_steps.values()
+        if isinstance(s, HelmRelease) and s.release == overlay.removesuffix(".yaml")
+    ]
+    chart = yaml.safe_load((reference / "charts" / release.chart / "values.yaml").read_text())
+    for path in leaf_paths(yaml.safe_load((ROOT / KIND.overlays / overlay).read_text())):
+        node = chart
+        for key in path:
+            if node == {}:
+                break  # a free-form map in the chart (e.g. resources): anything goes below it
+            assert isinstance(node, dict) and key in node, (
+                f"{overlay}: {'.'.join(path)} not in chart"
+            )
+            node = node[key]
+
+
+def test_kind_traefik_values_fit_the_chart_schema(kind_steps, ctx, reference):
+    import jsonschema
+
+    chart = reference / "charts" / "traefik"
+    defaults = yaml.safe_load((chart / "values.yaml").read_text())
+    values = merge_values(
+        defaults, yaml.safe_load(kind_steps["network/traefik"].rendered_values(ctx))
+    )
+    jsonschema.validate(values, json.loads((chart / "values.schema.json").read_text()))
+
+
 def test_kind_overlay_is_fed_to_helm_on_stdin(kind_steps, ctx):
     (helm,) = kind_steps["network/traefik"].commands(ctx)
     assert helm.argv[helm.argv.index("--values") + 1] == "-"
