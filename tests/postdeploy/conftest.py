@@ -9,6 +9,7 @@ run, only if a node check is selected, and removed afterwards even when checks f
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -19,6 +20,8 @@ from tasks.engine.probe import Kube, probe_pods
 from tasks.engine.verification import node_names, select_layers
 
 PROFILES = ("live", "kind")
+# the cluster's node names, read once in pytest_configure
+NODES = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,9 +68,6 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit(f"postdeploy: cannot list the cluster's nodes: {exc}", returncode=3)
 
 
-NODES = pytest.StashKey[list[str]]()
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "node" in metafunc.fixturenames:
         nodes = metafunc.config.stash[NODES]
@@ -75,7 +75,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    marked = {i.nodeid: [m.args[0] for m in i.iter_markers("layer")] for i in items}
+    here = Path(__file__).parent
+    ours = [i for i in items if here in i.path.parents]
+    marked = {i.nodeid: [m.args[0] for m in i.iter_markers("layer")] for i in ours}
     try:
         _, dropped = select_layers(marked, config.getoption("--layer"))
     except OneclusterError as exc:
@@ -85,7 +87,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=[i for i in items if i.nodeid in gone])
         items[:] = [i for i in items if i.nodeid not in gone]
     if config.getoption("--profile") == "kind":
-        for item in items:
+        for item in ours:
             for mark in item.iter_markers("live_only"):
                 item.add_marker(pytest.mark.skip(reason=f"kind profile: {mark.args[0]}"))
 
