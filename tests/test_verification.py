@@ -45,6 +45,7 @@ from tasks.engine.profile import KIND, KIND_CONFIG, KIND_GATEWAY_HTTP, Generated
 from tasks.engine.verification import (
     condition,
     down_targets,
+    eventually,
     exporter_instances,
     http_status,
     injection_policies,
@@ -761,6 +762,13 @@ def test_http_status_sends_the_route_host():
         thread.join()
         server.server_close()
     assert seen["host"] == "mealie.example.com"
+
+
+def test_eventually_polls_until_done_or_out_of_time():
+    answers = iter([1, 2, 3, 4])
+    assert eventually(lambda: next(answers), lambda n: n == 3, within=60, every=0) == 3
+    # out of time: the last answer comes back for the check to report
+    assert eventually(lambda: "still starting", lambda s: False, within=0) == "still starting"
 
 
 # The nox sessions ------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def plain_pod(kube):
     }
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     try:
-        kube.run("create", "-f", "-", stdin=yaml.safe_dump_all([namespace, pod]).encode())
+        kube.run("apply", "-f", "-", stdin=yaml.safe_dump_all([namespace, pod]).encode())
         yield POD
     finally:
         kube.run("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
