@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import yaml
 
 from .command import Command
 from .errors import GateError, OneclusterError
@@ -184,6 +186,9 @@ class HelmRelease(Component):
     values: str = ""  # defaults to helm-values/<release>.yaml
     timeout: str = "10m"
     wait: bool = True
+    # extra values files (repo-relative) merged over the values file in order, e.g. a kind
+    # profile's trims; merged here because helm reads only one values stream from stdin
+    overlays: tuple[str, ...] = ()
 
     @property
     def values_path(self) -> Path:
@@ -197,7 +202,15 @@ class HelmRelease(Component):
 
     def rendered_values(self, ctx: RunContext) -> str:
         """The values file with inventory placeholders filled in (fed to helm on stdin)."""
-        return render_file(self.values_path, ctx.inventory)
+        if not self.overlays:
+            return render_file(self.values_path, ctx.inventory)
+        merged: dict[str, Any] = {}
+        if self.values_path.exists():
+            merged = _values_mapping(render_file(self.values_path, ctx.inventory), self.values_path)
+        for overlay in self.overlays:
+            path = REPO_ROOT / overlay
+            merged = merge_values(merged, _values_mapping(render_file(path, ctx.inventory), path))
+        return yaml.safe_dump(merged, sort_keys=False)
 
     def commands(self, ctx: RunContext) -> list[Command]:
         args = [
@@ -215,15 +228,45 @@ class HelmRelease(Component):
         ]
         if self.wait:
             args += ["--wait", "--timeout", self.timeout]
-        stdin = self.rendered_values(ctx).encode() if self.values_path.exists() else None
+        has_values = self.values_path.exists() or bool(self.overlays)
+        stdin = self.rendered_values(ctx).encode() if has_values else None
         return [ctx.helm(*args, stdin=stdin)]
 
     def describe(self, ctx: RunContext) -> str:
         rel = self.values_path.relative_to(REPO_ROOT)
-        return self.summary or f"helm release {self.namespace}/{self.release} with {rel} on stdin"
+        over = "".join(f" + {o}" for o in self.overlays)
+        shown = f"helm release {self.namespace}/{self.release} with {rel}{over} on stdin"
+        return self.summary or shown
 
     def tools(self) -> set[str]:
         return {"helm"}
+
+
+def merge_values(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``overlay`` over ``base`` as helm merges values files.
+
+    Maps merge key by key and any other value (lists too) replaces. A ``null`` replaces too and
+    stays in the result, so helm then removes that key from the chart's defaults as well.
+    """
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _values_mapping(text: str, path: Path) -> dict[str, Any]:
+    """A rendered values file as a mapping (an empty file is an empty mapping)."""
+    data = yaml.safe_load(text)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise OneclusterError(
+            f"{path}: a values file must be a mapping at the top level, got {type(data).__name__}"
+        )
+    return data
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,244 @@
+"""Profiles: the stack's own catalogue adapted to another target, such as a throwaway kind cluster.
+
+A profile deploys with the same engine and the same components as ``cluster.rebuild``; it only
+picks some target components (their needs come along), swaps the steps that cannot run on the
+target for *stand-ins* with the same ids (so every ``needs`` still resolves and the plan shows what
+was swapped), and merges values overlays over the Helm releases' own values files.
+
+The kind profile (``python -m tasks.engine.profile kind``), used by ``nox -s integration``:
+
+- ``talos/health`` → every kind node Ready;
+- ``storage/longhorn-ready`` → a ``longhorn`` StorageClass provisioned by kind's local-path
+  provisioner, so apps and their databases claim from the class they claim on Talos, unchanged;
+- every secret sync → Secrets filled with random values made in memory (no Infisical in CI);
+- ``tests/integration/values/<release>.yaml`` merged over ``helm-values/<release>.yaml``
+  (a NodePort Traefik reachable through kind's port mapping, a trimmed kube-prometheus-stack).
+
+Any other Talos or Longhorn step the targets come to need is an error naming it, never a silent
+skip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import secrets
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import yaml
+
+from .components import Check, Component, Gate, HelmRelease, ManifestBundle, SecretSync
+from .context import RunContext
+from .errors import GraphError, OneclusterError
+from .graph import Graph
+from .inventory import REPO_ROOT, Inventory
+from .output import echo, register_secret
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeneratedSecrets(Component):
+    """The declared Secrets filled with random values made in memory (a cluster with no store)."""
+
+    kind: ClassVar[str] = "secret"
+
+    def manifests(self) -> list[dict]:
+        """Each Secret's namespace, then the Secret with a fresh random value per key."""
+        docs: list[dict] = []
+        for spec in self.secrets:
+            values = {key: secrets.token_urlsafe(24) for key in spec.keys}
+            for value in values.values():
+                register_secret(value)
+            namespace = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": spec.namespace},
+            }
+            if namespace not in docs:
+                docs.append(namespace)
+            docs.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": spec.type,
+                    "metadata": {"name": spec.name, "namespace": spec.namespace},
+                    "stringData": values,
+                }
+            )
+        return docs
+
+    def commands(self, ctx: RunContext) -> list:
+        stream = yaml.safe_dump_all(self.manifests(), sort_keys=False)
+        return [
+            ctx.kubectl(
+                "apply",
+                "--server-side",
+                "--field-manager=onecluster",
+                "-f",
+                "-",
+                stdin=stream.encode(),
+            )
+        ]
+
+    def describe(self, ctx: RunContext) -> str:
+        names = ", ".join(f"{s.namespace}/{s.name}" for s in self.secrets)
+        return f"Secret(s) {names} with random values made in memory (stands in for Infisical)"
+
+    def tools(self) -> set[str]:
+        return {"kubectl"}
+
+
+StandIn = Callable[[Component], Component]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Which components to deploy on a target, and what replaces the ones that cannot run there."""
+
+    name: str
+    # component ids to deploy; what they need comes along
+    targets: tuple[str, ...]
+    # id → builder of the stand-in that replaces it (given the original component)
+    stand_ins: Mapping[str, StandIn]
+    # id prefixes that must not be reached other than through a stand-in
+    unsupported: tuple[str, ...]
+    # repo-relative folder of values overlays, one per Helm release: <release>.yaml
+    overlays: str
+    # secret syncs become GeneratedSecrets (the target has no secret store)
+    generate_secrets: bool = True
+
+    def overlay_for(self, release: HelmRelease) -> str | None:
+        """The overlay file of ``release`` (repo-relative), if this profile has one."""
+        path = f"{self.overlays}/{release.release}.yaml"
+        return path if (REPO_ROOT / path).is_file() else None
+
+    def adapt(self, comp: Component) -> Component:
+        """``comp`` as this profile deploys it: stand-in, generated secrets, or with overlays."""
+        if comp.id in self.stand_ins:
+            return self.stand_ins[comp.id](comp)
+        if self.generate_secrets and isinstance(comp, SecretSync):
+            return GeneratedSecrets(
+                layer=comp.layer,
+                name=comp.name,
+                needs=comp.needs,
+                secrets=comp.secrets,
+                summary=comp.summary,
+            )
+        if isinstance(comp, HelmRelease):
+            overlay = self.overlay_for(comp)
+            if overlay:
+                return dataclasses.replace(comp, overlays=(*comp.overlays, overlay))
+        return comp
+
+    def select(self, components: Sequence[Component]) -> list[Component]:
+        """The adapted targets and everything they need, in graph order."""
+        graph = Graph.build(self.adapt(c) for c in components)
+        ids = graph.select(targets=self.targets)
+        steps = graph.steps(ids)
+        bad = [s for s in steps if s.id not in self.stand_ins and s.id.startswith(self.unsupported)]
+        if bad:
+            lines = []
+            for step in bad:
+                by = sorted(i for i in graph.descendants(step.id) if i in ids)
+                lines.append(f"  {step.id} (needed by {', '.join(by) or 'a target'})")
+            raise GraphError(
+                f"the {self.name} profile cannot run:\n"
+                + "\n".join(lines)
+                + f"\nfix: add a stand-in for it in tasks/engine/profile.py ({self.name} profile)",
+                [s.id for s in bad],
+            )
+        return steps
+
+    def catalog(self, inventory: Inventory) -> list[Component]:
+        """The profile's components for ``inventory`` (a catalogue ``deploy.execute`` takes)."""
+        from ..stack import catalog  # lazy: the layer modules import the engine
+
+        return self.select(catalog(inventory))
+
+
+def _kind_health(comp: Component) -> Component:
+    nodes_ready = Check(
+        what="every kind node Ready",
+        command=lambda ctx: ctx.kubectl(
+            "wait", "--for=condition=Ready", "node", "--all", "--timeout=300s"
+        ),
+        observe=lambda ctx: ctx.kubectl("get", "nodes", "-o", "wide"),
+    )
+    return Gate(
+        layer=comp.layer,
+        name=comp.name,
+        checks=(nodes_ready,),
+        summary="kind: wait for every node Ready (stands in for the Talos health check)",
+    )
+
+
+def _kind_storage(comp: Component) -> Component:
+    return ManifestBundle(
+        layer=comp.layer,
+        name=comp.name,
+        needs=("talos/health",),
+        path=f"{KIND_DIR}/manifests/storage",
+        summary="kind: StorageClass longhorn provisioned by kind's local-path (stands in for "
+        "Longhorn)",
+    )
+
+
+KIND_DIR = "tests/integration"
+KIND_CONFIG = f"{KIND_DIR}/kind-config.yaml"
+# where kind's port mappings (kind-config.yaml) expose Traefik's NodePorts on the runner
+KIND_GATEWAY_HTTP = "127.0.0.1:8080"
+KIND_GATEWAY_HTTPS = "127.0.0.1:8443"
+
+KIND = Profile(
+    name="kind",
+    targets=(
+        "network/traefik",
+        "observability/kube-prometheus-stack",
+        "scheduling/kyverno",
+        "scheduling/scheduler-plugins",
+        "scheduling/trimaran-policy",
+        "apps/mealie",
+    ),
+    stand_ins={"talos/health": _kind_health, "storage/longhorn-ready": _kind_storage},
+    unsupported=("talos/", "storage/longhorn"),
+    overlays=f"{KIND_DIR}/values",
+)
+# the apps of the kind profile whose routes the checks call (keys of domains.hosts)
+KIND_APPS = ("mealie",)
+
+PROFILES = {p.name: p for p in (KIND,)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Deploy (or plan) a profile of the stack onto the cluster $KUBECONFIG points at."""
+    from .deploy import execute, plan
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tasks.engine.profile", description=main.__doc__
+    )
+    parser.add_argument("profile", choices=sorted(PROFILES), help="which profile to deploy")
+    parser.add_argument("--cluster", help="inventory file (default: talos/cluster.yaml)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the exact commands each step would run, and run none",
+    )
+    parser.add_argument("--plan", action="store_true", help="print the plan table and exit")
+    parser.add_argument("--jobs", type=int, default=4, help="how many steps may run at once")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    try:
+        if args.plan:
+            echo(plan(profile.catalog, cluster=args.cluster))
+        else:
+            execute(profile.catalog, cluster=args.cluster, dry_run=args.dry_run, jobs=args.jobs)
+    except OneclusterError as exc:
+        echo(f"error: {exc}", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
