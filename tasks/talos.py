@@ -464,7 +464,7 @@ def health(c, cluster=None, dry_run=False, timeout=HEALTH_TIMEOUT):
     )  # fmt: skip
 
 
-def _upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list[Component]]:
+def upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list[Component]]:
     def steps(inv: Inventory) -> list[Component]:
         nodes = upgrade.upgrade_order(inv, only)
         return _with_talosconfig(
@@ -492,7 +492,7 @@ def _upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list
 def upgrade_(c, cluster=None, dry_run=False, node=None, timeout="15m"):
     """Upgrade Talos one node at a time, waiting for node, cluster and Longhorn health between."""
     upgrade.parse_duration(timeout)
-    run_steps(_upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run,
+    run_steps(upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run,
               options={"timeout": timeout})  # fmt: skip
 
 
