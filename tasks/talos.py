@@ -30,6 +30,12 @@ class BundleStep(TalosStep):
 
     generate: bool = True
 
+    def run(self, ctx: RunContext) -> None:
+        if ctx.dry_run:
+            then = "generate one only if it holds none" if self.generate else "never generate one"
+            echo(f"# read {secretsbundle.SECRET_NAME} from the secret store; {then}")
+        super().run(ctx)
+
     def preflight(self, ctx: RunContext) -> list[str]:
         if ctx.dry_run:
             return []
@@ -124,13 +130,6 @@ def _genconfig_action(ctx: RunContext) -> None:
 
 
 def _export_configs(ctx: RunContext, out: Path) -> None:
-    echo(
-        f"WARNING: {out} now holds the cluster's machine configs and talosconfig: they contain "
-        "its private keys. Keep it private and delete it when done.",
-        err=True,
-    )
-    if ctx.dry_run:
-        return
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     sources = [*sorted(_paths(ctx)["nodes"].glob("*.yaml")), ctx.workdir / "talosconfig"]
     for src in sources:
@@ -378,6 +377,13 @@ def run_steps(
 @user_errors
 def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False):
     """Render and validate every node's machine config (to a directory only with --out)."""
+    if out:
+        echo(
+            f"WARNING: {out} {'would hold' if dry_run else 'will hold'} the machine configs and "
+            "talosconfig: they contain the cluster's private keys. Keep the directory private "
+            "and delete it when done.",
+            err=True,
+        )
     run_steps(
         lambda inv: [s for s in components(inv) if s.name in ("secrets-bundle", "genconfig")],
         cluster=cluster, dry_run=dry_run, options={"out": out, "new_pki": new_pki, "yes": yes},

@@ -3,7 +3,7 @@
 The recording fake on PATH records argv but writes nothing; the real talosctl writes the secrets
 bundle, configs and talosconfig. ``talosctl_writer`` wraps the fake: it writes those files (each
 holding ``MARK``, standing in for key material), records whether the bundle file given to
-``--with-secrets`` existed (and its modes) at that moment, then hands over to the recording fake.
+``--with-secrets`` existed (and its modes) at that moment, then runs the recording fake.
 Tests then prove that no file holding ``MARK`` survives a run.
 """
 
@@ -28,7 +28,7 @@ MARK = "FAKE-TALOS-KEY-MATERIAL-7f3a9c"
 BUNDLE = f"cluster:\n  id: fake\n  secret: {MARK}-bundle\ncerts:\n  os:\n    key: {MARK}-os-ca\n"
 
 WRITER = """
-import json, os, sys
+import json, os, runpy, sys
 from pathlib import Path
 
 args = sys.argv[1:]
@@ -60,7 +60,8 @@ elif args[:2] == ["gen", "config"]:
 elif args[:2] == ["machineconfig", "patch"]:
     Path(val("--output")).write_text(f"# node config {mark}\\n")
 fake = os.environ["TALOS_TEST_FAKE"]
-os.execv(fake, [fake, *args])
+sys.argv = [fake, *args]  # the recorder names the tool after argv[0]: talosctl
+runpy.run_path(fake, run_name="__main__")
 """
 
 
