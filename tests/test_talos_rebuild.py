@@ -115,7 +115,10 @@ def test_rerun_on_bootstrapped_cluster_keeps_pki_and_skips_bootstrap(env, fake_t
          "--nodes", str(n.ip), "--endpoints", str(n.ip)]
         for n in INV.nodes
     )  # fmt: skip
-    assert got[-2:] == expected_tail()[-2:]
+    tail = expected_tail()
+    # bootstrap (here: only its checks) needs just talostrk1's apply, so it may overlap the others
+    assert [a for a in got if a in tail] == [tail[0], tail[1], tail[3], tail[4]]
+    assert got[-1] == tail[-1]
     assert env.store.read([SECRET_NAME]) == {SECRET_NAME: BUNDLE}
     assert [r["matches"] for r in env.probe_records()] == [True]
 
