@@ -213,7 +213,8 @@ def _bootstrap_action(ctx: RunContext) -> None:
     try:
         ctx.run(boot, prefix=f"{prefix}$ ")
     except CommandError as exc:
-        if "AlreadyExists" in exc.stderr or "already" in exc.stderr.lower():
+        # a bootstrapped etcd refuses a second bootstrap with AlreadyExists: that is success
+        if "AlreadyExists" in exc.stderr:
             echo(f"{prefix}etcd is already bootstrapped on {first.name}: nothing to do")
             return
         raise
