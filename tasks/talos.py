@@ -80,7 +80,12 @@ def _bundle_action(generate: bool) -> Callable[[RunContext], None]:
 
 def _paths(ctx: RunContext) -> dict[str, Path]:
     wd = ctx.workdir
-    return {"patches": wd / "patches", "nodes": wd / "nodes"}
+    # node patches get their own folder: a node may well be called "common"
+    return {
+        "patches": wd / "patches",
+        "node_patches": wd / "patches" / "nodes",
+        "nodes": wd / "nodes",
+    }
 
 
 def _genconfig_commands(ctx: RunContext) -> list[Command]:
@@ -94,7 +99,8 @@ def _genconfig_commands(ctx: RunContext) -> list[Command]:
     ]  # fmt: skip
     for node in inv.nodes:
         out = p["nodes"] / f"{node.name}.yaml"
-        cmds.append(talosctl.patch_config(wd / f"{node.role}.yaml", p["patches"] / out.name, out))
+        patch = p["node_patches"] / out.name
+        cmds.append(talosctl.patch_config(wd / f"{node.role}.yaml", patch, out))
         cmds.append(talosctl.validate_config(out))
     return cmds
 
@@ -112,7 +118,7 @@ def _genconfig_action(ctx: RunContext) -> None:
     for name, text in machineconfig.rendered_patches(inv).items():
         _write_private(p["patches"] / f"{name}.yaml", text)
     for node in inv.nodes:
-        _write_private(p["patches"] / f"{node.name}.yaml", machineconfig.node_patch(inv, node))
+        _write_private(p["node_patches"] / f"{node.name}.yaml", machineconfig.node_patch(inv, node))
     gen, *per_node = _genconfig_commands(ctx)
     prefix = "[talos/genconfig] $ "
     try:
@@ -131,6 +137,7 @@ def _genconfig_action(ctx: RunContext) -> None:
 
 def _export_configs(ctx: RunContext, out: Path) -> None:
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    out.chmod(0o700)
     sources = [*sorted(_paths(ctx)["nodes"].glob("*.yaml")), ctx.workdir / "talosconfig"]
     for src in sources:
         dest = out / src.name
@@ -275,8 +282,7 @@ def _apply(node: Node) -> TalosStep:
 
 
 def components(inv: Inventory) -> list[Component]:
-    """The Talos steps: bundle → configs → apply to every node (in parallel) → bootstrap →
-    kubeconfig → health."""
+    """Bundle, configs, every node's apply (in parallel), bootstrap, kubeconfig, health gate."""
     first = inv.first_control_plane
     applies = [_apply(n) for n in inv.nodes]
     return [

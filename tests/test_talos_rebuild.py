@@ -46,7 +46,7 @@ def expected_configs() -> list[list[str]]:
     for n in INV.nodes:
         out = f"$WD/nodes/{n.name}.yaml"
         calls.append(["talosctl", "machineconfig", "patch", f"$WD/{n.role}.yaml",
-                      "--patch", f"@$WD/patches/{n.name}.yaml", "--output", out])  # fmt: skip
+                      "--patch", f"@$WD/patches/nodes/{n.name}.yaml", "--output", out])  # fmt: skip
         calls.append(["talosctl", "validate", "--config", out, "--mode", "metal"])
     return calls
 
