@@ -201,3 +201,29 @@ def test_gen_config_for_a_talosconfig_only():
 def test_graceful_reset_of_a_single_node():
     cmd = talosctl.reset("/wd/tc", NODE, graceful=True)
     assert "--graceful=true" in cmd.argv
+
+
+def test_layer_deploy_task_still_runs_the_talos_layer(env, capsys):
+    deploy = talos_tasks.ns.tasks["deploy"]
+    deploy(Context(), dry_run=True)
+    printed = capsys.readouterr().out
+    assert "# talos/health (gate)" in printed
+    assert env.argvs() == []
+
+
+def test_apply_to_an_unknown_node_names_the_known_ones(env):
+    with pytest.raises(Exit) as err:
+        talos_tasks.apply(Context(), node="talostrk9")
+    assert "no node named 'talostrk9'" in err.value.message
+    assert "talostrk1" in err.value.message
+    assert env.argvs() == []
+
+
+def test_plan_leaves_out_gen_secrets_when_the_runs_store_holds_a_bundle(env):
+    from tasks.engine.context import run_context
+
+    (bundle,) = [c for c in talos_tasks.components(INV) if c.name == "secrets-bundle"]
+    with run_context(INV, dry_run=True, fetch_kubeconfig=True) as ctx:
+        assert [c.argv[1:3] for c in bundle.commands(ctx)] == [["gen", "secrets"]]
+        ctx.state["store"] = env.store
+        assert bundle.commands(ctx) == []
