@@ -102,6 +102,9 @@ def _genconfig_commands(ctx: RunContext) -> list[Command]:
         patch = p["node_patches"] / out.name
         cmds.append(talosctl.patch_config(wd / f"{node.role}.yaml", patch, out))
         cmds.append(talosctl.validate_config(out))
+    if ctx.options.get("out"):
+        # an exported talosconfig should work as it is: point it at the control planes
+        cmds += talosctl.config_endpoints(str(wd / "talosconfig"), inv)
     return cmds
 
 

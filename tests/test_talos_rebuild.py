@@ -199,6 +199,12 @@ def test_genconfig_out_writes_private_copies_with_a_warning(env, tmp_path, capsy
     assert out.stat().st_mode & 0o777 == 0o700
     assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o600}
     assert "hold" in capsys.readouterr().err
+    wd = workdir_of(env.talosctl())
+    assert normalise(env.talosctl(), wd)[-2:] == [
+        ["talosctl", "--talosconfig", "$WD/talosconfig", "config", "endpoint",
+         "192.168.50.11", "192.168.50.15", "192.168.50.16"],
+        ["talosctl", "--talosconfig", "$WD/talosconfig", "config", "node", "192.168.50.11"],
+    ]  # fmt: skip
     assert list(env.tmp.iterdir()) == []
 
 
