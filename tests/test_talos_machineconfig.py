@@ -41,6 +41,31 @@ def test_generated_node_patch_matches_talos_schema(schema, name):
     assert mc.schema_errors(docs, schema, name) == []
 
 
+@pytest.mark.parametrize("name", NODES)
+def test_all_patches_of_a_node_merge_into_schema_valid_documents(schema, name):
+    node = INV.node(name)
+    docs = mc.node_patch_stack(INV, node)
+    assert mc.schema_errors(docs, schema, name) == []
+    (machine,) = by_kind(docs, None)
+    assert machine["machine"]["install"] == {
+        "image": mc.installer_image(INV),
+        "wipe": False,
+        "disk": node.install_disk,
+    }
+    assert ("cluster" in machine) == (node.role == "controlplane")
+
+
+def test_hostname_patch_overrides_the_generated_auto_hostname(schema):
+    # talosctl gen config (v1.12) emits `HostnameConfig: auto: stable`; Talos rejects a document
+    # with a hostname unless auto is off, so the node patch must switch auto off explicitly
+    generated = [{"apiVersion": "v1alpha1", "kind": "HostnameConfig", "auto": "stable"}]
+    node = INV.node("talostrk2")
+    (host,) = by_kind(mc.merge_documents(generated, mc.node_documents(INV, node)), "HostnameConfig")
+    assert host == {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "auto": "off",
+                    "hostname": "talostrk2"}  # fmt: skip
+    assert mc.schema_errors([host], schema, "merged") == []
+
+
 def test_schema_check_names_the_offending_field(schema):
     broken = [
         {

@@ -9,7 +9,8 @@ Three layers of patches make each node's config (all Talos v1.12, multi-document
   address and default route, ``ResolverConfig``, and on control planes the ``Layer2VIPConfig`` that
   holds the API VIP on that node's link (links may differ between nodes, hence per node).
 
-:func:`schema_errors` checks documents against the Talos JSON schema (``config.schema.json``).
+:func:`schema_errors` checks documents against the Talos JSON schema (``config.schema.json``);
+:func:`node_patch_stack` merges one node's layers so the tests can check them together.
 """
 
 from __future__ import annotations
@@ -98,6 +99,39 @@ def node_patch(inv: Inventory, node: Node) -> str:
     return dump_documents(
         node_documents(inv, node), header=f"generated from {inv.source or 'the inventory'}"
     )
+
+
+def _merge(base: Any, patch: Any) -> Any:
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for key, value in patch.items():
+            out[key] = _merge(base[key], value) if key in base else value
+        return out
+    return patch
+
+
+def merge_documents(*layers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stack patch layers like ``talosctl``: documents of one kind and name merge, others append.
+
+    Maps merge key by key (later layers win); other values are replaced. Good enough to check that
+    the layers of one node fit together; the real merge is talosctl's.
+    """
+    merged: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for layer in layers:
+        for doc in layer:
+            key = (doc.get("kind"), doc.get("name"))
+            merged[key] = _merge(merged[key], doc) if key in merged else doc
+    return list(merged.values())
+
+
+def node_patch_stack(inv: Inventory, node: Node) -> list[dict[str, Any]]:
+    """Every patch ``node`` gets (common, control plane when it is one, its own), merged."""
+    rendered = rendered_patches(inv)
+    layers = [parse_documents(rendered["common"])]
+    if node.role == "controlplane":
+        layers.append(parse_documents(rendered["controlplane"]))
+    layers.append(node_documents(inv, node))
+    return merge_documents(*layers)
 
 
 def parse_documents(text: str) -> list[dict[str, Any]]:
