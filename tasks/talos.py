@@ -349,7 +349,12 @@ def run_steps(
     options: dict[str, Any] | None = None,
     jobs: int = 4,
 ) -> None:
-    """Run a task's steps in dependency order with the Talos files in the private workdir."""
+    """Run a task's steps in dependency order with the Talos files in the private workdir.
+
+    Like ``deploy.execute`` for an explicit list of steps, except that talosconfig and kubeconfig
+    always live in the private workdir (``execute`` decides that from ``talos/kubeconfig`` being
+    selected): a task's talosconfig, made from the stored bundle, must never overwrite the user's.
+    """
     inv = load_inventory(cluster)
     chosen = steps(inv)
     ids = {c.id for c in chosen}
