@@ -408,7 +408,9 @@ def test_kind_profile_deploys_the_targets(kind_steps):
 def test_kind_profile_runs_no_talos_or_longhorn_step(kind_steps):
     talos = [i for i in kind_steps if i.startswith("talos/")]
     longhorn = [i for i in kind_steps if i.startswith("storage/longhorn")]
-    assert talos == ["talos/health"] and longhorn == ["storage/longhorn-ready"]
+    assert talos == ["talos/health"]
+    assert set(longhorn) <= {"storage/longhorn-ready", "storage/longhorn-extras"}
+    assert all(kind_steps[i].path.startswith("tests/integration/") for i in longhorn)
     assert isinstance(kind_steps["talos/health"], Gate)
     assert "kind" in kind_steps["talos/health"].summary
 
@@ -425,6 +427,22 @@ def test_kind_storage_is_a_local_path_class_named_longhorn(kind_steps, ctx):
     assert storage_class["kind"] == "StorageClass"
     assert storage_class["metadata"]["name"] == "longhorn"
     assert storage_class["provisioner"] == "rancher.io/local-path"
+
+
+def test_kind_turns_rwx_claims_into_rwo_for_local_path(kind_steps, ctx):
+    claims = [
+        doc
+        for step in kind_steps.values()
+        if isinstance(step, ManifestBundle)
+        for doc in yaml.safe_load_all(step.applied(ctx))
+        if doc and doc.get("kind") == "PersistentVolumeClaim"
+    ]
+    assert claims, "the kind profile deploys at least one app volume"
+    assert all("ReadWriteMany" not in c["spec"]["accessModes"] for c in claims)
+    mealie = kind_steps["apps/mealie"]
+    assert "ReadWriteMany" in (ROOT / "manifests/apps/mealie/data.yaml").read_text()
+    assert "ReadWriteMany" in mealie.rendered(ctx)
+    assert "ReadWriteMany" not in mealie.applied(ctx)
 
 
 def test_kind_secrets_are_random_and_redacted(kind_steps, ctx):

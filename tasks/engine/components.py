@@ -276,6 +276,8 @@ class ManifestBundle(Component):
     kind: ClassVar[str] = "manifests"
 
     path: str = ""  # defaults to manifests/<layer>/<name>
+    # a per-document rewrite a profile applies on top (e.g. kind serves no ReadWriteMany volumes)
+    patch: Callable[[dict], dict] | None = None
 
     @property
     def directory(self) -> Path:
@@ -288,6 +290,14 @@ class ManifestBundle(Component):
         """Every manifest file of the bundle, placeholders filled in, as one YAML stream."""
         return "\n---\n".join(render_file(p, ctx.inventory) for p in self.files())
 
+    def applied(self, ctx: RunContext) -> str:
+        """What is fed to ``kubectl apply``: the rendered stream, through ``patch`` if any."""
+        text = self.rendered(ctx)
+        if self.patch is None:
+            return text
+        docs = [d for d in yaml.safe_load_all(text) if d]
+        return yaml.safe_dump_all([self.patch(d) for d in docs], sort_keys=False)
+
     def commands(self, ctx: RunContext) -> list[Command]:
         return [
             ctx.kubectl(
@@ -296,7 +306,7 @@ class ManifestBundle(Component):
                 "--field-manager=onecluster",
                 "-f",
                 "-",
-                stdin=self.rendered(ctx).encode(),
+                stdin=self.applied(ctx).encode(),
             )
         ]
 

@@ -466,6 +466,11 @@ def validate(inv: Inventory) -> list[FieldError]:
             f"expected an https:// URL, got {s.site_url!r}",
             "use e.g. https://app.infisical.com (secrets must not travel in clear text)",
         )
+
+    # Talos layer: the schematic must carry Longhorn's extensions; links must be real LAN links
+    from .machineconfig import link_errors, schematic_errors  # lazy: it imports this module
+
+    errs += schematic_errors(inv) + link_errors(inv)
     return errs
 
 

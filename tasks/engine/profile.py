@@ -9,7 +9,9 @@ The kind profile (``python -m tasks.engine.profile kind``), used by ``nox -s int
 
 - ``talos/health`` → every kind node Ready;
 - ``storage/longhorn-ready`` → a ``longhorn`` StorageClass provisioned by kind's local-path
-  provisioner, so apps and their databases claim from the class they claim on Talos, unchanged;
+  provisioner, so apps and their databases claim from the class they claim on Talos;
+- ``storage/longhorn-extras`` → a ``longhorn-rwx`` class on local-path too; local-path serves
+  ReadWriteOnce only, so the profile rewrites ReadWriteMany claims in manifests to ReadWriteOnce;
 - every secret sync → Secrets filled with random values made in memory (no Infisical in CI);
 - ``tests/integration/values/<release>.yaml`` merged over ``helm-values/<release>.yaml``
   (a NodePort Traefik reachable through kind's port mapping, a trimmed kube-prometheus-stack).
@@ -91,6 +93,23 @@ class GeneratedSecrets(Component):
 
 
 StandIn = Callable[[Component], Component]
+DocPatch = Callable[[dict], dict]
+
+
+def rwx_as_rwo(doc: dict) -> dict:
+    """A PersistentVolumeClaim (or StatefulSet claim template) asking ReadWriteMany → ReadWriteOnce."""
+
+    def fix(claim: dict) -> None:
+        spec = claim.get("spec", {})
+        modes = spec.get("accessModes") or []
+        if "ReadWriteMany" in modes:
+            spec["accessModes"] = ["ReadWriteOnce"]
+
+    if doc.get("kind") == "PersistentVolumeClaim":
+        fix(doc)
+    for template in doc.get("spec", {}).get("volumeClaimTemplates", []) or []:
+        fix(template)
+    return doc
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,8 @@ class Profile:
     overlays: str
     # secret syncs become GeneratedSecrets (the target has no secret store)
     generate_secrets: bool = True
+    # applied to every document of every manifest bundle (what the target cannot serve as written)
+    manifest_patch: DocPatch | None = None
 
     def overlay_for(self, release: HelmRelease) -> str | None:
         """The overlay file of ``release`` (repo-relative), if this profile has one."""
@@ -130,6 +151,8 @@ class Profile:
             overlay = self.overlay_for(comp)
             if overlay:
                 return dataclasses.replace(comp, overlays=(*comp.overlays, overlay))
+        if self.manifest_patch is not None and isinstance(comp, ManifestBundle):
+            return dataclasses.replace(comp, patch=self.manifest_patch)
         return comp
 
     def select(self, components: Sequence[Component]) -> list[Component]:
@@ -185,6 +208,16 @@ def _kind_storage(comp: Component) -> Component:
     )
 
 
+def _kind_rwx_storage(comp: Component) -> Component:
+    return ManifestBundle(
+        layer=comp.layer,
+        name=comp.name,
+        needs=("talos/health",),
+        path=f"{KIND_DIR}/manifests/storage-rwx",
+        summary="kind: StorageClass longhorn-rwx on local-path (stands in for Longhorn's RWX class)",
+    )
+
+
 KIND_DIR = "tests/integration"
 KIND_CONFIG = f"{KIND_DIR}/kind-config.yaml"
 # where kind's port mappings (kind-config.yaml) expose Traefik's NodePorts on the runner
@@ -201,9 +234,14 @@ KIND = Profile(
         "scheduling/trimaran-policy",
         "apps/mealie",
     ),
-    stand_ins={"talos/health": _kind_health, "storage/longhorn-ready": _kind_storage},
+    stand_ins={
+        "talos/health": _kind_health,
+        "storage/longhorn-ready": _kind_storage,
+        "storage/longhorn-extras": _kind_rwx_storage,
+    },
     unsupported=("talos/", "storage/longhorn"),
     overlays=f"{KIND_DIR}/values",
+    manifest_patch=rwx_as_rwo,
 )
 # the apps of the kind profile whose routes the checks call (keys of domains.hosts)
 KIND_APPS = ("mealie",)

@@ -1,0 +1,110 @@
+"""The Talos secrets bundle: the cluster's PKI and tokens, kept in the secret store only.
+
+``talosctl gen secrets`` runs only when the store holds no bundle; from then on every rebuild reads
+the same bundle back, so the PKI never changes by accident. A missing bundle for a cluster the
+inventory marks as bootstrapped is an error unless ``--new-pki --yes`` is given: generating a new
+one would lock the owner out of the running cluster. The bundle exists on disk only for the one
+talosctl call that reads it, as a 0600 file inside the run's 0700 work directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import talosctl
+from .errors import ConfirmationRequired, SecretsError
+from .output import echo, register_secret
+
+if TYPE_CHECKING:
+    from .context import RunContext
+
+SECRET_NAME = "TALOS_SECRETS_BUNDLE"
+STATE_KEY = "talos.secrets-bundle"
+FILE_NAME = "secrets.yaml"
+
+
+def check_new_pki(ctx: RunContext) -> None:
+    """``--new-pki`` replaces the cluster's PKI: refuse it without ``--yes``."""
+    if ctx.options.get("new_pki") and not ctx.options.get("yes"):
+        raise ConfirmationRequired(
+            "--new-pki generates a new Talos PKI: talosconfigs and kubeconfigs of the running "
+            "cluster stop working. Add --yes if that is what you want."
+        )
+
+
+def stored_bundle(ctx: RunContext) -> str | None:
+    """The bundle held in the secret store, or None (registered for redaction when found)."""
+    value = ctx.secret_store().read([SECRET_NAME]).get(SECRET_NAME)
+    if value:
+        register_secret(value)
+    return value or None
+
+
+def missing_bundle_problem(ctx: RunContext, *, generate: bool) -> str | None:
+    """Why the run cannot proceed without a stored bundle, or None when it can."""
+    inv = ctx.inventory
+    if not generate:
+        return (
+            f"the secret store holds no {SECRET_NAME} for cluster {inv.name}: this task needs the "
+            "existing PKI. Run `invoke cluster.rebuild` (or `invoke talos.genconfig`) first."
+        )
+    if inv.cluster.bootstrapped and not (ctx.options.get("new_pki") and ctx.options.get("yes")):
+        return (
+            f"{inv.source}: cluster.bootstrapped is true but the secret store holds no "
+            f"{SECRET_NAME} for cluster {inv.name}. A new bundle would lock you out of the running "
+            f"cluster. Restore {SECRET_NAME} in Infisical, or, to start over with a new PKI, run "
+            "`invoke talos.genconfig --new-pki --yes`."
+        )
+    return None
+
+
+def ensure_bundle(ctx: RunContext, *, generate: bool) -> str:
+    """Load the bundle into ``ctx.state`` (generating and storing it when allowed); return it."""
+    check_new_pki(ctx)
+    inv = ctx.inventory
+    replace = bool(ctx.options.get("new_pki"))
+    found = None if replace else stored_bundle(ctx)
+    if found is not None:
+        echo(f"[talos/secrets-bundle] reusing {SECRET_NAME} from the secret store")
+        ctx.state[STATE_KEY] = found
+        return found
+    problem = missing_bundle_problem(ctx, generate=generate)
+    if problem:
+        raise SecretsError(problem)
+    path = ctx.workdir / FILE_NAME
+    try:
+        ctx.run(talosctl.gen_secrets(inv, path), prefix="[talos/secrets-bundle] $ ")
+        try:
+            bundle = path.read_text()
+        except OSError:
+            raise SecretsError("talosctl gen secrets wrote no bundle") from None
+    finally:
+        path.unlink(missing_ok=True)
+    register_secret(bundle)
+    ctx.secret_store().write(SECRET_NAME, bundle)
+    echo(f"[talos/secrets-bundle] generated a new bundle and stored it as {SECRET_NAME}")
+    ctx.state[STATE_KEY] = bundle
+    return bundle
+
+
+@contextmanager
+def bundle_file(ctx: RunContext) -> Iterator[Path]:
+    """The bundle as a 0600 file in the private workdir, removed when the block ends."""
+    path = ctx.workdir / FILE_NAME
+    if ctx.dry_run:
+        yield path
+        return
+    bundle = ctx.state.get(STATE_KEY)
+    if bundle is None:
+        raise SecretsError("internal: the Talos secrets bundle was not loaded before it was used")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(bundle)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,170 @@
+"""The talosctl commands onecluster runs, as pure argv builders (tested without the binary).
+
+Commands that talk to a configured node take the run's talosconfig and always name ``--nodes``
+and ``--endpoints`` explicitly, so nothing depends on the contexts of a talosconfig file.
+Commands for nodes in maintenance mode use ``--insecure`` and no talosconfig. Local commands
+(generating and patching configs) take file paths only; no secret value is ever an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .command import Command
+from .inventory import Inventory, Node
+from .machineconfig import installer_image, kubernetes_version
+
+SYSTEM_LABELS_TO_WIPE = ("STATE", "EPHEMERAL")
+
+
+def _talosctl(*args: str, **options: object) -> Command:
+    return Command("talosctl", tuple(args), **options)  # type: ignore[arg-type]
+
+
+def on_node(
+    talosconfig: str, ip: str, *args: str, endpoint: str | None = None, **options: object
+) -> Command:
+    """``talosctl --talosconfig T <args> --nodes IP --endpoints E`` (E defaults to the node)."""
+    return _talosctl(
+        "--talosconfig", talosconfig, *args, "--nodes", ip, "--endpoints", endpoint or ip,
+        **options,
+    )  # fmt: skip
+
+
+# Local: secrets and configs ---------------------------------------------------------------------
+
+
+def gen_secrets(inv: Inventory, out: Path) -> Command:
+    """Generate a new secrets bundle (the cluster's PKI and tokens) into ``out``."""
+    return _talosctl(
+        "gen", "secrets", "--talos-version", inv.cluster.talos_version, "--output-file", str(out)
+    )
+
+
+def gen_config(
+    inv: Inventory,
+    secrets: Path,
+    out: Path,
+    *,
+    common: Path | None = None,
+    controlplane: Path | None = None,
+    types: Sequence[str] = ("controlplane", "worker", "talosconfig"),
+) -> Command:
+    """Render the base configs (and talosconfig) from the bundle and the repo's patches."""
+    patches: list[str] = []
+    if common is not None:
+        patches += ["--config-patch", f"@{common}"]
+    if controlplane is not None:
+        patches += ["--config-patch-control-plane", f"@{controlplane}"]
+    return _talosctl(
+        "gen", "config", inv.name, inv.cluster.endpoint,
+        "--with-secrets", str(secrets),
+        "--talos-version", inv.cluster.talos_version,
+        "--kubernetes-version", kubernetes_version(inv),
+        *patches,
+        "--with-docs=false", "--with-examples=false",
+        "--output-types", ",".join(types),
+        "--output", str(out),
+        "--force",
+    )  # fmt: skip
+
+
+def patch_config(base: Path, patch: Path, out: Path) -> Command:
+    """Apply one node's patch to the base config of its role."""
+    return _talosctl(
+        "machineconfig", "patch", str(base), "--patch", f"@{patch}", "--output", str(out)
+    )
+
+
+def validate_config(path: Path) -> Command:
+    """Validate a finished node config as Talos does on bare metal."""
+    return _talosctl("validate", "--config", str(path), "--mode", "metal")
+
+
+def config_endpoints(talosconfig: str, inv: Inventory) -> list[Command]:
+    """Point a talosconfig at the control planes (endpoints) and the first of them (node)."""
+    cps = [str(n.ip) for n in inv.control_planes]
+    return [
+        _talosctl("--talosconfig", talosconfig, "config", "endpoint", *cps),
+        _talosctl("--talosconfig", talosconfig, "config", "node", cps[0]),
+    ]
+
+
+def config_merge(target: str, source: str) -> Command:
+    """Merge the talosconfig ``source`` into ``target`` (the user's, when asked)."""
+    return _talosctl("--talosconfig", target, "config", "merge", source)
+
+
+# Nodes -----------------------------------------------------------------------------------------
+
+
+def maintenance_probe(node: Node) -> Command:
+    """Succeeds only while ``node`` is in maintenance mode (later it demands a client cert)."""
+    return _talosctl("get", "disks", "--insecure", "--nodes", str(node.ip), timeout=30)
+
+
+def apply_config(talosconfig: str, node: Node, file: Path, *, insecure: bool) -> Command:
+    """Apply ``file`` to ``node``: ``--insecure`` in maintenance mode, authenticated afterwards."""
+    if insecure:
+        return _talosctl("apply-config", "--insecure", "--nodes", str(node.ip), "--file", str(file))
+    return on_node(talosconfig, str(node.ip), "apply-config", "--file", str(file))
+
+
+def version(talosconfig: str, node: Node) -> Command:
+    """Answers once the node's API serves the applied config (authenticated)."""
+    return on_node(talosconfig, str(node.ip), "version", timeout=30)
+
+
+def etcd_status(talosconfig: str, node: Node) -> Command:
+    """Succeeds only when etcd runs on ``node``, i.e. the cluster was bootstrapped."""
+    return on_node(talosconfig, str(node.ip), "etcd", "status", timeout=30)
+
+
+def bootstrap(talosconfig: str, node: Node) -> Command:
+    """Bootstrap etcd on ``node`` (once per cluster, on the first control plane)."""
+    return on_node(talosconfig, str(node.ip), "bootstrap")
+
+
+def kubeconfig(talosconfig: str, node: Node, path: str) -> Command:
+    """Fetch an admin kubeconfig into ``path`` (merged into it when it exists)."""
+    return on_node(talosconfig, str(node.ip), "kubeconfig", path, "--force")
+
+
+def health(talosconfig: str, inv: Inventory, timeout: str) -> Command:
+    """Wait until every listed node, etcd, the API server and the kubelets are healthy."""
+    first = inv.first_control_plane
+    return on_node(
+        talosconfig,
+        str(first.ip),
+        "health",
+        "--control-plane-nodes", ",".join(str(n.ip) for n in inv.control_planes),
+        "--worker-nodes", ",".join(str(n.ip) for n in inv.workers),
+        "--wait-timeout", timeout,
+    )  # fmt: skip
+
+
+def upgrade(talosconfig: str, inv: Inventory, node: Node, timeout: str) -> Command:
+    """Upgrade ``node`` to the inventory's installer image and wait for it to come back."""
+    return on_node(
+        talosconfig, str(node.ip), "upgrade",
+        "--image", installer_image(inv), "--wait", "--timeout", timeout,
+    )  # fmt: skip
+
+
+def upgrade_k8s(talosconfig: str, inv: Inventory, *, dry_run: bool) -> Command:
+    """Upgrade Kubernetes to the inventory's version (talosctl's own ``--dry-run`` first)."""
+    first = inv.first_control_plane
+    extra = ("--dry-run",) if dry_run else ()
+    return on_node(
+        talosconfig, str(first.ip), "upgrade-k8s", "--to", kubernetes_version(inv), *extra
+    )
+
+
+def reset(talosconfig: str, node: Node, *, graceful: bool) -> Command:
+    """Wipe STATE and EPHEMERAL and reboot: the node comes back in maintenance mode."""
+    wipe = [a for label in SYSTEM_LABELS_TO_WIPE for a in ("--system-labels-to-wipe", label)]
+    return on_node(
+        talosconfig, str(node.ip), "reset",
+        f"--graceful={str(graceful).lower()}", "--reboot", *wipe, "--wait=false",
+    )  # fmt: skip

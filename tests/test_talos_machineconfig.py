@@ -1,0 +1,161 @@
+"""The patches and the generated per-node documents against the Talos v1.12 config schema."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from invoke import Context
+
+from tasks.engine import machineconfig as mc
+from tasks.engine.inventory import REPO_ROOT, load_inventory
+
+INV = load_inventory()
+NODES = [n.name for n in INV.nodes]
+
+
+@pytest.fixture
+def schema(reference):
+    return mc.load_schema(str(reference / "talos" / "config.schema.json"))
+
+
+def docs_of(text: str) -> list[dict]:
+    return mc.parse_documents(text)
+
+
+def by_kind(docs: list[dict], kind: str | None) -> list[dict]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+@pytest.mark.parametrize("patch", ["common", "controlplane"])
+def test_repo_patch_matches_talos_schema(schema, patch):
+    docs = docs_of(mc.rendered_patches(INV)[patch])
+    assert docs
+    assert mc.schema_errors(docs, schema, patch) == []
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_generated_node_patch_matches_talos_schema(schema, name):
+    docs = docs_of(mc.node_patch(INV, INV.node(name)))
+    assert mc.schema_errors(docs, schema, name) == []
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_all_patches_of_a_node_merge_into_schema_valid_documents(schema, name):
+    node = INV.node(name)
+    docs = mc.node_patch_stack(INV, node)
+    assert mc.schema_errors(docs, schema, name) == []
+    (machine,) = by_kind(docs, None)
+    assert machine["machine"]["install"] == {
+        "image": mc.installer_image(INV),
+        "wipe": False,
+        "disk": node.install_disk,
+    }
+    assert ("cluster" in machine) == (node.role == "controlplane")
+
+
+def test_hostname_patch_overrides_the_generated_auto_hostname(schema):
+    # talosctl gen config (v1.12) emits `HostnameConfig: auto: stable`; Talos rejects a document
+    # with a hostname unless auto is off, so the node patch must switch auto off explicitly
+    generated = [{"apiVersion": "v1alpha1", "kind": "HostnameConfig", "auto": "stable"}]
+    node = INV.node("talostrk2")
+    (host,) = by_kind(mc.merge_documents(generated, mc.node_documents(INV, node)), "HostnameConfig")
+    assert host == {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "auto": "off",
+                    "hostname": "talostrk2"}  # fmt: skip
+    assert mc.schema_errors([host], schema, "merged") == []
+
+
+def test_schema_check_names_the_offending_field(schema):
+    broken = [
+        {
+            "machine": {
+                "kubelet": {"extraMounts": [{"destination": "/x", "propagation": "rshared"}]}
+            }
+        },
+        {"apiVersion": "v1alpha1", "kind": "Layer2VIPConfig", "link": "enp1s0"},
+        {"apiVersion": "v1alpha1", "kind": "NoSuchConfig"},
+    ]
+    problems = mc.schema_errors(broken, schema, "patch.yaml")
+    assert len(problems) == 3
+    assert "machine.kubelet.extraMounts.0" in problems[0] and "propagation" in problems[0]
+    assert "Layer2VIPConfig" in problems[1] and "'name' is a required property" in problems[1]
+    assert "unknown kind 'NoSuchConfig'" in problems[2]
+
+
+def test_common_patch_mounts_longhorn_volume_into_kubelet():
+    docs = docs_of(mc.rendered_patches(INV)["common"])
+    (machine,) = by_kind(docs, None)
+    mounts = machine["machine"]["kubelet"]["extraMounts"]
+    assert mounts == [
+        {"destination": "/var/mnt/longhorn", "type": "bind", "source": "/var/mnt/longhorn",
+         "options": ["bind", "rshared", "rw"]}
+    ]  # fmt: skip
+    (volume,) = by_kind(docs, "UserVolumeConfig")
+    assert volume["name"] == "longhorn"  # Talos mounts user volume <name> at /var/mnt/<name>
+    (ephemeral,) = by_kind(docs, "VolumeConfig")
+    assert ephemeral["name"] == "EPHEMERAL" and ephemeral["provisioning"]["grow"] is False
+    assert machine["machine"]["install"]["image"] == mc.installer_image(INV)
+    assert machine["machine"]["install"]["image"] == (
+        "factory.talos.dev/metal-installer/"
+        "613e1592b2da41ae5e265e8789429f22e121aab91cb4deb6bc3c0b6262961245:v1.12.4"
+    )
+    assert machine["machine"]["kubelet"]["nodeIP"]["validSubnets"] == ["192.168.50.0/24"]
+
+
+def test_controlplane_patch_schedules_workloads_and_exposes_metrics():
+    (doc,) = docs_of(mc.rendered_patches(INV)["controlplane"])
+    cluster = doc["cluster"]
+    assert cluster["allowSchedulingOnControlPlanes"] is True
+    assert cluster["controllerManager"]["extraArgs"]["bind-address"] == "0.0.0.0"
+    assert cluster["etcd"]["extraArgs"]["listen-metrics-urls"] == "http://0.0.0.0:2381"
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_node_patch_carries_hostname_address_and_install_disk(name):
+    node = INV.node(name)
+    docs = docs_of(mc.node_patch(INV, node))
+    assert by_kind(docs, None) == [{"machine": {"install": {"disk": node.install_disk}}}]
+    (host,) = by_kind(docs, "HostnameConfig")
+    assert (host["hostname"], host["auto"]) == (name, "off")
+    (link,) = by_kind(docs, "LinkConfig")
+    assert link["name"] == node.link
+    assert link["addresses"] == [{"address": f"{node.ip}/24"}]
+    assert link["routes"] == [{"destination": "0.0.0.0/0", "gateway": "192.168.50.1"}]
+    (resolver,) = by_kind(docs, "ResolverConfig")
+    assert resolver["nameservers"] == [{"address": "192.168.50.1"}, {"address": "1.1.1.1"}]
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_vip_is_held_by_control_planes_only_on_their_link(name):
+    node = INV.node(name)
+    vips = by_kind(docs_of(mc.node_patch(INV, node)), "Layer2VIPConfig")
+    if node.role == "controlplane":
+        assert vips == [{"apiVersion": "v1alpha1", "kind": "Layer2VIPConfig",
+                         "name": "192.168.50.10", "link": node.link}]  # fmt: skip
+    else:
+        assert vips == []
+
+
+def test_schematic_lists_longhorn_extensions():
+    data = yaml.safe_load((REPO_ROOT / INV.talos.schematic.file).read_text())
+    listed = data["customization"]["systemExtensions"]["officialExtensions"]
+    assert set(mc.REQUIRED_EXTENSIONS) <= set(listed)
+    assert mc.schematic_errors(INV) == []
+
+
+@pytest.mark.skipif(shutil.which("talosctl") is None, reason="talosctl is not installed")
+def test_talosctl_validates_every_generated_node_config_in_metal_mode(tmp_path, monkeypatch):
+    from tasks import talos as talos_tasks
+    from tasks.engine import infisical
+    from tasks.engine.secretstore import MemoryStore
+
+    store = MemoryStore()
+    monkeypatch.setattr(infisical, "open_store", lambda inventory: store)
+    out = tmp_path / "configs"
+    # the real pipeline: gen secrets, gen config, machineconfig patch, validate --mode metal
+    talos_tasks.genconfig(Context(), out=str(out))
+    for name in NODES:
+        text = (out / f"{name}.yaml").read_text()
+        kinds = {d.get("kind") for d in docs_of(text)}
+        assert {"HostnameConfig", "LinkConfig", "UserVolumeConfig"} <= kinds

@@ -1,0 +1,218 @@
+"""The Talos layer of a rebuild against a recording talosctl: sequence, PKI and disk hygiene."""
+
+from __future__ import annotations
+
+import pytest
+from invoke import Context
+from invoke.exceptions import Exit
+from test_talos_fixtures import BUNDLE, MARK, make_talos_env, normalise, workdir_of, write_inventory
+
+from tasks import talos as talos_tasks
+from tasks.engine.deploy import default_catalog, execute
+from tasks.engine.errors import OneclusterError
+from tasks.engine.inventory import load_inventory
+from tasks.engine.runner import RunFailed
+from tasks.engine.secretsbundle import SECRET_NAME
+
+INV = load_inventory()
+CPS = [n for n in INV.nodes if n.role == "controlplane"]
+FIRST = "192.168.50.11"
+TC = "$WD/talosconfig"
+AT_FIRST = ["--nodes", FIRST, "--endpoints", FIRST]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, fake_tools):
+    return make_talos_env(tmp_path, monkeypatch, fake_tools)
+
+
+def rebuild(cluster=None, **options):
+    return execute(
+        default_catalog, cluster=cluster, layers=["talos"], options={"poll_interval": 0, **options}
+    )
+
+
+def expected_configs() -> list[list[str]]:
+    """gen config with the patches, then for each node: its patch applied, then validated."""
+    calls = [
+        ["talosctl", "gen", "config", "homelab", "https://192.168.50.10:6443",
+         "--with-secrets", "$WD/secrets.yaml", "--talos-version", "v1.12.4",
+         "--kubernetes-version", "1.35.0",
+         "--config-patch", "@$WD/patches/common.yaml",
+         "--config-patch-control-plane", "@$WD/patches/controlplane.yaml",
+         "--with-docs=false", "--with-examples=false",
+         "--output-types", "controlplane,worker,talosconfig", "--output", "$WD", "--force"],
+    ]  # fmt: skip
+    for n in INV.nodes:
+        out = f"$WD/nodes/{n.name}.yaml"
+        calls.append(["talosctl", "machineconfig", "patch", f"$WD/{n.role}.yaml",
+                      "--patch", f"@$WD/patches/nodes/{n.name}.yaml", "--output", out])  # fmt: skip
+        calls.append(["talosctl", "validate", "--config", out, "--mode", "metal"])
+    return calls
+
+
+def expected_tail() -> list[list[str]]:
+    """After every apply: bootstrap once on talostrk1, kubeconfig, health."""
+    return [
+        ["talosctl", "--talosconfig", TC, "version", *AT_FIRST],
+        ["talosctl", "--talosconfig", TC, "etcd", "status", *AT_FIRST],
+        ["talosctl", "--talosconfig", TC, "bootstrap", *AT_FIRST],
+        ["talosctl", "--talosconfig", TC, "kubeconfig", "$WD/kubeconfig", "--force", *AT_FIRST],
+        ["talosctl", "--talosconfig", TC, "health",
+         "--control-plane-nodes", "192.168.50.11,192.168.50.15,192.168.50.16",
+         "--worker-nodes", "192.168.50.12,192.168.50.13,192.168.50.14",
+         "--wait-timeout", "10m", *AT_FIRST],
+    ]  # fmt: skip
+
+
+def test_rebuild_of_reference_cluster_runs_exact_talosctl_sequence(env, fake_tools):
+    fake_tools.rule("talosctl", "etcd status", exit=1, stderr="etcd is not running")
+    rebuild()
+    calls = env.talosctl()
+    wd = workdir_of(calls)
+    got = normalise(calls, wd)
+    configs = expected_configs()
+    assert got[0] == ["talosctl", "gen", "secrets", "--talos-version", "v1.12.4",
+                      "--output-file", "$WD/secrets.yaml"]  # fmt: skip
+    assert got[1 : 1 + len(configs)] == configs
+    rest = got[1 + len(configs) :]
+    tail = expected_tail()
+    # bootstrap needs only talostrk1's apply, so it may overlap the other applies
+    applies = [a for a in rest if a not in tail]
+    assert sorted(applies) == sorted(
+        [call for n in INV.nodes for call in (
+            ["talosctl", "get", "disks", "--insecure", "--nodes", str(n.ip)],
+            ["talosctl", "apply-config", "--insecure", "--nodes", str(n.ip),
+             "--file", f"$WD/nodes/{n.name}.yaml"],
+        )]
+    )  # fmt: skip
+    position = {tuple(a): i for i, a in enumerate(rest)}
+
+    def at(*parts: str) -> int:
+        return next(i for i, a in enumerate(rest) if all(p in a for p in parts))
+
+    for n in INV.nodes:
+        assert at("get", "disks", str(n.ip)) < at("apply-config", str(n.ip))
+    assert [a for a in rest if a in tail] == tail
+    assert at("apply-config", FIRST) < position[tuple(tail[0])]
+    assert rest[-1] == tail[-1]  # health last, after every apply
+    assert [a for a in got if "bootstrap" in a] == [expected_tail()[2]]
+    # the new bundle went to the store, nowhere else
+    assert env.store.read([SECRET_NAME]) == {SECRET_NAME: BUNDLE}
+
+
+def test_rerun_on_bootstrapped_cluster_keeps_pki_and_skips_bootstrap(env, fake_tools, tmp_path):
+    env.store.write(SECRET_NAME, BUNDLE)
+    cluster = write_inventory(tmp_path, lambda d: d["cluster"].update(bootstrapped=True))
+    # configured nodes refuse --insecure; etcd answers
+    fake_tools.rule("talosctl", "--insecure", exit=1, stderr="tls: certificate required")
+    rebuild(cluster)
+    got = normalise(env.talosctl(), workdir_of(env.talosctl()))
+    assert not [a for a in got if a[1:3] == ["gen", "secrets"]]
+    assert not [a for a in got if "bootstrap" in a]
+    assert sorted(a for a in got if "apply-config" in a) == sorted(
+        ["talosctl", "--talosconfig", TC, "apply-config", "--file", f"$WD/nodes/{n.name}.yaml",
+         "--nodes", str(n.ip), "--endpoints", str(n.ip)]
+        for n in INV.nodes
+    )  # fmt: skip
+    tail = expected_tail()
+    # bootstrap (here: only its checks) needs just talostrk1's apply, so it may overlap the others
+    assert [a for a in got if a in tail] == [tail[0], tail[1], tail[3], tail[4]]
+    assert got[-1] == tail[-1]
+    assert env.store.read([SECRET_NAME]) == {SECRET_NAME: BUNDLE}
+    assert [r["matches"] for r in env.probe_records()] == [True]
+
+
+def test_missing_bundle_for_bootstrapped_cluster_stops_before_talosctl(env, tmp_path):
+    cluster = write_inventory(tmp_path, lambda d: d["cluster"].update(bootstrapped=True))
+    with pytest.raises(OneclusterError) as err:
+        rebuild(cluster)
+    message = str(err.value)
+    assert "cluster.bootstrapped is true" in message
+    assert SECRET_NAME in message and "--new-pki --yes" in message
+    assert env.talosctl() == []
+    assert env.store.names() == set()
+
+
+def test_new_pki_needs_yes(env, tmp_path):
+    cluster = write_inventory(tmp_path, lambda d: d["cluster"].update(bootstrapped=True))
+    with pytest.raises(Exit) as err:
+        talos_tasks.genconfig(Context(), cluster=cluster, new_pki=True)
+    assert "--yes" in str(err.value.message)
+    assert env.talosctl() == []
+
+
+def test_new_pki_with_yes_replaces_the_bundle(env, tmp_path):
+    env.store.write(SECRET_NAME, "old bundle, locked out")
+    cluster = write_inventory(tmp_path, lambda d: d["cluster"].update(bootstrapped=True))
+    talos_tasks.genconfig(Context(), cluster=cluster, new_pki=True, yes=True)
+    assert env.talosctl()[0][1:3] == ["gen", "secrets"]
+    assert env.store.read([SECRET_NAME]) == {SECRET_NAME: BUNDLE}
+
+
+def test_bootstrap_reports_already_bootstrapped_etcd(env, fake_tools, capsys):
+    env.store.write(SECRET_NAME, BUNDLE)
+    fake_tools.rule("talosctl", "etcd status", exit=1, stderr="unavailable")
+    exists = "rpc error: code = AlreadyExists desc = etcd data directory is not empty"
+    fake_tools.rule("talosctl", "bootstrap --nodes", exit=1, stderr=exists)
+    rebuild()
+    assert [a[3] for a in env.talosctl() if "bootstrap" in a] == ["bootstrap"]
+    assert "etcd is already bootstrapped on talostrk1: nothing to do" in capsys.readouterr().out
+
+
+def assert_no_secret_material_left(env):
+    # during `gen config` the bundle was a 0600 file in a 0700 directory...
+    (record,) = env.probe_records()
+    assert record["exists"] and record["matches"]
+    assert (record["mode"], record["dir_mode"]) == (0o600, 0o700)
+    # ...and now no file anywhere holds key material, and the private workdir is gone
+    assert env.files_with_mark() == []
+    assert list(env.tmp.iterdir()) == []
+    assert all(MARK not in arg for argv in env.argvs() for arg in argv)
+
+
+def test_no_secret_material_on_disk_after_success(env, fake_tools, capsys):
+    fake_tools.rule("talosctl", "etcd status", exit=1)
+    rebuild()
+    assert_no_secret_material_left(env)
+    out = capsys.readouterr()
+    assert MARK not in out.out + out.err
+
+
+def test_no_secret_material_on_disk_after_failure_in_the_middle_of_apply(env, fake_tools, capsys):
+    fake_tools.rule("talosctl", "apply-config", "192.168.50.13", exit=1, stderr="connection reset")
+    with pytest.raises(RunFailed) as err:
+        rebuild()
+    assert "talos/apply-talostrk3" in str(err.value)
+    assert_no_secret_material_left(env)
+    assert not [a for a in env.talosctl() if "health" in a]
+    out = capsys.readouterr()
+    assert MARK not in out.out + out.err + str(err.value)
+
+
+def test_genconfig_out_writes_private_copies_with_a_warning(env, tmp_path, capsys):
+    out = tmp_path / "configs"
+    talos_tasks.genconfig(Context(), out=str(out))
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{n.name}.yaml" for n in INV.nodes] + ["talosconfig"]
+    )
+    assert out.stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o600}
+    assert "hold" in capsys.readouterr().err
+    wd = workdir_of(env.talosctl())
+    assert normalise(env.talosctl(), wd)[-2:] == [
+        ["talosctl", "--talosconfig", "$WD/talosconfig", "config", "endpoint",
+         "192.168.50.11", "192.168.50.15", "192.168.50.16"],
+        ["talosctl", "--talosconfig", "$WD/talosconfig", "config", "node", "192.168.50.11"],
+    ]  # fmt: skip
+    assert list(env.tmp.iterdir()) == []
+
+
+def test_dry_run_prints_the_rebuild_and_runs_nothing(env, capsys):
+    execute(default_catalog, layers=["talos"], dry_run=True)
+    printed = capsys.readouterr().out
+    assert env.argvs() == []
+    assert "talosctl gen secrets" in printed
+    for n in INV.nodes:
+        assert f"--file '$ONECLUSTER_WORKDIR/nodes/{n.name}.yaml'" in printed
+    assert printed.count(" bootstrap --nodes 192.168.50.11") == 1

@@ -1,0 +1,229 @@
+"""The talos.* tasks: dry-runs print exact argv and run nothing; the rest run what they print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from invoke import Context
+from invoke.exceptions import Exit
+from test_talos_fixtures import BUNDLE, make_talos_env, normalise, workdir_of
+
+from tasks import talos as talos_tasks
+from tasks.engine import talosctl
+from tasks.engine.deploy import default_catalog, plan
+from tasks.engine.inventory import load_inventory
+from tasks.engine.secretsbundle import SECRET_NAME
+
+INV = load_inventory()
+WD = "'$ONECLUSTER_WORKDIR"
+TC = "--talosconfig '$ONECLUSTER_WORKDIR/talosconfig'"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, fake_tools):
+    env = make_talos_env(tmp_path, monkeypatch, fake_tools)
+    env.store.write(SECRET_NAME, BUNDLE)
+    return env
+
+
+DRY_RUNS = {
+    "genconfig": (talos_tasks.genconfig, {}, [
+        "talosctl gen config homelab https://192.168.50.10:6443 --with-secrets",
+        f"talosctl validate --config {WD}/nodes/talostrk4.yaml' --mode metal",
+    ]),
+    "apply-one-node-insecure": (talos_tasks.apply, {"node": "talostrk2", "insecure": True}, [
+        f"talosctl apply-config --insecure --nodes 192.168.50.12 --file {WD}/nodes/talostrk2.yaml'",
+    ]),
+    "bootstrap": (talos_tasks.bootstrap, {}, [
+        f"talosctl {TC} etcd status --nodes 192.168.50.11 --endpoints 192.168.50.11",
+        f"talosctl {TC} bootstrap --nodes 192.168.50.11 --endpoints 192.168.50.11",
+    ]),
+    "kubeconfig": (talos_tasks.kubeconfig, {"output": "/tmp/k"}, [
+        f"talosctl {TC} kubeconfig /tmp/k --force --nodes 192.168.50.11",
+    ]),
+    "talosconfig": (talos_tasks.talosconfig, {"output": "/tmp/t"}, [
+        f"talosctl {TC} config endpoint 192.168.50.11 192.168.50.15 192.168.50.16",
+        "talosctl --talosconfig /tmp/t config merge '$ONECLUSTER_WORKDIR/talosconfig'",
+    ]),
+    "health": (talos_tasks.health, {"timeout": "3m"}, [
+        f"talosctl {TC} health --control-plane-nodes 192.168.50.11,192.168.50.15,192.168.50.16 "
+        "--worker-nodes 192.168.50.12,192.168.50.13,192.168.50.14 --wait-timeout 3m",
+    ]),
+    "upgrade-k8s": (talos_tasks.upgrade_k8s, {}, [
+        f"talosctl {TC} upgrade-k8s --to 1.35.0 --dry-run --nodes 192.168.50.11",
+    ]),
+    "reset": (talos_tasks.reset, {}, [
+        f"talosctl {TC} reset --graceful=false --reboot --system-labels-to-wipe STATE "
+        "--system-labels-to-wipe EPHEMERAL --wait=false --nodes 192.168.50.12",
+    ]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(DRY_RUNS))
+def test_dry_run_prints_exact_commands_and_runs_nothing(name, env, capsys):
+    task, kwargs, expected = DRY_RUNS[name]
+    task(Context(), dry_run=True, **kwargs)
+    printed = capsys.readouterr().out
+    for line in expected:
+        assert line in printed
+    assert env.argvs() == []
+
+
+def test_dry_run_says_the_bundle_is_generated_only_when_missing(env, capsys):
+    talos_tasks.genconfig(Context(), dry_run=True)
+    printed = capsys.readouterr().out
+    assert (
+        f"read {SECRET_NAME} from the secret store; generate one only if it holds none" in printed
+    )
+    assert env.store.read([SECRET_NAME]) == {SECRET_NAME: BUNDLE}
+
+
+def test_genconfig_out_dry_run_warns_that_the_directory_holds_secrets(env, capsys, tmp_path):
+    talos_tasks.genconfig(Context(), dry_run=True, out=str(tmp_path / "cfg"))
+    assert "private keys" in capsys.readouterr().err
+    assert not (tmp_path / "cfg").exists()
+
+
+def test_reset_requires_yes(env):
+    with pytest.raises(Exit) as err:
+        talos_tasks.reset(Context())
+    assert "--yes" in err.value.message
+    assert env.argvs() == []
+
+
+def test_reset_with_yes_wipes_workers_then_control_planes(env):
+    talos_tasks.reset(Context(), yes=True)
+    resets = [a for a in env.talosctl() if "reset" in a]
+    order = [a[a.index("--nodes") + 1] for a in resets]
+    assert order == ["192.168.50.12", "192.168.50.13", "192.168.50.14",
+                     "192.168.50.16", "192.168.50.15", "192.168.50.11"]  # fmt: skip
+    assert all("--graceful=false" in a and "--reboot" in a for a in resets)
+
+
+def test_upgrade_k8s_runs_its_own_dry_run_first(env):
+    talos_tasks.upgrade_k8s(Context())
+    got = [a[3:] for a in env.talosctl() if "upgrade-k8s" in a]
+    at_first = ["--nodes", "192.168.50.11", "--endpoints", "192.168.50.11"]
+    assert got == [
+        ["upgrade-k8s", "--to", "1.35.0", "--dry-run", *at_first],
+        ["upgrade-k8s", "--to", "1.35.0", *at_first],
+    ]
+
+
+def test_upgrade_k8s_stops_when_its_dry_run_fails(env, fake_tools):
+    fake_tools.rule("talosctl", "upgrade-k8s", "--dry-run", exit=1, stderr="version skew")
+    with pytest.raises(Exit):
+        talos_tasks.upgrade_k8s(Context())
+    assert [a for a in env.talosctl() if "upgrade-k8s" in a and "--dry-run" not in a] == []
+
+
+def test_kubeconfig_merges_into_the_users_kubeconfig_only_when_asked(env, tmp_path):
+    talos_tasks.kubeconfig(Context())
+    (fetch,) = [a for a in env.talosctl() if "kubeconfig" in a]
+    assert fetch[fetch.index("kubeconfig") + 1] == str(tmp_path / "kubeconfig")  # $KUBECONFIG
+
+
+def test_rebuild_never_touches_the_users_kubeconfig_or_talosconfig(env, fake_tools, tmp_path):
+    from tasks.engine.deploy import execute
+
+    fake_tools.rule("talosctl", "etcd status", exit=1)
+    execute(default_catalog, layers=["talos"], options={"poll_interval": 0})
+    wd = workdir_of(env.talosctl())
+    for argv in normalise(env.talosctl(), wd):
+        assert str(tmp_path / "kubeconfig") not in argv
+        assert str(tmp_path / "talosconfig") not in argv
+
+
+def test_talosconfig_merges_into_the_users_talosconfig(env, tmp_path):
+    talos_tasks.talosconfig(Context())
+    merge = [a for a in env.talosctl() if "merge" in a]
+    assert merge and merge[0][:3] == ["talosctl", "--talosconfig", str(tmp_path / "talosconfig")]
+
+
+def test_apply_detects_maintenance_per_node(env, fake_tools):
+    fake_tools.rule("talosctl", "get disks --insecure --nodes 192.168.50.13", exit=1)
+    talos_tasks.apply(Context())
+    applies = {a[a.index("--nodes") + 1]: a for a in env.talosctl() if "apply-config" in a}
+    assert "--insecure" not in applies["192.168.50.13"]
+    assert "--talosconfig" in applies["192.168.50.13"]
+    assert all("--insecure" in a for ip, a in applies.items() if ip != "192.168.50.13")
+
+
+def test_tasks_on_a_running_cluster_never_generate_a_bundle(env, monkeypatch):
+    from tasks.engine import infisical
+    from tasks.engine.secretstore import MemoryStore
+
+    empty = MemoryStore()
+    monkeypatch.setattr(infisical, "open_store", lambda inventory: empty)
+    with pytest.raises(Exit) as err:
+        talos_tasks.health(Context())
+    assert f"holds no {SECRET_NAME}" in err.value.message
+    assert empty.names() == set()
+    assert env.argvs() == []
+
+
+def test_plan_shows_the_talos_layer_with_health_as_a_gate():
+    data = json.loads(plan(default_catalog, layers=["talos"], fmt="json"))
+    steps = {s["id"]: s for s in data["steps"]}
+    assert list(steps)[:2] == ["talos/secrets-bundle", "talos/genconfig"]
+    assert steps["talos/health"]["kind"] == "gate"
+    assert set(steps["talos/health"]["needs"]) >= {f"talos/apply-{n.name}" for n in INV.nodes}
+    assert steps["talos/bootstrap"]["needs"] == ["talos/apply-talostrk1"]
+    assert steps["talos/kubeconfig"]["needs"] == ["talos/bootstrap"]
+
+
+# argv builders ----------------------------------------------------------------------------------
+
+NODE = INV.node("talostrk2")
+
+
+def test_insecure_apply_has_no_talosconfig():
+    cmd = talosctl.apply_config("/wd/tc", NODE, Path("/wd/n.yaml"), insecure=True)
+    assert cmd.argv == ["talosctl", "apply-config", "--insecure", "--nodes", "192.168.50.12",
+                        "--file", "/wd/n.yaml"]  # fmt: skip
+
+
+def test_authenticated_apply_names_talosconfig_nodes_and_endpoints():
+    cmd = talosctl.apply_config("/wd/tc", NODE, Path("/wd/n.yaml"), insecure=False)
+    at = ["--nodes", "192.168.50.12", "--endpoints", "192.168.50.12"]
+    assert cmd.argv == ["talosctl", "--talosconfig", "/wd/tc", "apply-config", "--file",
+                        "/wd/n.yaml", *at]  # fmt: skip
+
+
+def test_gen_config_for_a_talosconfig_only():
+    cmd = talosctl.gen_config(INV, Path("/wd/s.yaml"), Path("/wd/tc"), types=("talosconfig",))
+    assert "--config-patch" not in cmd.argv
+    assert cmd.argv[-5:] == ["--output-types", "talosconfig", "--output", "/wd/tc", "--force"]
+
+
+def test_graceful_reset_of_a_single_node():
+    cmd = talosctl.reset("/wd/tc", NODE, graceful=True)
+    assert "--graceful=true" in cmd.argv
+
+
+def test_layer_deploy_task_still_runs_the_talos_layer(env, capsys):
+    deploy = talos_tasks.ns.tasks["deploy"]
+    deploy(Context(), dry_run=True)
+    printed = capsys.readouterr().out
+    assert "# talos/health (gate)" in printed
+    assert env.argvs() == []
+
+
+def test_apply_to_an_unknown_node_names_the_known_ones(env):
+    with pytest.raises(Exit) as err:
+        talos_tasks.apply(Context(), node="talostrk9")
+    assert "no node named 'talostrk9'" in err.value.message
+    assert "talostrk1" in err.value.message
+    assert env.argvs() == []
+
+
+def test_plan_leaves_out_gen_secrets_when_the_runs_store_holds_a_bundle(env):
+    from tasks.engine.context import run_context
+
+    (bundle,) = [c for c in talos_tasks.components(INV) if c.name == "secrets-bundle"]
+    with run_context(INV, dry_run=True, fetch_kubeconfig=True) as ctx:
+        assert [c.argv[1:3] for c in bundle.commands(ctx)] == [["gen", "secrets"]]
+        ctx.state["store"] = env.store
+        assert bundle.commands(ctx) == []
