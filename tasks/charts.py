@@ -7,7 +7,6 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from .engine.chartdata import cache_path, chart_name
 from .engine.command import Command, Executor, check_tools
 from .engine.components import HelmRelease
 from .engine.context import helm_env
@@ -49,6 +48,8 @@ def pull_charts(
     A chart is unpacked beside its final place and moved there only once complete, so an
     interrupted pull never leaves a half chart that the checks would take for a full one.
     """
+    from .engine.chartdata import cache_path, chart_name  # lazy: tarfile and friends
+
     failures: list[str] = []
     for release in releases:
         final = cache_path(release)
