@@ -112,6 +112,27 @@ def check_object(doc: dict[str, Any], source: str) -> str:
     return unchecked
 
 
+def check_all(docs: Iterable[dict[str, Any]], source: str) -> None:
+    """Fail on any schema error of ``docs`` and on any object no schema is at hand for."""
+    unchecked = [reason for doc in docs if (reason := check_object(doc, source))]
+    assert not unchecked, unchecked
+
+
+def manifest_cases(directory: Path) -> list[Any]:
+    """A ``pytest.param(path, doc)`` per object under ``directory``, named folder/kind/name."""
+    return [
+        pytest.param(p, d, id=f"{p.parent.name}/{d['kind']}/{d['metadata']['name']}")
+        for p, d in manifest_docs(directory)
+    ]
+
+
+def check_manifest(path: Path, doc: dict[str, Any]) -> None:
+    """Fail on any schema error of one object of ``path``; skip when its CRD is not at hand."""
+    unchecked = check_object(doc, str(path.relative_to(REPO_ROOT)))
+    if unchecked:
+        pytest.skip(unchecked)
+
+
 def chart_of(release: HelmRelease, reference: Path) -> Chart:
     """The chart data the engine checks ``release``'s values against (cache, else reference)."""
     chart, why = ChartSource(reference=reference).chart(release)

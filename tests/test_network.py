@@ -19,12 +19,13 @@ from tasks.engine.runner import RunFailed
 from tasks.engine.valuescheck import check_values, schema_errors
 from tests.rendered import (
     chart_of,
-    check_object,
+    check_all,
+    check_manifest,
     find_object,
     full_chart,
     helm_template,
     lookup,
-    manifest_docs,
+    manifest_cases,
     rendered,
     rendered_values,
     unknown_keys,
@@ -292,18 +293,10 @@ def test_traefik_values_match_the_chart_schema(reference: Path) -> None:
 
 # --- manifests against Kubernetes and CRD schemas ----------------------------------------------
 
-OBJECTS = list(manifest_docs(MANIFESTS))
 
-
-@pytest.mark.parametrize(
-    ("path", "doc"),
-    OBJECTS,
-    ids=[f"{p.parent.name}/{d['kind']}/{d['metadata']['name']}" for p, d in OBJECTS],
-)
+@pytest.mark.parametrize(("path", "doc"), manifest_cases(MANIFESTS))
 def test_manifest_validates(path: Path, doc: dict) -> None:
-    skipped = check_object(doc, str(path.relative_to(REPO_ROOT)))
-    if skipped:
-        pytest.skip(skipped)
+    check_manifest(path, doc)
 
 
 def test_gateway_api_crds_are_the_pinned_standard_channel(reference: Path) -> None:
@@ -395,10 +388,8 @@ def test_chart_renders_and_objects_validate(release: str, chart: str, apis: list
     folder = full_chart(chart, comp.version)
     objects = helm_template(comp, folder, apis)
     assert objects
-    label = f"helm template {release}"
-    skipped = [reason for doc in objects if (reason := check_object(doc, label))]
     # every custom kind these charts render has its CRD in the reference data
-    assert not skipped, skipped
+    check_all(objects, f"helm template {release}")
     if release == "traefik":
         kinds = {(d["kind"], d["metadata"]["name"]) for d in objects}
         assert {

@@ -18,11 +18,13 @@ from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.engine.valuescheck import check_values
 from tests.rendered import (
     chart_of,
-    check_object,
+    check_all,
+    check_manifest,
     find_object,
     full_chart,
     helm_template,
     lookup,
+    manifest_cases,
     manifest_docs,
     rendered,
     rendered_values,
@@ -154,18 +156,10 @@ def test_recurring_jobs_cover_every_volume() -> None:
 
 # --- manifests against Kubernetes and CRD schemas ----------------------------------------------
 
-OBJECTS = list(manifest_docs(MANIFESTS))
 
-
-@pytest.mark.parametrize(
-    ("path", "doc"),
-    OBJECTS,
-    ids=[f"{p.parent.name}/{d['kind']}/{d['metadata']['name']}" for p, d in OBJECTS],
-)
+@pytest.mark.parametrize(("path", "doc"), manifest_cases(MANIFESTS))
 def test_manifest_validates(path: Path, doc: dict) -> None:
-    skipped = check_object(doc, str(path.relative_to(REPO_ROOT)))
-    if skipped:
-        pytest.skip(skipped)
+    check_manifest(path, doc)
 
 
 def test_gate_waits_for_crds_longhorn_really_has(reference: Path) -> None:
@@ -221,8 +215,7 @@ def test_longhorn_release_waits_long_enough() -> None:
 def test_chart_renders_and_objects_validate() -> None:
     folder = full_chart("longhorn", LONGHORN.version)
     objects = helm_template(LONGHORN, folder, ["monitoring.coreos.com/v1"])
-    skipped = [reason for doc in objects if (reason := check_object(doc, "helm template longhorn"))]
-    assert not skipped, skipped
+    check_all(objects, "helm template longhorn")
     configmaps = {d["metadata"]["name"]: d for d in objects if d["kind"] == "ConfigMap"}
     storageclass = yaml.safe_load(configmaps["longhorn-storageclass"]["data"]["storageclass.yaml"])
     assert storageclass["parameters"]["numberOfReplicas"] == "2"
