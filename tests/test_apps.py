@@ -6,7 +6,6 @@ The fakes answer the read-only probes (``get ... --request-timeout=5s``, gate ch
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 
@@ -18,6 +17,7 @@ from tasks import apps
 from tasks.engine.context import run_context
 from tasks.engine.deploy import build_graph, default_catalog
 from tasks.engine.inventory import load_inventory
+from tests.rendered import check_all
 
 ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parents[1]
 PROBE = "--request-timeout=5s"
@@ -281,43 +281,13 @@ def find(kind: str, name: str, namespace: str) -> dict:
     raise AssertionError(f"no {kind} {namespace}/{name} among the rendered manifests")
 
 
-@functools.cache
-def crd_schemas(reference) -> dict[tuple[str, str, str], dict]:
-    """(group, version, kind) → openAPIV3Schema of every CRD under ../shared/reference/crds."""
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are large
-    schemas = {}
-    for path in sorted((reference / "crds").rglob("*.yaml")):
-        for doc in yaml.load_all(path.read_text(), Loader=loader):  # a safe loader, in C
-            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            spec = doc["spec"]
-            for version in spec["versions"]:
-                key = (spec["group"], version["name"], spec["names"]["kind"])
-                schemas[key] = version["schema"]["openAPIV3Schema"]
-    return schemas
-
-
 @pytest.mark.parametrize("item", OBJECTS, ids=[obj_id(o) for o in OBJECTS])
 def test_manifest_validates_against_its_schema(item, request):
-    import jsonschema
-    import kubernetes_validate
-
-    _, doc = item
-    group, _, version = doc["apiVersion"].rpartition("/")
+    step, doc = item
+    group, _, _ = doc["apiVersion"].rpartition("/")
     if ("." in group and not group.endswith(".k8s.io")) or group.startswith("gateway."):
-        reference = request.getfixturevalue("reference")
-        schemas = crd_schemas(reference)
-        key = (group, version, doc["kind"])
-        assert key in schemas, f"no CRD for {key} under {reference / 'crds'}"
-        jsonschema.validate(doc, schemas[key])
-        return
-    k8s = load_inventory().cluster.kubernetes_version.lstrip("v")
-    try:
-        kubernetes_validate.validate(doc, k8s, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        pytest.fail(str(exc).splitlines()[0])
+        request.getfixturevalue("reference")  # custom resources need the reference CRDs
+    check_all([doc], step)
 
 
 def pod_specs() -> list[tuple[str, dict]]:

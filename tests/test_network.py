@@ -8,26 +8,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 
 from tasks import network
+from tasks.engine.chartdata import crd_docs
 from tasks.engine.components import Gate, HelmRelease, ManifestBundle
 from tasks.engine.deploy import default_catalog, execute, plan
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.engine.runner import RunFailed
-from tests.chart_values import full_chart, helm_template, reference_chart, unknown_keys
-from tests.k8s_schemas import (
-    crd_directories,
-    crd_documents,
+from tasks.engine.valuescheck import check_values, schema_errors
+from tests.rendered import (
+    chart_of,
+    check_all,
+    check_manifest,
     find_object,
-    load_crd_schemas,
+    full_chart,
+    helm_template,
     lookup,
-    manifest_docs,
+    manifest_cases,
     rendered,
     rendered_values,
-    validate_object,
+    unknown_keys,
 )
 
 INV = load_inventory(None)
@@ -208,7 +209,7 @@ def test_cloudflared_container_has_requests_and_a_memory_limit() -> None:
 
 def test_gateway_listener_ports_are_traefik_entry_points(reference: Path) -> None:
     """Traefik matches a listener to the entry point whose container port it names."""
-    defaults, _ = reference_chart(reference, "traefik")
+    defaults = chart_of(RELEASES["traefik"], reference).values
     gateway = find_object(MANIFESTS / "default-gateway", "Gateway", "default-gateway")
     ports = {listener["protocol"]: listener["port"] for listener in gateway["spec"]["listeners"]}
     assert ports == {
@@ -262,73 +263,46 @@ def test_no_secret_value_is_written_in_a_network_file() -> None:
 
 # --- values keys and schemas -------------------------------------------------------------------
 
-# Maps the chart reads as free-form although their defaults are not empty (the key names a thing)
-FREE_FORM = {
-    "kube-vip": ["env.*"],  # every key becomes an env var of that name (chart contract)
-    "kube-vip-cloud-provider": [],
-    # ports.<entrypoint>.expose.<service> names the Service the port is exposed on
-    "traefik": ["ports.*.expose.*", "service.additionalServices.*"],
-}
+# the releases whose charts the reference data holds (cert-manager's is fetched, not referenced);
+# maps a chart renders verbatim (kube-vip's env, Traefik's ports.*.expose) are the engine's to know
+VALUES_CHECKED = ["kube-vip", "kube-vip-cloud-provider", "traefik"]
 
 
-@pytest.mark.parametrize("release", sorted(FREE_FORM))
+@pytest.mark.parametrize("release", VALUES_CHECKED)
 def test_values_keys_exist_in_the_chart(reference: Path, release: str) -> None:
-    defaults, schema = reference_chart(reference, release)
-    unknown = unknown_keys(rendered_values(release), defaults, schema, FREE_FORM[release])
-    assert not unknown, f"helm-values/{release}.yaml: keys the chart does not read: {unknown}"
+    chart = chart_of(RELEASES[release], reference)
+    result = check_values(rendered_values(release), chart, f"helm-values/{release}.yaml")
+    assert not result.errors, "\n".join(str(e) for e in result.errors)
 
 
 def test_unknown_keys_catches_a_typo(reference: Path) -> None:
-    defaults, schema = reference_chart(reference, "traefik")
+    chart = chart_of(RELEASES["traefik"], reference)
     typo = {"deployment": {"replica": 2}, "providers": {"kubernetesGateway": {"enable": True}}}
-    assert unknown_keys(typo, defaults, schema, FREE_FORM["traefik"]) == [
+    assert unknown_keys(check_values(typo, chart, "typo.yaml")) == [
         "deployment.replica",
         "providers.kubernetesGateway.enable",
     ]
 
 
 def test_traefik_values_match_the_chart_schema(reference: Path) -> None:
-    _, schema = reference_chart(reference, "traefik")
-    defaults = yaml.safe_load((reference / "charts/traefik/values.yaml").read_text())
-    jsonschema.validate(_merged(defaults, rendered_values("traefik")), schema)
-
-
-def _merged(base: Any, over: Any) -> Any:
-    """Helm's values merge: maps merge key by key, anything else replaces."""
-    if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: _merged(base.get(k), v) for k, v in over.items()}}
-    return over
+    chart = chart_of(RELEASES["traefik"], reference)
+    assert chart.schema, "the traefik chart ships a values.schema.json"
+    errors = schema_errors(rendered_values("traefik"), chart, "helm-values/traefik.yaml")
+    assert not errors, "\n".join(str(e) for e in errors)
 
 
 # --- manifests against Kubernetes and CRD schemas ----------------------------------------------
 
-OBJECTS = list(manifest_docs(MANIFESTS))
 
-
-@pytest.fixture(scope="module")
-def crd_schemas() -> dict:
-    from tests.conftest import SHARED_REFERENCE
-
-    return load_crd_schemas(
-        crd_directories(SHARED_REFERENCE if SHARED_REFERENCE.is_dir() else None)
-    )
-
-
-@pytest.mark.parametrize(
-    "doc",
-    [d for _, d in OBJECTS],
-    ids=[f"{p.parent.name}/{d['kind']}/{d['metadata']['name']}" for p, d in OBJECTS],
-)
-def test_manifest_validates(doc: dict, crd_schemas: dict) -> None:
-    skipped = validate_object(doc, crd_schemas)
-    if skipped:
-        pytest.skip(skipped)
+@pytest.mark.parametrize(("path", "doc"), manifest_cases(MANIFESTS))
+def test_manifest_validates(path: Path, doc: dict) -> None:
+    check_manifest(path, doc)
 
 
 def test_gateway_api_crds_are_the_pinned_standard_channel(reference: Path) -> None:
     folder = reference / "crds" / f"gateway-api-{network.GATEWAY_API_VERSION}"
     names = {
-        doc["metadata"]["name"] for path in folder.glob("*.yaml") for doc in crd_documents(path)
+        doc["metadata"]["name"] for doc in crd_docs(p.read_bytes() for p in folder.glob("*.yaml"))
     }
     assert set(network.GATEWAY_API_CRDS) == names
     source = COMPONENTS["gateway-api-crds"].sources[0]
@@ -409,17 +383,13 @@ RENDER_CASES = [
 @pytest.mark.parametrize(
     ("release", "chart", "apis"), RENDER_CASES, ids=[r for r, _, _ in RENDER_CASES]
 )
-def test_chart_renders_and_objects_validate(
-    release: str, chart: str, apis: list[str], crd_schemas: dict
-) -> None:
+def test_chart_renders_and_objects_validate(release: str, chart: str, apis: list[str]) -> None:
     comp = RELEASES[release]
     folder = full_chart(chart, comp.version)
-    values = rendered(comp.values_path)
-    objects = helm_template(folder, comp.release, comp.namespace, values, apis)
+    objects = helm_template(comp, folder, apis)
     assert objects
-    skipped = [reason for doc in objects if (reason := validate_object(doc, crd_schemas))]
     # every custom kind these charts render has its CRD in the reference data
-    assert not skipped, skipped
+    check_all(objects, f"helm template {release}")
     if release == "traefik":
         kinds = {(d["kind"], d["metadata"]["name"]) for d in objects}
         assert {

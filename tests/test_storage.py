@@ -11,20 +11,24 @@ import pytest
 import yaml
 
 from tasks import storage
+from tasks.engine.chartdata import crd_docs
 from tasks.engine.components import HelmRelease
 from tasks.engine.deploy import default_catalog, execute, plan
 from tasks.engine.inventory import REPO_ROOT, load_inventory
-from tests.chart_values import full_chart, helm_template, reference_chart, unknown_keys
-from tests.k8s_schemas import (
-    crd_directories,
-    crd_documents,
+from tasks.engine.valuescheck import check_values
+from tests.rendered import (
+    chart_of,
+    check_all,
+    check_manifest,
     find_object,
-    load_crd_schemas,
+    full_chart,
+    helm_template,
     lookup,
+    manifest_cases,
     manifest_docs,
     rendered,
     rendered_values,
-    validate_object,
+    unknown_keys,
 )
 
 INV = load_inventory(None)
@@ -127,15 +131,17 @@ def test_no_credentials_are_written_in_a_storage_file() -> None:
 
 
 def test_values_keys_exist_in_the_chart(reference: Path) -> None:
-    defaults, schema = reference_chart(reference, "longhorn")
-    unknown = unknown_keys(rendered_values("longhorn"), defaults, schema)
-    assert not unknown, f"helm-values/longhorn.yaml: keys the chart does not read: {unknown}"
+    chart = chart_of(LONGHORN, reference)
+    result = check_values(rendered_values("longhorn"), chart, "helm-values/longhorn.yaml")
+    assert not result.errors, "\n".join(str(e) for e in result.errors)
 
 
 def test_unknown_keys_catches_a_typo(reference: Path) -> None:
-    defaults, schema = reference_chart(reference, "longhorn")
+    chart = chart_of(LONGHORN, reference)
     typo = {"defaultSettings": {"defaultDataPth": "/x"}, "persistence": {"defaultClass": True}}
-    assert unknown_keys(typo, defaults, schema) == ["defaultSettings.defaultDataPth"]
+    assert unknown_keys(check_values(typo, chart, "typo.yaml")) == [
+        "defaultSettings.defaultDataPth"
+    ]
 
 
 def test_recurring_jobs_cover_every_volume() -> None:
@@ -150,35 +156,15 @@ def test_recurring_jobs_cover_every_volume() -> None:
 
 # --- manifests against Kubernetes and CRD schemas ----------------------------------------------
 
-OBJECTS = list(manifest_docs(MANIFESTS))
 
-
-@pytest.fixture(scope="module")
-def crd_schemas() -> dict:
-    from tests.conftest import SHARED_REFERENCE
-
-    return load_crd_schemas(
-        crd_directories(SHARED_REFERENCE if SHARED_REFERENCE.is_dir() else None)
-    )
-
-
-@pytest.mark.parametrize(
-    "doc",
-    [d for _, d in OBJECTS],
-    ids=[f"{p.parent.name}/{d['kind']}/{d['metadata']['name']}" for p, d in OBJECTS],
-)
-def test_manifest_validates(doc: dict, crd_schemas: dict) -> None:
-    skipped = validate_object(doc, crd_schemas)
-    if skipped:
-        pytest.skip(skipped)
+@pytest.mark.parametrize(("path", "doc"), manifest_cases(MANIFESTS))
+def test_manifest_validates(path: Path, doc: dict) -> None:
+    check_manifest(path, doc)
 
 
 def test_gate_waits_for_crds_longhorn_really_has(reference: Path) -> None:
-    names = {
-        doc["metadata"]["name"]
-        for path in (reference / "crds" / "longhorn").glob("*.yaml")
-        for doc in crd_documents(path)
-    }
+    files = (reference / "crds" / "longhorn").glob("*.yaml")
+    names = {doc["metadata"]["name"] for doc in crd_docs(p.read_bytes() for p in files)}
     assert set(storage.LONGHORN_CRDS) <= names
 
 
@@ -226,17 +212,10 @@ def test_longhorn_release_waits_long_enough() -> None:
 # --- helm template with the full chart, when one is at hand ------------------------------------
 
 
-def test_chart_renders_and_objects_validate(crd_schemas: dict) -> None:
+def test_chart_renders_and_objects_validate() -> None:
     folder = full_chart("longhorn", LONGHORN.version)
-    objects = helm_template(
-        folder,
-        LONGHORN.release,
-        LONGHORN.namespace,
-        rendered(LONGHORN.values_path),
-        ["monitoring.coreos.com/v1"],
-    )
-    skipped = [reason for doc in objects if (reason := validate_object(doc, crd_schemas))]
-    assert not skipped, skipped
+    objects = helm_template(LONGHORN, folder, ["monitoring.coreos.com/v1"])
+    check_all(objects, "helm template longhorn")
     configmaps = {d["metadata"]["name"]: d for d in objects if d["kind"] == "ConfigMap"}
     storageclass = yaml.safe_load(configmaps["longhorn-storageclass"]["data"]["storageclass.yaml"])
     assert storageclass["parameters"]["numberOfReplicas"] == "2"

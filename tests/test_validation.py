@@ -16,7 +16,14 @@ from tasks.engine.chartdata import ChartSource, documented_paths, load_chart, me
 from tasks.engine.command import Executor
 from tasks.engine.components import HelmRelease
 from tasks.engine.inventory import load_inventory
-from tasks.engine.kubeschema import CrdIndex, kubernetes_schema_version, validate_objects
+from tasks.engine.kubeschema import (
+    EXTRA_CRDS_ENV,
+    CrdIndex,
+    crd_index,
+    kubernetes_schema_version,
+    validate_object,
+    validate_objects,
+)
 from tasks.engine.valuescheck import check_values
 
 
@@ -409,7 +416,100 @@ def test_a_kind_without_any_schema_is_noted_not_passed_silently() -> None:
     notes: list[str] = []
     doc = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert validate_objects([doc], "m.yaml", "1.35.0", CrdIndex(), notes) == []
-    assert notes == ["m.yaml: Widget/w: no schema for example.com/v1 (CRD not in the reference)"]
+    assert notes == [
+        "m.yaml: Widget/w: no schema for example.com/v1 "
+        "(no CRD for it in ../shared/reference/crds or $ONECLUSTER_EXTRA_CRDS)"
+    ]
+
+
+def test_one_object_gives_its_errors_and_why_it_was_not_checked() -> None:
+    typo = with_change(DEPLOYMENT, "spec.replica", 2)
+    errors, note = validate_object(typo, "m.yaml", "1.35.0", CrdIndex())
+    assert ([e.field for e in errors], note) == (["Deployment/web spec"], "")
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    errors, note = validate_object(widget, "m.yaml", "1.35.0", CrdIndex())
+    assert errors == [] and "no schema for example.com/v1" in note
+
+
+def widget_crd(version: str, field: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {
+                "group": "example.com",
+                "names": {"kind": "Widget", "plural": "widgets"},
+                "scope": "Namespaced",
+                "versions": [
+                    {
+                        "name": version,
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "properties": {
+                                    "apiVersion": {"type": "string"},
+                                    "kind": {"type": "string"},
+                                    "metadata": {"type": "object"},
+                                    "spec": {
+                                        "type": "object",
+                                        "properties": {field: {"type": "string"}},
+                                    },
+                                },
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+
+def widget(field: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {field: "x"},
+    }
+
+
+def test_a_pinned_release_folder_wins_over_the_newest_beside_it(tmp_path: Path) -> None:
+    for folder, field in (("widgets", "newField"), ("widgets-v1.2.3", "pinnedField")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "crd.yaml").write_text(widget_crd("v1", field))
+    index = CrdIndex()
+    index.add_tree(tmp_path)
+    assert validate_objects([widget("pinnedField")], "m.yaml", "1.35.0", index, []) == []
+    (error,) = validate_objects([widget("newField")], "m.yaml", "1.35.0", index, [])
+    assert error.field == "Widget/w spec"
+
+
+def test_extra_crd_directories_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "crd.yaml").write_text(widget_crd("v1", "size"))
+    assert ("example.com", "Widget", "v1") not in crd_index(None).schemas
+    monkeypatch.setenv(EXTRA_CRDS_ENV, f"{tmp_path / 'absent'}:{tmp_path}")
+    index = crd_index(None)
+    assert validate_objects([widget("size")], "m.yaml", "1.35.0", index, []) == []
+    (error,) = validate_objects([widget("sise")], "m.yaml", "1.35.0", index, [])
+    assert error.field == "Widget/w spec"
+
+
+def test_template_command_passes_api_versions() -> None:
+    release = HelmRelease(
+        layer="apps", name="d", release="d", chart="d", version="1", namespace="n"
+    )
+    command = validation.template_command(
+        release, Path("/c"), "1.35.0", "", ["monitoring.coreos.com/v1"]
+    )
+    assert command.argv[-2:] == ["--api-versions", "monitoring.coreos.com/v1"]
+    assert (
+        "--api-versions" not in validation.template_command(release, Path("/c"), "1.35.0", "").argv
+    )
 
 
 def test_schema_version_follows_the_inventory() -> None:

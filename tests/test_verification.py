@@ -42,6 +42,7 @@ from tasks.engine.probe import (
     probe_pods,
 )
 from tasks.engine.profile import KIND, KIND_CONFIG, KIND_GATEWAY_HTTP, GeneratedSecrets, Profile
+from tasks.engine.valuescheck import check_values, schema_errors
 from tasks.engine.verification import (
     condition,
     down_targets,
@@ -58,6 +59,7 @@ from tasks.engine.verification import (
     unready_nodes,
     unready_pods,
 )
+from tests.rendered import chart_of, rendered
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES = ["talostrk1", "talostrk2"]
@@ -493,16 +495,6 @@ def test_kind_prometheus_overlay_trims_the_stack(kind_steps, ctx):
 OVERLAYS = sorted(p.name for p in (ROOT / KIND.overlays).glob("*.yaml"))
 
 
-def leaf_paths(values: dict, prefix: tuple = ()) -> list[tuple]:
-    out = []
-    for key, value in values.items():
-        if isinstance(value, dict) and value:
-            out += leaf_paths(value, (*prefix, key))
-        else:
-            out.append((*prefix, key))
-    return out
-
-
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_kind_overlay_sets_only_keys_the_chart_has(overlay, kind_steps, reference):
     (release,) = [
@@ -510,27 +502,19 @@ def test_kind_overlay_sets_only_keys_the_chart_has(overlay, kind_steps, referenc
         for s in kind_steps.values()
         if isinstance(s, HelmRelease) and s.release == overlay.removesuffix(".yaml")
     ]
-    chart = yaml.safe_load((reference / "charts" / release.chart / "values.yaml").read_text())
-    for path in leaf_paths(yaml.safe_load((ROOT / KIND.overlays / overlay).read_text())):
-        node = chart
-        for key in path:
-            if node == {}:
-                break  # a free-form map in the chart (e.g. resources): anything goes below it
-            assert isinstance(node, dict) and key in node, (
-                f"{overlay}: {'.'.join(path)} not in chart"
-            )
-            node = node[key]
+    path = ROOT / KIND.overlays / overlay
+    values = yaml.safe_load(rendered(path))
+    result = check_values(values, chart_of(release, reference), f"{KIND.overlays}/{overlay}")
+    assert not result.errors, "\n".join(str(e) for e in result.errors)
 
 
 def test_kind_traefik_values_fit_the_chart_schema(kind_steps, ctx, reference):
-    import jsonschema
-
-    chart = reference / "charts" / "traefik"
-    defaults = yaml.safe_load((chart / "values.yaml").read_text())
-    values = merge_values(
-        defaults, yaml.safe_load(kind_steps["network/traefik"].rendered_values(ctx))
-    )
-    jsonschema.validate(values, json.loads((chart / "values.schema.json").read_text()))
+    traefik = kind_steps["network/traefik"]
+    chart = chart_of(traefik, reference)
+    assert chart.schema, "the traefik chart ships a values.schema.json"
+    values = yaml.safe_load(traefik.rendered_values(ctx))
+    errors = schema_errors(values, chart, "kind network/traefik values")
+    assert not errors, "\n".join(str(e) for e in errors)
 
 
 def test_kind_overlay_is_fed_to_helm_on_stdin(kind_steps, ctx):

@@ -1,12 +1,18 @@
 """Validate Kubernetes objects: built-in kinds against the Kubernetes JSON schemas, custom ones
 against their CRDs' openAPIV3Schema, with unknown fields an error in both (the API server would
 prune them silently).
+
+CRDs are read from ``../shared/reference/crds`` and then from the directories in
+``$ONECLUSTER_EXTRA_CRDS`` (``os.pathsep``-separated; e.g. cert-manager's CRDs rendered from a
+locally fetched chart, which the reference data does not hold).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,13 @@ import yaml
 from .chartdata import crd_docs, load_yaml_all, shown
 from .errors import FieldError
 from .inventory import Inventory
+
+EXTRA_CRDS_ENV = "ONECLUSTER_EXTRA_CRDS"
+CRD_SOURCES = f"../shared/reference/crds or ${EXTRA_CRDS_ENV}"
+
+# A folder named for a release (`gateway-api-v1.5.1`) holds the version the stack pins; the
+# unversioned folder beside it (`gateway-api`) holds the newest release, which is not applied.
+_PINNED_FOLDER = re.compile(r"-v\d+(\.\d+)*$")
 
 
 def kubernetes_schema_version(inv: Inventory) -> str:
@@ -98,12 +111,39 @@ class CrdIndex:
         self.sources.add(origin)
 
     def add_tree(self, root: Path) -> None:
-        for path in sorted(root.rglob("*.yaml")):
+        """Index every CRD under ``root``; versions already known are kept.
+
+        Pinned release folders (``gateway-api-v1.5.1``) are read before the others, so their
+        versions win over the newer release the reference holds beside them.
+        """
+        paths = sorted(
+            root.rglob("*.yaml"),
+            key=lambda p: (
+                not any(map(_PINNED_FOLDER.search, p.relative_to(root).parts[:-1])),
+                str(p),
+            ),
+        )
+        for path in paths:
             for doc in crd_docs([path.read_bytes()]):
-                self.add(doc, shown(path))
+                self.add(doc, shown(path), replace=False)
 
     def versions(self, group: str, kind: str) -> list[str]:
         return sorted(v for g, k, v in self.schemas if g == group and k == kind)
+
+
+def crd_directories(reference: Path | None) -> list[Path]:
+    """Where CRDs are read from: ``<reference>/crds``, then ``$ONECLUSTER_EXTRA_CRDS``."""
+    dirs = [reference / "crds"] if reference is not None else []
+    dirs += [Path(p) for p in os.environ.get(EXTRA_CRDS_ENV, "").split(os.pathsep) if p]
+    return [d for d in dirs if d.is_dir()]
+
+
+def crd_index(reference: Path | None) -> CrdIndex:
+    """The CRDs of :func:`crd_directories`; the first directory to define a version wins."""
+    index = CrdIndex()
+    for directory in crd_directories(reference):
+        index.add_tree(directory)
+    return index
 
 
 def _has_core_kind(kind: str, version: str) -> bool:
@@ -117,61 +157,75 @@ def validate_objects(
     docs: Iterable[Any], source: str, version: str, crds: CrdIndex, notes: list[str]
 ) -> list[FieldError]:
     """Validate Kubernetes objects against the schemas of ``version`` and the CRDs in ``crds``."""
-    import jsonschema
-    from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, validate
-
     errors: list[FieldError] = []
     for index, doc in enumerate(docs, start=1):
         if doc is None:
             continue
-        if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
-            errors.append(
-                FieldError(
-                    source,
-                    f"document {index}",
-                    "not a Kubernetes object",
-                    "every document needs apiVersion, kind and metadata",
-                )
-            )
-            continue
-        kind, api = str(doc["kind"]), str(doc["apiVersion"])
-        name = (doc.get("metadata") or {}).get("name", "?")
-        what = f"{kind}/{name}"
-        try:
-            validate(doc, version, strict=True)
-            continue
-        except ValidationError as exc:
-            errors.append(_object_error(source, what, exc.path, exc.message))
-            continue
-        except SchemaNotFoundError:
-            pass
-        group, _, ver = api.rpartition("/")
-        schema = crds.schemas.get((group, kind, ver))
-        if schema is not None:
-            validator = jsonschema.Draft202012Validator(schema)
-            for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
-                errors.append(_object_error(source, what, err.absolute_path, err.message))
-        elif crds.versions(group, kind):
-            errors.append(
-                FieldError(
-                    source,
-                    f"{what} apiVersion",
-                    f"{api} is not served",
-                    f"use one of {', '.join(crds.versions(group, kind))}",
-                )
-            )
-        elif ("." not in group or group.endswith(".k8s.io")) and _has_core_kind(kind, version):
-            errors.append(
-                FieldError(
-                    source,
-                    f"{what} apiVersion",
-                    f"{api} {kind} is not served by Kubernetes {version}",
-                    "use the apiVersion `kubectl explain` shows",
-                )
-            )
-        else:
-            notes.append(f"{source}: {what}: no schema for {api} (CRD not in the reference)")
+        found, note = validate_object(doc, source, version, crds, index)
+        errors += found
+        if note:
+            notes.append(note)
     return errors
+
+
+def validate_object(
+    doc: Any, source: str, version: str, crds: CrdIndex, index: int = 1
+) -> tuple[list[FieldError], str]:
+    """Validate one object: its errors, and a note when no schema for its kind is at hand.
+
+    Built-in kinds use kubernetes-validate's strict schemas; custom resources their CRD's schema,
+    made strict the way the API server's field validation is (``kubectl apply`` rejects unknown
+    fields). ``index`` names the document in ``source`` when it is not an object at all.
+    """
+    import jsonschema
+    from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, validate
+
+    if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
+        return [
+            FieldError(
+                source,
+                f"document {index}",
+                "not a Kubernetes object",
+                "every document needs apiVersion, kind and metadata",
+            )
+        ], ""
+    kind, api = str(doc["kind"]), str(doc["apiVersion"])
+    name = (doc.get("metadata") or {}).get("name", "?")
+    what = f"{kind}/{name}"
+    try:
+        validate(doc, version, strict=True)
+        return [], ""
+    except ValidationError as exc:
+        return [_object_error(source, what, exc.path, exc.message)], ""
+    except SchemaNotFoundError:
+        pass
+    group, _, ver = api.rpartition("/")
+    schema = crds.schemas.get((group, kind, ver))
+    if schema is not None:
+        validator = jsonschema.Draft202012Validator(schema)
+        return [
+            _object_error(source, what, err.absolute_path, err.message)
+            for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+        ], ""
+    if crds.versions(group, kind):
+        return [
+            FieldError(
+                source,
+                f"{what} apiVersion",
+                f"{api} is not served",
+                f"use one of {', '.join(crds.versions(group, kind))}",
+            )
+        ], ""
+    if ("." not in group or group.endswith(".k8s.io")) and _has_core_kind(kind, version):
+        return [
+            FieldError(
+                source,
+                f"{what} apiVersion",
+                f"{api} {kind} is not served by Kubernetes {version}",
+                "use the apiVersion `kubectl explain` shows",
+            )
+        ], ""
+    return [], f"{source}: {what}: no schema for {api} (no CRD for it in {CRD_SOURCES})"
 
 
 def _object_error(source: str, what: str, path: Iterable[Any], message: str) -> FieldError:

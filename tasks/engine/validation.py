@@ -8,8 +8,8 @@ and the values merged onto the defaults must satisfy that schema. Chart data com
 ``invoke charts.pull`` fills (``.cache/charts/<chart>-<version>/``, full charts) or else from
 ``../shared/reference/charts`` (values and schemas only). Every file under ``manifests/`` is
 rendered and validated against the Kubernetes JSON schemas of the inventory's Kubernetes minor and
-against the CRDs in ``../shared/reference/crds``. Where a full chart is cached, ``helm template``
-renders the release and its objects are validated the same way.
+against the CRDs in ``../shared/reference/crds`` (and ``$ONECLUSTER_EXTRA_CRDS``). Where a full
+chart is cached, ``helm template`` renders the release and its objects are validated the same way.
 
 Run ``python -m tasks.engine.validation`` (the lint session does): exit 1 on any error.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,13 @@ from .components import HelmRelease
 from .context import helm_env
 from .errors import FieldError, InputError, OneclusterError, ToolMissingError
 from .inventory import REPO_ROOT, Inventory, load_inventory
-from .kubeschema import CrdIndex, kubernetes_schema_version, load_docs, validate_objects
+from .kubeschema import (
+    CrdIndex,
+    crd_index,
+    kubernetes_schema_version,
+    load_docs,
+    validate_objects,
+)
 from .render import render_file
 from .valuescheck import check_values
 
@@ -64,10 +71,8 @@ def run(
     source = source or ChartSource(reference=reference)
     releases = helm_releases(inv)
     version = kubernetes_schema_version(inv)
-    crds = CrdIndex()
-    if reference is not None and (reference / "crds").is_dir():
-        crds.add_tree(reference / "crds")
-    else:
+    crds = crd_index(reference)
+    if reference is None or not (reference / "crds").is_dir():
         report.say("skipped: CRD schemas: no ../shared/reference/crds beside this checkout")
 
     if not source.available():
@@ -160,9 +165,18 @@ def _helm_missing() -> str:
 
 
 def template_command(
-    release: HelmRelease, chart_dir: Path, kube_version: str, values: str
+    release: HelmRelease,
+    chart_dir: Path,
+    kube_version: str,
+    values: str,
+    api_versions: Iterable[str] = (),
 ) -> Command:
-    """``helm template`` of ``release`` from an unpacked chart, values on stdin."""
+    """``helm template`` of ``release`` from an unpacked chart, values on stdin.
+
+    ``api_versions`` (``group/version`` or ``group/version/Kind``) stand in for the API discovery
+    ``helm template`` lacks: charts render their ServiceMonitors only when the API is there.
+    """
+    extra = tuple(arg for api in api_versions for arg in ("--api-versions", api))
     return Command(
         "helm",
         (
@@ -175,6 +189,7 @@ def template_command(
             f"v{kube_version}",
             "--values",
             "-",
+            *extra,
         ),
         stdin=values.encode(),
         env=helm_env(),

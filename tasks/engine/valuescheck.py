@@ -199,6 +199,13 @@ def _walk(
         _walk(value, chart, child_default or {}, child_schema, path, here, source, result)
 
 
+def schema_errors(values: dict[str, Any], chart: Chart, source: str) -> list[FieldError]:
+    """Where ``values`` merged onto the chart's defaults violate its (and subcharts') schema."""
+    result = ValuesCheck()
+    _check_schema(values, chart, source, (), result)
+    return result.errors
+
+
 def _check_schema(
     values: dict[str, Any], chart: Chart, source: str, shown: Path_, result: ValuesCheck
 ) -> None:

@@ -1,0 +1,179 @@
+"""Test conveniences: the reference inventory's rendered values and manifests, and the engine's
+checks of them wrapped as assertions.
+
+The checks themselves live in the engine (``tasks/engine/kubeschema.py`` for objects,
+``tasks/engine/valuescheck.py`` for values keys): tests call them, never re-implement them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tasks.engine.chartdata import REFERENCE, Chart, ChartSource
+from tasks.engine.command import Executor
+from tasks.engine.components import HelmRelease
+from tasks.engine.inventory import REPO_ROOT, load_inventory
+from tasks.engine.kubeschema import (
+    CrdIndex,
+    crd_index,
+    kubernetes_schema_version,
+    validate_object,
+)
+from tasks.engine.render import render_file
+from tasks.engine.validation import template_command
+from tasks.engine.valuescheck import ValuesCheck
+
+INVENTORY = load_inventory(None)  # the reference cluster, talos/cluster.yaml
+KUBERNETES_VERSION = kubernetes_schema_version(INVENTORY)
+CHARTS_ENV = "ONECLUSTER_CHARTS"
+MISSING = object()
+
+
+def rendered(path: Path) -> str:
+    """A values file or manifest with the reference inventory's placeholders filled in."""
+    return render_file(path, INVENTORY)
+
+
+def rendered_values(release: str) -> dict[str, Any]:
+    """``helm-values/<release>.yaml``, rendered and parsed."""
+    return yaml.safe_load(rendered(REPO_ROOT / "helm-values" / f"{release}.yaml")) or {}
+
+
+def manifest_docs(directory: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every object of every ``*.yaml`` under ``directory``, rendered, with its file."""
+    for path in sorted(directory.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(rendered(path)):
+            if doc:
+                yield path, doc
+
+
+def find_object(directory: Path, kind: str, name: str) -> dict[str, Any]:
+    """The one object of ``kind`` called ``name`` under ``directory``."""
+    found = [
+        d
+        for _, d in manifest_docs(directory)
+        if d["kind"] == kind and d["metadata"]["name"] == name
+    ]
+    assert len(found) == 1, f"expected one {kind}/{name} under {directory}, found {len(found)}"
+    return found[0]
+
+
+def lookup(data: Any, dotted: str) -> Any:
+    """``data`` at ``dotted`` (``a.b.0.c``; a key may hold dots when written ``a.[b.c].d``)."""
+    for part in _split(dotted):
+        if isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
+            return MISSING
+    return data
+
+
+def _split(dotted: str) -> list[str]:
+    parts: list[str] = []
+    buf = ""
+    bracket = False
+    for ch in dotted:
+        if ch == "[" and not buf:
+            bracket = True
+        elif ch == "]" and bracket:
+            bracket = False
+        elif ch == "." and not bracket:
+            parts.append(buf)
+            buf = ""
+        else:
+            buf += ch
+    parts.append(buf)
+    return parts
+
+
+# The engine's checks, as assertions ------------------------------------------------------------
+
+
+@functools.cache
+def crds() -> CrdIndex:
+    """The CRDs the engine validates against (reference data, then ``$ONECLUSTER_EXTRA_CRDS``)."""
+    return crd_index(REFERENCE if REFERENCE.is_dir() else None)
+
+
+def check_object(doc: dict[str, Any], source: str) -> str:
+    """Fail on any schema error of ``doc``; return why it could not be checked ("" if it was)."""
+    errors, unchecked = validate_object(doc, source, KUBERNETES_VERSION, crds())
+    assert not errors, "\n".join(str(e) for e in errors)
+    return unchecked
+
+
+def check_all(docs: Iterable[dict[str, Any]], source: str) -> None:
+    """Fail on any schema error of ``docs`` and on any object no schema is at hand for."""
+    unchecked = [reason for doc in docs if (reason := check_object(doc, source))]
+    assert not unchecked, unchecked
+
+
+def manifest_cases(directory: Path) -> list[Any]:
+    """A ``pytest.param(path, doc)`` per object under ``directory``, named folder/kind/name."""
+    return [
+        pytest.param(p, d, id=f"{p.parent.name}/{d['kind']}/{d['metadata']['name']}")
+        for p, d in manifest_docs(directory)
+    ]
+
+
+def check_manifest(path: Path, doc: dict[str, Any]) -> None:
+    """Fail on any schema error of one object of ``path``; skip when its CRD is not at hand."""
+    unchecked = check_object(doc, str(path.relative_to(REPO_ROOT)))
+    if unchecked:
+        pytest.skip(unchecked)
+
+
+def chart_of(release: HelmRelease, reference: Path) -> Chart:
+    """The chart data the engine checks ``release``'s values against (cache, else reference)."""
+    chart, why = ChartSource(reference=reference).chart(release)
+    assert chart is not None, why
+    return chart
+
+
+def unknown_keys(result: ValuesCheck) -> list[str]:
+    """The key paths the engine's values check found unknown to the chart."""
+    return [e.field for e in result.errors if e.message.startswith("unknown key")]
+
+
+# helm template with a full chart, when one is at hand ------------------------------------------
+
+
+def full_chart(chart: str, version: str) -> Path:
+    """An unpacked chart at ``$ONECLUSTER_CHARTS/<chart>`` of ``version``, or skip."""
+    root = os.environ.get(CHARTS_ENV)
+    if not root:
+        pytest.skip(f"${CHARTS_ENV} is not set: no full charts to render with helm template")
+    folder = Path(root) / chart
+    meta = folder / "Chart.yaml"
+    if not meta.exists():
+        pytest.skip(f"chart {chart} is not in ${CHARTS_ENV} ({root})")
+    found = str(yaml.safe_load(meta.read_text()).get("version"))
+    if found.lstrip("v") != version.lstrip("v"):
+        pytest.skip(f"${CHARTS_ENV}/{chart} is version {found}, the stack pins {version}")
+    if shutil.which("helm") is None:
+        pytest.skip("helm is not installed")
+    return folder
+
+
+def helm_template(
+    release: HelmRelease, folder: Path, api_versions: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """Objects the engine's ``helm template`` renders for ``release``'s rendered values."""
+    # helm template has no API discovery; a live cluster reports these kind-qualified versions,
+    # which some charts test for (Traefik renders policy/v1beta1 PDBs without it)
+    apis = ("policy/v1/PodDisruptionBudget", *api_versions)
+    command = template_command(
+        release, folder, KUBERNETES_VERSION, rendered(release.values_path), apis
+    )
+    out = Executor(echo_commands=False).query(command).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
