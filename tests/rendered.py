@@ -28,7 +28,7 @@ from tasks.engine.kubeschema import (
     validate_object,
 )
 from tasks.engine.render import render_file
-from tasks.engine.validation import template_command
+from tasks.engine.validation import CLUSTER_APIS, template_command
 from tasks.engine.valuescheck import ValuesCheck
 
 INVENTORY = load_inventory(None)  # the reference cluster, talos/cluster.yaml
@@ -169,9 +169,7 @@ def helm_template(
     release: HelmRelease, folder: Path, api_versions: Iterable[str] = ()
 ) -> list[dict[str, Any]]:
     """Objects the engine's ``helm template`` renders for ``release``'s rendered values."""
-    # helm template has no API discovery; a live cluster reports these kind-qualified versions,
-    # which some charts test for (Traefik renders policy/v1beta1 PDBs without it)
-    apis = ("policy/v1/PodDisruptionBudget", *api_versions)
+    apis = (*CLUSTER_APIS, *api_versions)
     command = template_command(
         release, folder, KUBERNETES_VERSION, rendered(release.values_path), apis
     )

@@ -164,6 +164,11 @@ def _helm_missing() -> str:
     return ""
 
 
+# helm template has no API discovery; a live cluster reports these kind-qualified versions, which
+# some charts test for (Traefik renders a policy/v1beta1 PodDisruptionBudget without it)
+CLUSTER_APIS = ("policy/v1/PodDisruptionBudget",)
+
+
 def template_command(
     release: HelmRelease,
     chart_dir: Path,
@@ -208,7 +213,9 @@ def template_release(
     """Render ``release`` with ``helm template`` and validate every object it produces."""
     label = f"helm template {release.release}"
     values = render_file(release.values_path, inv) if release.values_path.exists() else ""
-    command = template_command(release, cache_path(release, source.cache), version, values)
+    command = template_command(
+        release, cache_path(release, source.cache), version, values, CLUSTER_APIS
+    )
     try:
         out = (executor or Executor(echo_commands=False)).query(command).stdout
     except OneclusterError as exc:
