@@ -95,3 +95,43 @@ def test_plan_redacts_registered_values(contract):
 def test_unknown_format_is_an_error():
     with pytest.raises(ValueError, match="unknown format"):
         plan(default_catalog, fmt="yaml")
+
+
+# Properties every step of the stack keeps, whichever layer declares it ------------------------
+
+
+@pytest.fixture(scope="module")
+def components():
+    from tasks.engine.inventory import load_inventory
+    from tasks.stack import catalog
+
+    return catalog(load_inventory())
+
+
+def test_every_gate_command_has_a_timeout(contract):
+    for step in contract["steps"]:
+        if step["kind"] == "gate":
+            for argv in step["commands"]:
+                # kubectl takes --timeout=, talosctl health --wait-timeout
+                assert any(a.startswith(("--timeout", "--wait-timeout")) for a in argv), (
+                    step["id"],
+                    argv,
+                )
+
+
+def test_every_gate_check_says_what_it_waits_for_and_how_to_look(components):
+    from tasks.engine.components import Gate
+
+    gates = [c for c in components if isinstance(c, Gate)]
+    assert gates
+    for gate in gates:
+        for check in gate.checks:
+            assert check.what and check.observe is not None, gate.id
+
+
+def test_every_manifest_bundle_has_files(components):
+    from tasks.engine.components import ManifestBundle
+
+    for comp in components:
+        if isinstance(comp, ManifestBundle):
+            assert comp.files(), f"{comp.id}: no manifests in {comp.directory}"
