@@ -13,9 +13,10 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+
+from .jsonhttp import Call, serve
 
 HIDDEN = "<hidden-by-infisical>"
 STAMP = "2026-01-01T00:00:00.000Z"
@@ -89,48 +90,14 @@ class FakeInfisical:
     # serving --------------------------------------------------------------------------------
 
     def start(self) -> str:
-        fake = self
+        def answer(call: Call) -> tuple[int, Any]:
+            self.requests.append(Request(call.method, call.path, call.query))
+            self._hang.wait()
+            auth = call.headers.get("Authorization", "")
+            return self._answer(call.method, call.path, call.query, call.body, auth)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-                return
-
-            def _dispatch(self) -> None:
-                url = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-                fake.requests.append(Request(self.command, unquote(url.path), query))
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                fake._hang.wait()
-                status, body = fake._answer(
-                    self.command,
-                    unquote(url.path),
-                    query,
-                    raw,
-                    self.headers.get("Authorization", ""),
-                )
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:  # the client gave up waiting (timeout tests)
-                    pass
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _dispatch
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-infisical",
-            daemon=True,
-        ).start()
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        self._server, url = serve(answer, "fake-infisical")
+        return url
 
     def stop(self) -> None:
         self._hang.set()

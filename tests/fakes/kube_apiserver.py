@@ -12,15 +12,15 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+
+from .jsonhttp import Call, serve
 
 APPLY = "application/apply-patch+yaml"
 # identity fields: part of every applied configuration, owned by no one
@@ -138,40 +138,13 @@ class FakeKubeAPI:
     # serving ---------------------------------------------------------------------------------
 
     def start(self) -> str:
-        fake = self
+        def answer(call: Call) -> tuple[int, Any]:
+            ctype = (call.headers.get("Content-Type") or "").split(";")[0].strip()
+            self.requests.append(Request(call.method, call.path, call.query, ctype))
+            with self._lock:
+                return self._answer(call.method, call.path, call.query, ctype, call.body)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _dispatch(self) -> None:
-                url = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-                ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-                fake.requests.append(Request(self.command, unquote(url.path), query, ctype))
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                with fake._lock:
-                    status, body = fake._answer(self.command, unquote(url.path), query, ctype, raw)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PATCH = do_POST = do_PUT = do_DELETE = _dispatch
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-kube",
-            daemon=True,
-        ).start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self._server, self.url = serve(answer, "fake-kube")
         return self.url
 
     def stop(self) -> None:
