@@ -93,15 +93,20 @@ def pull(c, cluster=None, dry_run=False, force=False):
         )
 
 
-@task(help=help_for("cluster"))
+@task(
+    help=help_for(
+        "cluster",
+        dry_run="check values and manifests (local), but print the helm template commands and run none",
+    )
+)
 @user_errors
-def validate(c, cluster=None):
+def validate(c, cluster=None, dry_run=False):
     """Validate values files and manifests against charts, Kubernetes schemas and CRDs."""
     from invoke.exceptions import Exit
 
     from .engine.validation import main
 
-    code = main(["--cluster", cluster] if cluster else [])
+    code = main([*(["--cluster", cluster] if cluster else []), *(["--dry-run"] if dry_run else [])])
     if code:
         raise Exit(code=code)
 

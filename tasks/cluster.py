@@ -23,11 +23,12 @@ def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None):
         layer="only this layer (repeatable)",
         step="only this step and its needs (repeatable)",
         format=f"output format: {', '.join(FORMATS)}",
+        dry_run="accepted like every task's; the plan itself never runs a command",
     ),
     iterable=["layer", "step"],
 )
 @user_errors
-def plan_(c, cluster=None, layer=None, step=None, from_=None, format="table"):
+def plan_(c, cluster=None, layer=None, step=None, from_=None, format="table", dry_run=False):
     """Print the plan: every step in order with its needs and commands (table, json, mermaid)."""
     echo(
         plan(

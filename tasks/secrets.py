@@ -184,11 +184,16 @@ SELECT_HELP = {
 
 @task(
     name="list",
-    help=help_for("cluster", format=f"output format: {', '.join(FORMATS)}", **SELECT_HELP),
+    help=help_for(
+        "cluster",
+        format=f"output format: {', '.join(FORMATS)}",
+        dry_run="accepted like every task's; listing reads only the declarations, never Infisical",
+        **SELECT_HELP,
+    ),
     iterable=["component", "layer"],
 )
 @user_errors
-def list_(c, cluster=None, component=None, layer=None, format="table"):
+def list_(c, cluster=None, component=None, layer=None, format="table", dry_run=False):
     """List, per component, the Infisical secret names it needs (table or json)."""
     if format not in FORMATS:
         raise SecretsError(f"--format {format}: unknown; use one of {', '.join(FORMATS)}")
@@ -207,10 +212,27 @@ def list_(c, cluster=None, component=None, layer=None, format="table"):
     echo(table(("component", "secret", "key", "infisical"), rows))
 
 
-@task(help=help_for("cluster", **SELECT_HELP), iterable=["component", "layer"])
+@task(
+    help=help_for(
+        "cluster",
+        dry_run="say what would be looked up in Infisical, and contact nothing",
+        **SELECT_HELP,
+    ),
+    iterable=["component", "layer"],
+)
 @user_errors
-def check(c, cluster=None, component=None, layer=None):
+def check(c, cluster=None, component=None, layer=None, dry_run=False):
     """Check Infisical holds every secret the selected components need (no cluster contact)."""
+    if dry_run:
+        inventory, reqs = _selected(default_catalog, cluster, component or (), layer or ())
+        names = sorted({n for r in reqs for n in r.names})
+        spec = inventory.infisical
+        echo(
+            f"# dry-run: would log in to {spec.site_url} as $INFISICAL_CLIENT_ID and look for "
+            f"{len(names)} secret name(s) tagged {inventory.name!r} in project {spec.project_id}, "
+            f"environment {spec.environment!r}, path {spec.path!r}: {', '.join(names)}"
+        )
+        return
     check_secrets(cluster=cluster, components=component or (), layers=layer or ())
 
 

@@ -89,3 +89,39 @@ def test_unknown_from_step_is_a_clean_error(clean_clone):
     result = invoke(clean_clone, "cluster.rebuild", "--dry-run", "--from", "network/trafik")
     assert result.returncode == 1
     assert "unknown step 'network/trafik'" in result.stderr and "network/traefik" in result.stderr
+
+
+def _all_tasks(collection, prefix=""):
+    for name, task in collection.tasks.items():
+        yield f"{prefix}{name}", task
+    for name, sub in collection.collections.items():
+        yield from _all_tasks(sub, f"{prefix}{name}.")
+
+
+def test_every_task_takes_dry_run_with_help():
+    import tasks
+
+    found = dict(_all_tasks(tasks.namespace))
+    assert len(found) > 30
+    for name, task in found.items():
+        assert "dry_run" in task.argspec(task.body).parameters, f"{name} has no --dry-run"
+        assert "dry_run" in task.help, f"{name}: --dry-run has no help"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["apps.status", "--name", "mealie", "--dry-run"],
+        ["apps.list", "--dry-run"],
+        ["ai.list", "--dry-run"],
+        ["secrets.check", "--dry-run"],
+        ["charts.validate", "--dry-run"],
+        ["cluster.plan", "--dry-run"],
+        ["secrets.list", "--dry-run"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_read_only_tasks_dry_run_contacts_nothing(fake_tools, argv):
+    result = invoke(ROOT, *argv)
+    assert result.returncode == 0, result.stderr
+    assert fake_tools.calls() == []

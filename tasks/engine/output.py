@@ -9,6 +9,7 @@ log records and error messages. A logging filter applies the same to the ``loggi
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -63,7 +64,11 @@ def echo(message: str = "", *, err: bool = False) -> None:
     """Print one redacted line (thread-safe, so parallel steps never interleave mid-line)."""
     stream = sys.stderr if err else sys.stdout
     with _out_lock:
-        print(redact(message), file=stream, flush=True)
+        try:
+            print(redact(message), file=stream, flush=True)
+        except BrokenPipeError:  # piped into `head` and closed: stop quietly, as cat does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            raise SystemExit(141) from None
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

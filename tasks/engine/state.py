@@ -210,9 +210,9 @@ def workloads(step: Component, ctx: RunContext) -> list[tuple[str, str, str]]:
     return found
 
 
-def rolled_out_now(kind: str, name: str, namespace: str, ctx: RunContext) -> bool:
-    """Whether a workload has finished rolling out (all replicas updated and available)."""
-    probe = Probe(
+def rollout_probe(kind: str, name: str, namespace: str, ctx: RunContext) -> Probe:
+    """The read-only check that a workload has finished rolling out."""
+    return Probe(
         f"{kind}/{name} rolled out",
         _quick(
             ctx.kubectl(
@@ -220,4 +220,8 @@ def rolled_out_now(kind: str, name: str, namespace: str, ctx: RunContext) -> boo
             )
         ),
     )
-    return holds(probe, ctx)
+
+
+def rolled_out_now(kind: str, name: str, namespace: str, ctx: RunContext) -> bool:
+    """Whether a workload has finished rolling out (all replicas updated and available)."""
+    return holds(rollout_probe(kind, name, namespace, ctx), ctx)

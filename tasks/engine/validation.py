@@ -216,8 +216,12 @@ def template_release(
     command = template_command(
         release, cache_path(release, source.cache), version, values, CLUSTER_APIS
     )
+    runner = executor or Executor(echo_commands=False)
+    if runner.dry_run:
+        runner.run(command, prefix="would run: $ ")
+        return []
     try:
-        out = (executor or Executor(echo_commands=False)).query(command).stdout
+        out = runner.query(command).stdout
     except OneclusterError as exc:
         return [
             FieldError(
@@ -256,10 +260,20 @@ def main(argv: list[str] | None = None) -> int:
         default=REFERENCE,
         help="reference data directory (default: ../shared/reference)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check values and manifests, but print the helm template commands instead of running them",
+    )
     args = parser.parse_args(argv)
     try:
         inv = load_inventory(args.cluster)
-        report = run(inv, source=ChartSource(args.cache, args.reference), reference=args.reference)
+        report = run(
+            inv,
+            source=ChartSource(args.cache, args.reference),
+            reference=args.reference,
+            executor=Executor(dry_run=args.dry_run),
+        )
     except OneclusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

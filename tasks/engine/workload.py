@@ -35,7 +35,9 @@ from .state import (
     in_place,
     missing_steps,
     object_refs,
+    probes,
     rolled_out_now,
+    rollout_probe,
     workloads,
 )
 
@@ -240,9 +242,27 @@ def workload_collection(
             raise OneclusterError(f"--name is required; known {noun}s: {known}")
         return find(inv, [name])[0]
 
-    def list_(c, cluster=None):
+    def print_queries(inv: Inventory, graph: Graph, chosen: Sequence[Workload]) -> None:
+        """--dry-run of the read-only tasks: the cluster queries they would make, none made."""
+        with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
+            commands = [api_probe(ctx).command]
+            for w in chosen:
+                own = [graph[s.id] for s in w.components()]
+                commands += [p.command for s in own for p in probes(s, ctx)]
+                commands += [
+                    rollout_probe(*ref, ctx).command for s in own for ref in w.workload_refs(s, ctx)
+                ]
+        commands = list(dict.fromkeys(commands))  # steps of one app share some checks
+        echo(f"# dry-run: {len(commands)} read-only queries would run; none was run")
+        for command in commands:
+            echo(f"$ {command.display()}")
+
+    def list_(c, cluster=None, dry_run=False):
         inv = load_inventory(cluster)
         graph = build_graph(catalog, inv)
+        if dry_run:
+            print_queries(inv, graph, find(inv, []))
+            return
         rows = []
         with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
             reachable = holds(api_probe(ctx), ctx)
@@ -296,10 +316,13 @@ def workload_collection(
         f"Deploy {noun}s by name (all if none) plus whatever they need that is not in place."
     )
 
-    def status(c, name=None, cluster=None):
+    def status(c, name=None, cluster=None, dry_run=False):
         inv = load_inventory(cluster)
         w = one(inv, name)
         graph = build_graph(catalog, inv)
+        if dry_run:
+            print_queries(inv, graph, [w])
+            return
         with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
             if not holds(api_probe(ctx), ctx):
                 raise OneclusterError(
@@ -344,7 +367,9 @@ def workload_collection(
 
     remove.__doc__ = f"Remove {a_noun}, keeping its volumes (--purge --yes deletes them too)."
 
-    shared = help_for("cluster")
+    shared = help_for(
+        "cluster", dry_run="print the read-only cluster queries it would make, and make none"
+    )
     name_help = f"{noun} name (see `invoke {layer}.list`)"
     ns = Collection(layer)
     ns.__doc__ = doc
