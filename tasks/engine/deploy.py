@@ -42,6 +42,19 @@ def build_graph(catalog: Catalog, inventory: Inventory) -> Graph:
     return Graph.build(catalog(inventory))
 
 
+# when a run fetches the kubeconfig itself, kube-facing steps use that one (in the private workdir)
+KUBECONFIG_STEP = "talos/kubeconfig"
+
+
+def _selection(
+    catalog: Catalog, cluster: str | None, **select: Any
+) -> tuple[Inventory, Graph, list[str]]:
+    """Load and validate the inventory, build the graph, and pick the selected step ids."""
+    inventory = load_inventory(cluster)
+    graph = build_graph(catalog, inventory)
+    return inventory, graph, graph.select(**select)
+
+
 def execute(
     catalog: Catalog,
     *,
@@ -60,16 +73,16 @@ def execute(
     ``with_needs=False`` runs exactly ``targets`` (callers that already dropped the needs found in
     place, e.g. ``apps.deploy``, pass the steps still missing).
     """
-    inventory = load_inventory(cluster)
-    graph = build_graph(catalog, inventory)
-    ids = graph.select(layers=layers, targets=targets, with_needs=with_needs, from_step=from_step)
+    inventory, graph, ids = _selection(
+        catalog, cluster, layers=layers, targets=targets, with_needs=with_needs, from_step=from_step
+    )
     steps = graph.steps(ids)
     if not dry_run:
         check_tools(sorted({t for s in steps for t in s.tools()}))
     with run_context(
         inventory,
         dry_run=dry_run,
-        fetch_kubeconfig="talos/kubeconfig" in ids,
+        fetch_kubeconfig=KUBECONFIG_STEP in ids,
         options=options,
     ) as ctx:
         if preflight:
@@ -102,10 +115,10 @@ def plan(
     fmt: str = "table",
 ) -> str:
     """Render the plan of the selected steps."""
-    inventory = load_inventory(cluster)
-    graph = build_graph(catalog, inventory)
-    ids = graph.select(layers=layers, targets=targets, from_step=from_step)
-    with run_context(inventory, dry_run=True, fetch_kubeconfig="talos/kubeconfig" in ids) as ctx:
+    inventory, graph, ids = _selection(
+        catalog, cluster, layers=layers, targets=targets, from_step=from_step
+    )
+    with run_context(inventory, dry_run=True, fetch_kubeconfig=KUBECONFIG_STEP in ids) as ctx:
         return render_plan(ctx, graph.steps(ids), fmt)
 
 
