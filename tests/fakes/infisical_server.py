@@ -207,13 +207,17 @@ class FakeInfisical:
         show = q.get("viewSecretValue", "true") == "true"
         return 200, {"secret": self._render(project, env, path, name, folder[name], show)}
 
-    def _create(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _body_folder(self, body: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+        """Project, environment, path named by a write's body, and that folder (or an error)."""
         project, env, path = (
             body.get("workspaceId"),
             body.get("environment"),
             body.get("secretPath"),
         )
-        folder = self._folder(project, env, path)
+        return project, env, path, self._folder(project, env, path)
+
+    def _create(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        project, env, path, folder = self._body_folder(body)
         if isinstance(folder, tuple):
             return folder
         if name in folder:
@@ -228,12 +232,7 @@ class FakeInfisical:
         return 200, {"secret": self._render(project, env, path, name, folder[name], False)}
 
     def _update(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        project, env, path = (
-            body.get("workspaceId"),
-            body.get("environment"),
-            body.get("secretPath"),
-        )
-        folder = self._folder(project, env, path)
+        project, env, path, folder = self._body_folder(body)
         if isinstance(folder, tuple):
             return folder
         if name not in folder:
