@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tasks.engine.components import Component  # noqa: E402
-from tasks.engine.deploy import default_catalog, execute  # noqa: E402
+from tasks.engine.execute import default_catalog, execute  # noqa: E402
 from tasks.engine.graph import Graph, critical_path  # noqa: E402
 from tasks.engine.output import table  # noqa: E402
 from tests.conftest import install_fakes  # noqa: E402

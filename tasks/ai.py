@@ -12,7 +12,7 @@ from .engine.components import Component, HelmRelease, SecretSpec
 from .engine.context import RunContext
 from .engine.errors import FieldError, InventoryError
 from .engine.inventory import REPO_ROOT, Inventory
-from .engine.workload import Chart, Workload, WorkloadBundle, workload_collection
+from .workloads.workload import Chart, Workload, WorkloadBundle
 
 MCP_NAMESPACE = "mcp"
 # What the inventory switch settings.ai.mcpAccess does: the ClusterRole its ServiceAccount is
@@ -166,6 +166,3 @@ def declared(inv: Inventory) -> list[Workload]:
 def components(inv: Inventory) -> list[Component]:
     """Every AI workload's steps."""
     return [c for w in declared(inv) for c in w.components()]
-
-
-ns = workload_collection("ai", __doc__, declared, noun="workload")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .engine.components import Component, SecretSpec
 from .engine.inventory import Inventory
-from .engine.workload import Chart, Workload, workload_collection
+from .workloads.workload import Chart, Workload
 
 # Public apps are reached through default-gateway (Cloudflare tunnel → Traefik); LAN-only ones
 # through the Traefik LAN entry. Shared volumes come from Longhorn's RWX class (longhorn-extras).
@@ -87,6 +87,3 @@ def declared(inv: Inventory) -> list[Workload]:
 def components(inv: Inventory) -> list[Component]:
     """Every app's steps (its databases first, each gated, then the app)."""
     return [c for w in declared(inv) for c in w.components()]
-
-
-ns = workload_collection("apps", __doc__, declared)

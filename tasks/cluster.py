@@ -1,22 +1,23 @@
-"""Cluster: rebuild everything from bare nodes, or print the plan of what that would do."""
+"""Cluster: rebuild everything from bare nodes, deploy parts of it, or print the plan."""
 
 from __future__ import annotations
 
-from invoke import Collection, task
-
-from .engine.deploy import default_catalog, execute, help_for, plan, user_errors
+from .engine.cli import help_for, onecluster_task
+from .engine.errors import OneclusterError
+from .engine.execute import execute, plan
 from .engine.output import echo
 from .engine.plan import FORMATS
+from .stack import STACK
 
 
-@task(help=help_for("cluster", "dry_run", "jobs", "from_"))
-@user_errors
+@onecluster_task(help=help_for("cluster", "dry_run", "jobs", "from_"))
 def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None):
     """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order."""
-    execute(default_catalog, cluster=cluster, from_step=from_, dry_run=dry_run, jobs=int(jobs))
+    execute(STACK, cluster=cluster, from_step=from_, dry_run=dry_run, jobs=jobs)
 
 
-@task(
+@onecluster_task(
+    name="plan",
     help=help_for(
         "cluster",
         "from_",
@@ -27,12 +28,11 @@ def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None):
     ),
     iterable=["layer", "step"],
 )
-@user_errors
 def plan_(c, cluster=None, layer=None, step=None, from_=None, format="table", dry_run=False):
     """Print the plan: every step in order with its needs and commands (table, json, mermaid)."""
     echo(
         plan(
-            default_catalog,
+            STACK,
             cluster=cluster,
             layers=layer or (),
             targets=step or (),
@@ -42,7 +42,7 @@ def plan_(c, cluster=None, layer=None, step=None, from_=None, format="table", dr
     )
 
 
-@task(
+@onecluster_task(
     help=help_for(
         "cluster",
         "dry_run",
@@ -53,22 +53,26 @@ def plan_(c, cluster=None, layer=None, step=None, from_=None, format="table", dr
     ),
     iterable=["layer", "step"],
 )
-@user_errors
 def deploy(c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=None):
     """Deploy selected layers or steps (with their needs) onto a running cluster."""
     execute(
-        default_catalog,
+        STACK,
         cluster=cluster,
         layers=layer or (),
         targets=step or (),
         from_step=from_,
         dry_run=dry_run,
-        jobs=int(jobs),
+        jobs=jobs,
     )
 
 
-ns = Collection("cluster")
-ns.__doc__ = __doc__
-ns.add_task(rebuild)
-ns.add_task(plan_, name="plan")
-ns.add_task(deploy)
+@onecluster_task(name="deploy", help=help_for("cluster", "dry_run", "jobs", "from_"))
+def deploy_layer(c, cluster=None, dry_run=False, jobs=4, from_=None):
+    """Deploy this layer in dependency order (needs outside it are assumed in place)."""
+    layer = c.config.get("onecluster", {}).get("layer")
+    if not layer:
+        raise OneclusterError("internal: a layer's deploy runs inside that layer's collection")
+    execute(STACK, cluster=cluster, layers=[layer], from_step=from_, dry_run=dry_run, jobs=jobs)
+
+
+TASKS = ((rebuild, "rebuild"), (plan_, "plan"), (deploy, "deploy"))

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from .engine.components import (
-    Component,
-    CrdBundle,
-    Gate,
-    HelmRelease,
-    ManifestBundle,
-    SecretSpec,
-    condition,
-    crds_established,
-    rolled_out,
-)
-from .engine.deploy import layer_collection
+from .engine.components import Component, CrdBundle, HelmRelease, ManifestBundle, SecretSpec
+from .engine.gates import Gate, condition, crds_established, rolled_out
 from .engine.inventory import Inventory
 
 KUBE_VIP_REPO = "https://kube-vip.github.io/helm-charts"
@@ -174,6 +164,3 @@ def components(inv: Inventory) -> list[Component]:
             checks=(rolled_out("deployment", "cloudflared", "cloudflared"),),
         ),
     ]
-
-
-ns = layer_collection("network", __doc__)

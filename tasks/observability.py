@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from .engine.components import (
-    Component,
-    CrdBundle,
-    Gate,
-    HelmRelease,
-    ManifestBundle,
-    SecretSpec,
-    crds_established,
-    resource_exists,
-    rolled_out,
-)
-from .engine.deploy import layer_collection
+from .engine.components import Component, CrdBundle, HelmRelease, ManifestBundle, SecretSpec
+from .engine.gates import Gate, crds_established, resource_exists, rolled_out
 from .engine.inventory import Inventory
 
 NAMESPACE = "monitoring"
@@ -135,6 +125,3 @@ def components(inv: Inventory) -> list[Component]:
             checks=(rolled_out("daemonset", "alloy", NAMESPACE),),
         ),
     ]
-
-
-ns = layer_collection("observability", __doc__)

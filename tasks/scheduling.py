@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from .engine.components import (
-    Component,
-    Gate,
-    HelmRelease,
-    ManifestBundle,
-    crds_established,
-    rolled_out,
-)
-from .engine.deploy import layer_collection
+from .engine.components import Component, HelmRelease, ManifestBundle
+from .engine.gates import Gate, crds_established, rolled_out
 from .engine.inventory import Inventory
 
 SCHEDULER_NAME = "scheduler-plugins-scheduler"
@@ -63,6 +56,3 @@ def components(inv: Inventory) -> list[Component]:
             needs=("scheduling/kyverno-ready", "scheduling/scheduler-plugins-ready"),
         ),
     ]
-
-
-ns = layer_collection("scheduling", __doc__)

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from .engine.components import (
-    Component,
-    Gate,
-    HelmRelease,
-    ManifestBundle,
-    SecretSpec,
-    crds_established,
-    resource_exists,
-    rolled_out,
-)
-from .engine.deploy import layer_collection
+from .engine.components import Component, HelmRelease, ManifestBundle, SecretSpec
+from .engine.gates import Gate, crds_established, resource_exists, rolled_out
 from .engine.inventory import Inventory
 
 NAMESPACE = "longhorn-system"
@@ -86,6 +77,3 @@ def components(inv: Inventory) -> list[Component]:
             ),
         ),
     ]
-
-
-ns = layer_collection("storage", __doc__)

@@ -99,6 +99,17 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTools:
     return fakes
 
 
+def call_task(path: str, **kwargs):
+    """Call the task at ``path`` (e.g. ``apps.deploy``) as Invoke would: with its collection's
+    configuration (the shared tasks read the layer they serve from it)."""
+    from invoke import Config, Context
+
+    import tasks
+
+    task, config = tasks.namespace.task_with_config(path)
+    return task(Context(config=Config(overrides=config)), **kwargs)
+
+
 @pytest.fixture(autouse=True)
 def _clean_redaction():
     """Each test starts with no registered secret values."""

@@ -17,19 +17,19 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks.engine.chartdata import REFERENCE, Chart, ChartSource
 from tasks.engine.command import Executor
 from tasks.engine.components import HelmRelease
 from tasks.engine.inventory import REPO_ROOT, load_inventory
-from tasks.engine.kubeschema import (
+from tasks.engine.render import render_file
+from tasks.validate.chartdata import REFERENCE, Chart, ChartSource
+from tasks.validate.kubeschema import (
     CrdIndex,
     crd_index,
     kubernetes_schema_version,
     validate_object,
 )
-from tasks.engine.render import render_file
-from tasks.engine.validation import CLUSTER_APIS, template_command
-from tasks.engine.valuescheck import ValuesCheck
+from tasks.validate.validation import CLUSTER_APIS, template_command
+from tasks.validate.valuescheck import ValuesCheck
 
 INVENTORY = load_inventory(None)  # the reference cluster, talos/cluster.yaml
 KUBERNETES_VERSION = kubernetes_schema_version(INVENTORY)
@@ -173,5 +173,5 @@ def helm_template(
     command = template_command(
         release, folder, KUBERNETES_VERSION, rendered(release.values_path), apis
     )
-    out = Executor(echo_commands=False).query(command).stdout
+    out = Executor().query(command).stdout
     return [d for d in yaml.safe_load_all(out) if d]

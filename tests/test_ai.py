@@ -7,16 +7,16 @@ import re
 import string
 from pathlib import Path
 
-import invoke
 import pytest
 import yaml
+from conftest import call_task
 
 from tasks import ai
 from tasks.engine.context import run_context
-from tasks.engine.deploy import build_graph, default_catalog
 from tasks.engine.errors import InventoryError
 from tasks.engine.inventory import DEFAULT_INVENTORY, load_inventory
-from tasks.engine.valuescheck import check_values, schema_errors
+from tasks.stack import STACK
+from tasks.validate.valuescheck import check_values, schema_errors
 from tests.rendered import chart_of, rendered_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,14 +35,14 @@ def inventory_with(tmp_path: Path, **settings: str) -> Path:
 
 
 def mcp_values(inv) -> dict:
-    graph = build_graph(default_catalog, inv)
+    graph = STACK.graph(inv)
     with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
         return yaml.safe_load(graph["ai/kubernetes-mcp-server"].rendered_values(ctx))
 
 
 def bundle_docs(step_id: str, inv=None) -> list[dict]:
     inv = inv or load_inventory()
-    graph = build_graph(default_catalog, inv)
+    graph = STACK.graph(inv)
     with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
         return [d for d in yaml.safe_load_all(graph[step_id].rendered(ctx)) if d]
 
@@ -105,7 +105,7 @@ STEPS = {"kubernetes-mcp-server": "ai/kubernetes-mcp-server", "headlamp": "apps/
 
 @pytest.fixture(scope="module")
 def graph():
-    return build_graph(default_catalog, load_inventory())
+    return STACK.graph(load_inventory())
 
 
 @pytest.mark.parametrize("chart", ["kubernetes-mcp-server", "headlamp"])
@@ -248,6 +248,6 @@ def test_ai_deploy_of_nanobot_brings_the_mcp_server_and_its_secrets(fake_tools, 
     fake_tools.rule("kubectl", "secret", "nanobot", exit=1)
     fake_tools.rule("helm", "status", "kubernetes-mcp-server", exit=1)
     fake_tools.rule("helm", "status", stdout=json.dumps({"info": {"status": "deployed"}}))
-    ai.ns.tasks["deploy"](invoke.Context(), name=["nanobot"], dry_run=True)
+    call_task("ai.deploy", name=["nanobot"], dry_run=True)
     printed = re.findall(r"^# (\S+) \(\w+\)$", capsys.readouterr().out, re.MULTILINE)
     assert printed == ["secrets/nanobot", "ai/kubernetes-mcp-server", "ai/nanobot"]

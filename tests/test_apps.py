@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import re
 
-import invoke
 import pytest
+from conftest import call_task
 from invoke.exceptions import Exit
 
 from tasks import apps
 from tasks.engine.context import run_context
-from tasks.engine.deploy import build_graph, default_catalog
 from tasks.engine.inventory import load_inventory
+from tasks.stack import STACK
 from tests.rendered import check_all
 
 ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ STEP_LINE = re.compile(r"^# (\S+) \(\w+\)$", re.MULTILINE)
 
 
 def run_task(task: str, **kwargs):
-    return apps.ns.tasks[task](invoke.Context(), **kwargs)
+    return call_task(f"apps.{task}", **kwargs)
 
 
 def steps_printed(out: str) -> list[str]:
@@ -52,7 +52,7 @@ def platform_deployed(fakes, *missing: tuple[str, ...]) -> None:
 
 @pytest.fixture
 def graph():
-    return build_graph(default_catalog, load_inventory())
+    return STACK.graph(load_inventory())
 
 
 def expected_order(graph, *targets: str) -> list[str]:
@@ -183,11 +183,11 @@ def test_remove_keeps_volumes_and_namespace(fake_tools, capsys):
 
 def test_remove_deletes_no_persistent_volume_claims(fake_tools):
     w = next(w for w in apps.declared(load_inventory()) if w.name == "wordpress")
-    from tasks.engine.workload import removal_commands
+    from tasks.workloads.workload import removal_commands
 
     inv = load_inventory()
     with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
-        commands = removal_commands(w, build_graph(default_catalog, inv), ctx, purge=False)
+        commands = removal_commands(w, STACK.graph(inv), ctx, purge=False)
     deleted = b"".join(c.stdin or b"" for c in commands)
     assert b"kind: Deployment" in deleted and b"kind: StatefulSet" in deleted
     assert b"PersistentVolumeClaim" not in deleted and b"kind: Namespace" not in deleted
@@ -208,7 +208,8 @@ def test_purge_with_yes_deletes_the_namespace_last(fake_tools):
 
 def test_remove_of_a_chart_app_uninstalls_the_release(fake_tools):
     run_task("remove", name="headlamp")
-    assert fake_tools.argvs("helm")[0][:4] == ["helm", "uninstall", "headlamp", "--namespace"]
+    # helm --kubeconfig K uninstall ...
+    assert fake_tools.argvs("helm")[0][3:6] == ["uninstall", "headlamp", "--namespace"]
 
 
 def test_status_reports_a_missing_workload(fake_tools, capsys):
@@ -248,7 +249,7 @@ def rendered_objects() -> list[tuple[str, dict]]:
     from tasks.engine.components import HelmRelease, ManifestBundle
 
     inv = load_inventory()
-    graph = build_graph(default_catalog, inv)
+    graph = STACK.graph(inv)
     found: list[tuple[str, dict]] = []
     with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
         for step in graph.steps():
@@ -352,7 +353,7 @@ def _secret_refs(doc: dict) -> set[str]:
 
 
 def test_every_secret_a_pod_reads_is_synced_from_infisical():
-    graph = build_graph(default_catalog, load_inventory())
+    graph = STACK.graph(load_inventory())
     synced = {
         (s.namespace, s.name) for c in graph.steps() if c.layer == "secrets" for s in c.secrets
     }

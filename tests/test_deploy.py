@@ -11,9 +11,10 @@ import pytest
 
 from tasks.engine.command import Command
 from tasks.engine.components import Component
-from tasks.engine.deploy import execute
 from tasks.engine.errors import OneclusterError, ToolMissingError
+from tasks.engine.execute import execute
 from tasks.engine.runner import RunFailed
+from tasks.stack import STACK
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +33,7 @@ class Step(Component):
 
 
 def catalog_of(*steps):
-    return lambda inventory: list(steps)
+    return STACK.with_components(lambda inventory: list(steps))
 
 
 def test_progress_lines_and_summary_table(fake_tools, capsys):

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from tasks import network
-from tasks.engine.chartdata import crd_docs
 from tasks.engine.components import HelmRelease
-from tasks.engine.deploy import default_catalog, execute, plan
+from tasks.engine.execute import execute, plan
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.engine.runner import RunFailed
-from tasks.engine.valuescheck import check_values, schema_errors
+from tasks.stack import STACK
+from tasks.validate.chartdata import crd_docs
+from tasks.validate.valuescheck import check_values, schema_errors
 from tests.rendered import (
     chart_of,
     check_all,
@@ -314,7 +315,7 @@ def test_gateway_api_crds_are_the_pinned_standard_channel(reference: Path) -> No
 
 @pytest.fixture(scope="module")
 def plan_steps() -> dict[str, dict]:
-    data = json.loads(plan(default_catalog, layers=["network"], fmt="json"))
+    data = json.loads(plan(STACK, layers=["network"], fmt="json"))
     return {s["id"]: s for s in data["steps"]}
 
 
@@ -389,12 +390,12 @@ def test_chart_renders_and_objects_validate(release: str, chart: str, apis: list
 
 
 def test_layer_runs_in_order_with_values_on_stdin(fake_tools) -> None:
-    execute(default_catalog, layers=["network"], jobs=4, preflight=False)
+    execute(STACK, layers=["network"], jobs=4, preflight=False)
     calls = fake_tools.calls()
     helm = {
-        c["argv"][2]: c
+        c["argv"][4]: c  # helm --kubeconfig K upgrade --install RELEASE ...
         for c in calls
-        if c["tool"] == "helm" and c["argv"][:2] == ["upgrade", "--install"]
+        if c["tool"] == "helm" and c["argv"][2:4] == ["upgrade", "--install"]
     }
     assert set(helm) == set(RELEASES)
     expected = hashlib.sha256(rendered(RELEASES["traefik"].values_path).encode()).hexdigest()
@@ -419,7 +420,7 @@ def test_failed_gate_says_what_it_waited_for_and_what_it_saw(fake_tools) -> None
     )
     fake_tools.rule("kubectl", "get", "deployment", "traefik", stdout="traefik   1/2   2   1   5m")
     with pytest.raises(RunFailed) as failed:
-        execute(default_catalog, layers=["network"], jobs=4, preflight=False)
+        execute(STACK, layers=["network"], jobs=4, preflight=False)
     message = str(failed.value)
     assert "network/traefik-ready: waited for deployment/traefik in traefik rolled out" in message
     assert "timed out waiting for the condition" in message and "1/2" in message

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks.engine.components import Gate, HelmRelease
+from tasks.engine.components import HelmRelease
 from tasks.engine.errors import GateError
+from tasks.engine.gates import Gate
 from tasks.engine.graph import Graph
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.engine.render import render_file

@@ -6,15 +6,16 @@ import json
 
 import pytest
 
-from tasks.engine.deploy import default_catalog, execute, plan
+from tasks.engine.execute import execute, plan
 from tasks.engine.output import register_secret
+from tasks.stack import STACK
 
 KINDS = {"talos", "secret", "crds", "helm", "manifests", "gate"}
 
 
 @pytest.fixture(scope="module")
 def contract() -> dict:
-    return json.loads(plan(default_catalog, fmt="json"))
+    return json.loads(plan(STACK, fmt="json"))
 
 
 def test_contract_shape(contract):
@@ -48,11 +49,11 @@ def test_contract_is_in_dependency_order_and_complete(contract):
 
 
 def test_contract_is_stable(contract):
-    assert json.loads(plan(default_catalog, fmt="json")) == contract
+    assert json.loads(plan(STACK, fmt="json")) == contract
 
 
 def test_commands_match_what_dry_run_prints(contract, capsys):
-    execute(default_catalog, dry_run=True)
+    execute(STACK, dry_run=True)
     printed = [
         line.split(" $ ", 1)[1] for line in capsys.readouterr().out.splitlines() if " $ " in line
     ]
@@ -70,17 +71,17 @@ def test_rebuild_starts_with_talos_and_every_layer_needs_talos_health(contract):
 
 
 def test_table_and_mermaid(contract):
-    table = plan(default_catalog)
+    table = plan(STACK)
     assert table.startswith(f"Plan for cluster homelab: {len(contract['steps'])} steps")
-    mermaid = plan(default_catalog, fmt="mermaid")
+    mermaid = plan(STACK, fmt="mermaid")
     assert mermaid.startswith("flowchart TD")
     assert "talos__health --> network__gateway_api_crds" in mermaid
 
 
 def test_plan_selection_by_layer_and_step():
-    layer = json.loads(plan(default_catalog, layers=["storage"], fmt="json"))
+    layer = json.loads(plan(STACK, layers=["storage"], fmt="json"))
     assert {s["layer"] for s in layer["steps"]} == {"storage"}
-    step = json.loads(plan(default_catalog, targets=["apps/mealie"], fmt="json"))
+    step = json.loads(plan(STACK, targets=["apps/mealie"], fmt="json"))
     ids = [s["id"] for s in step["steps"]]
     assert ids[-1] == "apps/mealie" and "talos/health" in ids and "apps/wordpress" not in ids
 
@@ -88,13 +89,13 @@ def test_plan_selection_by_layer_and_step():
 def test_plan_redacts_registered_values(contract):
     address = contract["steps"][1]["commands"][0][-1]
     register_secret(address)
-    redacted = json.loads(plan(default_catalog, fmt="json"))
+    redacted = json.loads(plan(STACK, fmt="json"))
     assert address not in json.dumps(redacted)
 
 
 def test_unknown_format_is_an_error():
     with pytest.raises(ValueError, match="unknown format"):
-        plan(default_catalog, fmt="yaml")
+        plan(STACK, fmt="yaml")
 
 
 # Properties every step of the stack keeps, whichever layer declares it ------------------------
@@ -120,7 +121,7 @@ def test_every_gate_command_has_a_timeout(contract):
 
 
 def test_every_gate_check_says_what_it_waits_for_and_how_to_look(components):
-    from tasks.engine.components import Gate
+    from tasks.engine.gates import Gate
 
     gates = [c for c in components if isinstance(c, Gate)]
     assert gates

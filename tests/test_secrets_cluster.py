@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.engine import secretsync
 from tasks.engine.components import SecretSpec
 from tasks.engine.context import RunContext, run_context, user_kubeconfig
 from tasks.engine.inventory import load_inventory
-from tasks.engine.secretstore import MemoryStore
+from tasks.secrets import sync as secretsync
+from tasks.secrets.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.cluster

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fakes.infisical_server import HIDDEN, FakeInfisical
 
-from tasks.engine import infisical
 from tasks.engine.errors import SecretsError
 from tasks.engine.inventory import load_inventory
 from tasks.engine.output import redact
+from tasks.secrets import infisical
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_ID = "0b1c2d3e-machine-identity"

@@ -25,11 +25,12 @@ import pytest
 from fakes.infisical_server import FakeInfisical
 from fakes.kube_apiserver import FakeKubeAPI
 
-from tasks.engine.components import SecretSpec, SecretSync
-from tasks.engine.deploy import execute
+from tasks.engine.components import SecretSpec
 from tasks.engine.errors import OneclusterError
+from tasks.engine.execute import execute
 from tasks.engine.inventory import load_inventory
-from tasks.stack import catalog
+from tasks.secrets.steps import SecretSync
+from tasks.stack import STACK, catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "talos" / "cluster.yaml"
@@ -144,27 +145,27 @@ def test_no_value_leaks_anywhere(setup: Setup, capfd, caplog):
     errors: list[BaseException] = []
 
     # 1. a successful sync, then an idempotent re-sync
-    execute(_catalog, cluster=str(CLUSTER))
-    execute(_catalog, cluster=str(CLUSTER))
+    execute(STACK.with_components(_catalog), cluster=str(CLUSTER))
+    execute(STACK.with_components(_catalog), cluster=str(CLUSTER))
     assert setup.kube.secret_values("leak", "leak-test") == {
         "username": setup.values["LEAK_USER"],
         "password": setup.values["LEAK_PASSWORD"],
     }
 
     # 2. a dry-run
-    execute(_catalog, cluster=str(CLUSTER), dry_run=True)
+    execute(STACK.with_components(_catalog), cluster=str(CLUSTER), dry_run=True)
 
     # 3. a failing sync after the values were fetched: the API server echoes the request body
     setup.kube.fail(500, echo_body=True)
     with pytest.raises(OneclusterError) as failed:
-        execute(_catalog, cluster=str(CLUSTER))
+        execute(STACK.with_components(_catalog), cluster=str(CLUSTER))
     errors.append(failed.value)
     assert "HTTP 500" in str(failed.value)
 
     # 4. a failing login whose error message repeats the client secret
     setup.infisical.fail(401, f"bad secret {setup.client_secret}", prefix="/api/v1/auth")
     with pytest.raises(OneclusterError) as refused:
-        execute(_catalog, cluster=str(CLUSTER))
+        execute(STACK.with_components(_catalog), cluster=str(CLUSTER))
     errors.append(refused.value)
     assert "HTTP 401" in str(refused.value) and "***" in str(refused.value)
     setup.infisical._failure = None

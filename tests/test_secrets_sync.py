@@ -12,13 +12,15 @@ import pytest
 from fakes.infisical_server import FakeInfisical
 from fakes.kube_apiserver import FakeKubeAPI
 
-from tasks.engine import secretsync
-from tasks.engine.components import Component, SecretSpec, SecretSync
+from tasks.engine.components import Component, SecretSpec
 from tasks.engine.context import RunContext, run_context
-from tasks.engine.deploy import execute
 from tasks.engine.errors import OneclusterError, SecretsError
+from tasks.engine.execute import execute
 from tasks.engine.inventory import Inventory, load_inventory
 from tasks.engine.runner import RunFailed
+from tasks.secrets import sync as secretsync
+from tasks.secrets.steps import SecretSync
+from tasks.stack import STACK
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "talos" / "cluster.yaml"
@@ -64,7 +66,9 @@ def inventory() -> Inventory:
 
 @pytest.fixture
 def ctx(inventory, kube, infisical) -> Iterator[RunContext]:
-    with run_context(inventory, dry_run=False, fetch_kubeconfig=False) as context:
+    with run_context(
+        inventory, dry_run=False, fetch_kubeconfig=False, open_store=STACK.open_store
+    ) as context:
         yield context
 
 
@@ -176,7 +180,9 @@ def test_infisical_failures_change_nothing_in_the_cluster(
     inject(infisical, monkeypatch)
     with pytest.raises(RunFailed) as err:
         execute(
-            lambda inv: [SecretSync(layer="secrets", name="app", secrets=(APP,))],
+            STACK.with_components(
+                lambda inv: [SecretSync(layer="secrets", name="app", secrets=(APP,))]
+            ),
             cluster=str(CLUSTER),
             preflight=False,
         )
@@ -201,7 +207,7 @@ def test_deploy_preflight_stops_before_any_step_runs(
     ran = []
     inject(infisical, monkeypatch)
     with pytest.raises(SecretsError, match=expected.replace("$", r"\$")):
-        execute(lambda inv: _catalog(ran), cluster=str(CLUSTER))
+        execute(STACK.with_components(lambda inv: _catalog(ran)), cluster=str(CLUSTER))
     assert ran == []
     assert kube.requests == []
 
@@ -234,7 +240,7 @@ def test_deploy_reports_every_missing_name_at_once_and_changes_nothing(kube, inf
         SecretSpec("other", "two", {"c": "MISSING_TWO", "d": "MISSING_THREE"}),
     )
     with pytest.raises(OneclusterError) as err:
-        execute(lambda inv: _catalog(ran, specs), cluster=str(CLUSTER))
+        execute(STACK.with_components(lambda inv: _catalog(ran, specs)), cluster=str(CLUSTER))
     message = str(err.value)
     assert message.startswith("preflight failed, nothing was changed:")
     assert "secrets/one: missing in Infisical" in message and "MISSING_ONE" in message
@@ -247,7 +253,7 @@ def test_deploy_reports_every_missing_name_at_once_and_changes_nothing(kube, inf
 
 def test_deploy_syncs_then_runs_what_needs_the_secrets(kube, infisical):
     ran = []
-    report = execute(lambda inv: _catalog(ran), cluster=str(CLUSTER))
+    report = execute(STACK.with_components(lambda inv: _catalog(ran)), cluster=str(CLUSTER))
     assert report.ok
     assert ran == ["talos/health", "apps/app"]
     assert kube.secret_values("tunnel", "tunnel-token") == {"token": "tunnel-token-3333"}
@@ -260,7 +266,7 @@ def test_dry_run_without_credentials_checks_nothing_and_says_so(kube, monkeypatc
     for var in ("INFISICAL_CLIENT_ID", "INFISICAL_CLIENT_SECRET"):
         monkeypatch.delenv(var, raising=False)
     ran = []
-    execute(lambda inv: _catalog(ran), cluster=str(CLUSTER), dry_run=True)
+    execute(STACK.with_components(lambda inv: _catalog(ran)), cluster=str(CLUSTER), dry_run=True)
     out = capsys.readouterr().out
     assert out.count("Infisical not checked") == 1
     assert "$INFISICAL_CLIENT_ID and $INFISICAL_CLIENT_SECRET unset" in out
@@ -271,7 +277,7 @@ def test_dry_run_without_credentials_checks_nothing_and_says_so(kube, monkeypatc
 
 def test_dry_run_with_credentials_checks_names_only(kube, infisical, capsys):
     ran = []
-    execute(lambda inv: _catalog(ran), cluster=str(CLUSTER), dry_run=True)
+    execute(STACK.with_components(lambda inv: _catalog(ran)), cluster=str(CLUSTER), dry_run=True)
     lists = [r for r in infisical.requests if r.path == "/api/v3/secrets/raw"]
     assert lists and {r.query["viewSecretValue"] for r in lists} == {"false"}
     assert "Infisical not checked" not in capsys.readouterr().out
@@ -281,7 +287,11 @@ def test_dry_run_with_credentials_checks_names_only(kube, infisical, capsys):
 def test_dry_run_with_credentials_stops_on_missing_names(kube, infisical):
     specs = (SecretSpec("apps", "one", {"a": "MISSING_ONE"}),)
     with pytest.raises(OneclusterError, match="MISSING_ONE"):
-        execute(lambda inv: _catalog([], specs), cluster=str(CLUSTER), dry_run=True)
+        execute(
+            STACK.with_components(lambda inv: _catalog([], specs)),
+            cluster=str(CLUSTER),
+            dry_run=True,
+        )
 
 
 def test_kubernetes_errors_are_reported_without_the_response_body(ctx, kube):
@@ -298,7 +308,9 @@ def test_unreadable_kubeconfig_is_a_clear_error(inventory, infisical, tmp_path, 
     missing = tmp_path / "nope" / "kubeconfig"
     monkeypatch.setenv("KUBECONFIG", str(missing))
     with (
-        run_context(inventory, dry_run=False, fetch_kubeconfig=False) as context,
+        run_context(
+            inventory, dry_run=False, fetch_kubeconfig=False, open_store=STACK.open_store
+        ) as context,
         pytest.raises(SecretsError, match=f"cannot use kubeconfig {missing}"),
     ):
         secretsync.sync(context, [APP], owner="secrets/app")

@@ -13,12 +13,14 @@ import pytest
 from fakes.infisical_server import FakeInfisical
 from fakes.kube_apiserver import FakeKubeAPI
 
-from tasks import secrets as secrets_tasks
-from tasks.engine.components import Component, HelmRelease, SecretSpec, SecretSync
+import tasks
+from tasks.engine.components import Component, HelmRelease, SecretSpec
 from tasks.engine.errors import SecretsError
 from tasks.engine.inventory import load_inventory
-from tasks.engine.secretstore import MemoryStore
-from tasks.stack import catalog
+from tasks.secrets import requirements as secrets_tasks
+from tasks.secrets.steps import SecretSync
+from tasks.secrets.store import MemoryStore
+from tasks.stack import STACK, catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "talos" / "cluster.yaml"
@@ -219,7 +221,7 @@ def test_secrets_deploy_is_kept():
 
 def test_every_flag_has_help():
     for name in ("list", "check", "sync"):
-        task = secrets_tasks.ns.tasks[name]
+        task = tasks.namespace.collections["secrets"].tasks[name]
         params = [p for p in task.argspec(task.body).parameters if p != "c"]
         assert set(params) <= set(task.help), name
 
@@ -282,6 +284,6 @@ def test_unknown_layer_names_the_layers_with_secrets():
 def test_check_secrets_against_a_memory_store(capsys):
     names = {n for ns in declared().values() for n in ns}
     store = MemoryStore({n: f"memory-{n}" for n in names})
-    total = secrets_tasks.check_secrets(cluster=str(CLUSTER), store=store)
+    total = secrets_tasks.check_secrets(STACK, cluster=str(CLUSTER), store=store)
     assert total == len(names)
     assert "memory-" not in capsys.readouterr().out

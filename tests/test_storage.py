@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 from tasks import storage
-from tasks.engine.chartdata import crd_docs
 from tasks.engine.components import HelmRelease
-from tasks.engine.deploy import default_catalog, execute, plan
+from tasks.engine.execute import execute, plan
 from tasks.engine.inventory import REPO_ROOT, load_inventory
-from tasks.engine.valuescheck import check_values
+from tasks.stack import STACK
+from tasks.validate.chartdata import crd_docs
+from tasks.validate.valuescheck import check_values
 from tests.rendered import (
     chart_of,
     check_all,
@@ -173,7 +174,7 @@ def test_gate_waits_for_crds_longhorn_really_has(reference: Path) -> None:
 
 @pytest.fixture(scope="module")
 def plan_steps() -> dict[str, dict]:
-    data = json.loads(plan(default_catalog, layers=["storage"], fmt="json"))
+    data = json.loads(plan(STACK, layers=["storage"], fmt="json"))
     return {s["id"]: s for s in data["steps"]}
 
 
@@ -227,7 +228,7 @@ def test_chart_renders_and_objects_validate() -> None:
 
 
 def test_namespace_is_applied_before_the_release_runs(fake_tools) -> None:
-    execute(default_catalog, layers=["storage"], jobs=4, preflight=False)
+    execute(STACK, layers=["storage"], jobs=4, preflight=False)
     calls = fake_tools.calls()
     order = [" ".join(c["argv"]) for c in calls]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.engine import infisical
 from tasks.engine.inventory import DEFAULT_INVENTORY
-from tasks.engine.secretstore import MemoryStore
+from tasks.secrets import infisical
+from tasks.secrets.store import MemoryStore
 
 MARK = "FAKE-TALOS-KEY-MATERIAL-7f3a9c"
 BUNDLE = f"cluster:\n  id: fake\n  secret: {MARK}-bundle\ncerts:\n  os:\n    key: {MARK}-os-ca\n"

@@ -7,9 +7,10 @@ from invoke import Context
 from invoke.exceptions import Exit
 from test_talos_fixtures import make_talos_env, write_inventory
 
-from tasks import talos as talos_tasks
-from tasks.engine.deploy import default_catalog, execute
 from tasks.engine.errors import InventoryError
+from tasks.engine.execute import execute
+from tasks.stack import STACK
+from tasks.talos import tasks as talos_tasks
 
 
 def _drop_install_disk(d):
@@ -69,7 +70,7 @@ def test_bad_inventory_fails_before_talosctl_naming_the_field(case, tmp_path, mo
     make_edit, field, message = CASES[case]
     cluster = write_inventory(tmp_path, make_edit(tmp_path))
     with pytest.raises(InventoryError) as err:
-        execute(default_catalog, cluster=cluster, layers=["talos"])
+        execute(STACK, cluster=cluster, layers=["talos"])
     text = str(err.value)
     assert f"{cluster}: {field}: " in text
     assert message in text

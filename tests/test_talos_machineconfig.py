@@ -8,8 +8,8 @@ import pytest
 import yaml
 from invoke import Context
 
-from tasks.engine import machineconfig as mc
 from tasks.engine.inventory import REPO_ROOT, load_inventory
+from tasks.talos import machineconfig as mc
 
 INV = load_inventory()
 NODES = [n.name for n in INV.nodes]
@@ -146,9 +146,9 @@ def test_schematic_lists_longhorn_extensions():
 
 @pytest.mark.skipif(shutil.which("talosctl") is None, reason="talosctl is not installed")
 def test_talosctl_validates_every_generated_node_config_in_metal_mode(tmp_path, monkeypatch):
-    from tasks import talos as talos_tasks
-    from tasks.engine import infisical
-    from tasks.engine.secretstore import MemoryStore
+    from tasks.secrets import infisical
+    from tasks.secrets.store import MemoryStore
+    from tasks.talos import tasks as talos_tasks
 
     store = MemoryStore()
     monkeypatch.setattr(infisical, "open_store", lambda inventory: store)

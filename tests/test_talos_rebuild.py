@@ -7,12 +7,14 @@ from invoke import Context
 from invoke.exceptions import Exit
 from test_talos_fixtures import BUNDLE, MARK, make_talos_env, normalise, workdir_of, write_inventory
 
-from tasks import talos as talos_tasks
-from tasks.engine.deploy import default_catalog, execute
 from tasks.engine.errors import OneclusterError
+from tasks.engine.execute import execute
 from tasks.engine.inventory import load_inventory
 from tasks.engine.runner import RunFailed
-from tasks.engine.secretsbundle import SECRET_NAME
+from tasks.stack import STACK
+from tasks.talos import tasks as talos_tasks
+from tasks.talos.options import TalosOptions
+from tasks.talos.secretsbundle import SECRET_NAME
 
 INV = load_inventory()
 CPS = [n for n in INV.nodes if n.role == "controlplane"]
@@ -28,8 +30,9 @@ def env(tmp_path, monkeypatch, fake_tools):
 
 def rebuild(cluster=None, **options):
     return execute(
-        default_catalog, cluster=cluster, layers=["talos"], options={"poll_interval": 0, **options}
-    )
+        STACK, cluster=cluster, layers=["talos"],
+        options=(TalosOptions(poll_interval=0, **options),),
+    )  # fmt: skip
 
 
 def expected_configs() -> list[list[str]]:
@@ -209,7 +212,7 @@ def test_genconfig_out_writes_private_copies_with_a_warning(env, tmp_path, capsy
 
 
 def test_dry_run_prints_the_rebuild_and_runs_nothing(env, capsys):
-    execute(default_catalog, layers=["talos"], dry_run=True)
+    execute(STACK, layers=["talos"], dry_run=True)
     printed = capsys.readouterr().out
     assert env.argvs() == []
     assert "talosctl gen secrets" in printed

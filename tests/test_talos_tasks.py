@@ -6,15 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import call_task
 from invoke import Context
 from invoke.exceptions import Exit
 from test_talos_fixtures import BUNDLE, make_talos_env, normalise, workdir_of
 
-from tasks import talos as talos_tasks
-from tasks.engine import talosctl
-from tasks.engine.deploy import default_catalog, plan
+from tasks.engine.execute import plan
 from tasks.engine.inventory import load_inventory
-from tasks.engine.secretsbundle import SECRET_NAME
+from tasks.stack import STACK
+from tasks.talos import talosctl
+from tasks.talos import tasks as talos_tasks
+from tasks.talos.options import TalosOptions
+from tasks.talos.secretsbundle import SECRET_NAME
 
 INV = load_inventory()
 WD = "'$ONECLUSTER_WORKDIR"
@@ -126,10 +129,10 @@ def test_kubeconfig_merges_into_the_users_kubeconfig_only_when_asked(env, tmp_pa
 
 
 def test_rebuild_never_touches_the_users_kubeconfig_or_talosconfig(env, fake_tools, tmp_path):
-    from tasks.engine.deploy import execute
+    from tasks.engine.execute import execute
 
     fake_tools.rule("talosctl", "etcd status", exit=1)
-    execute(default_catalog, layers=["talos"], options={"poll_interval": 0})
+    execute(STACK, layers=["talos"], options=(TalosOptions(poll_interval=0),))
     wd = workdir_of(env.talosctl())
     for argv in normalise(env.talosctl(), wd):
         assert str(tmp_path / "kubeconfig") not in argv
@@ -152,8 +155,8 @@ def test_apply_detects_maintenance_per_node(env, fake_tools):
 
 
 def test_tasks_on_a_running_cluster_never_generate_a_bundle(env, monkeypatch):
-    from tasks.engine import infisical
-    from tasks.engine.secretstore import MemoryStore
+    from tasks.secrets import infisical
+    from tasks.secrets.store import MemoryStore
 
     empty = MemoryStore()
     monkeypatch.setattr(infisical, "open_store", lambda inventory: empty)
@@ -165,7 +168,7 @@ def test_tasks_on_a_running_cluster_never_generate_a_bundle(env, monkeypatch):
 
 
 def test_plan_shows_the_talos_layer_with_health_as_a_gate():
-    data = json.loads(plan(default_catalog, layers=["talos"], fmt="json"))
+    data = json.loads(plan(STACK, layers=["talos"], fmt="json"))
     steps = {s["id"]: s for s in data["steps"]}
     assert list(steps)[:2] == ["talos/secrets-bundle", "talos/genconfig"]
     assert steps["talos/health"]["kind"] == "gate"
@@ -204,8 +207,7 @@ def test_graceful_reset_of_a_single_node():
 
 
 def test_layer_deploy_task_still_runs_the_talos_layer(env, capsys):
-    deploy = talos_tasks.ns.tasks["deploy"]
-    deploy(Context(), dry_run=True)
+    call_task("talos.deploy", dry_run=True)
     printed = capsys.readouterr().out
     assert "# talos/health (gate)" in printed
     assert env.argvs() == []

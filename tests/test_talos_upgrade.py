@@ -8,12 +8,15 @@ import pytest
 from invoke import Context
 from test_talos_fixtures import BUNDLE, make_talos_env
 
-from tasks import talos as talos_tasks
-from tasks.engine import upgrade
 from tasks.engine.errors import OneclusterError
+from tasks.engine.execute import execute
 from tasks.engine.inventory import load_inventory
 from tasks.engine.runner import RunFailed
-from tasks.engine.secretsbundle import SECRET_NAME
+from tasks.stack import STACK
+from tasks.talos import tasks as talos_tasks
+from tasks.talos import upgrade
+from tasks.talos.options import TalosOptions
+from tasks.talos.secretsbundle import SECRET_NAME
 
 INV = load_inventory()
 ORDER = ["talostrk1", "talostrk5", "talostrk6", "talostrk2", "talostrk3", "talostrk4"]
@@ -42,10 +45,10 @@ def env(tmp_path, monkeypatch, fake_tools):
 
 
 def run_upgrade(node=None, timeout="1m"):
-    talos_tasks.run_steps(
-        talos_tasks.upgrade_steps(node, timeout),
-        cluster=None, dry_run=False, options={"timeout": timeout, "poll_interval": 0},
-    )  # fmt: skip
+    execute(
+        STACK.only(talos_tasks.upgrade_steps(node, timeout)),
+        options=(TalosOptions(timeout=timeout, poll_interval=0),),
+    )
 
 
 def events(env) -> list[str]:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks.charts import pull_charts, pull_command
-from tasks.engine import validation
-from tasks.engine.chartdata import ChartSource, documented_paths, load_chart, merge
 from tasks.engine.command import Executor
 from tasks.engine.components import HelmRelease
 from tasks.engine.inventory import load_inventory
-from tasks.engine.kubeschema import (
+from tasks.engine.values import coalesce as merge
+from tasks.validate import validation
+from tasks.validate.chartdata import ChartSource, documented_paths, load_chart
+from tasks.validate.kubeschema import (
     EXTRA_CRDS_ENV,
     CrdIndex,
     crd_index,
@@ -24,7 +24,8 @@ from tasks.engine.kubeschema import (
     validate_object,
     validate_objects,
 )
-from tasks.engine.valuescheck import check_values
+from tasks.validate.tasks import pull_charts, pull_command
+from tasks.validate.valuescheck import check_values
 
 
 def chart_files(tmp_path: Path, files: dict[str, str]) -> dict[str, bytes]:

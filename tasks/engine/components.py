@@ -1,38 +1,32 @@
 """Deployable units: each declares its layer, a stable id ``layer/name``, and what it needs.
 
-Kinds: Talos steps, secret syncs, CRD bundles, Helm releases, manifest bundles and health gates.
-Each kind knows the exact commands it runs (:meth:`Component.commands`, the plan and dry-run show
-them) and how to run them (:meth:`Component.run`, by default: those commands, in order).
+Kinds here: CRD bundles, Helm releases and manifest bundles (health gates are in ``gates.py``;
+areas add their own kinds, e.g. Talos steps and secret syncs). Each kind knows the exact commands
+it runs (:meth:`Component.commands`, the plan and dry-run show them), how to run them
+(:meth:`Component.run`, by default: those commands, in order), and the read-only probes that say
+whether it is already in place (:meth:`Component.probes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-import yaml
-
+from . import yamlio
 from .command import Command
-from .errors import GateError, OneclusterError
+from .context import RunContext
+from .errors import OneclusterError
+from .helm import chart_ref
 from .inventory import REPO_ROOT
-from .output import echo
+from .probes import PROBE_TIMEOUT, Probe, holds, object_refs, quick
 from .render import render_file
+from .values import merge_values
 
-if TYPE_CHECKING:
-    from .context import RunContext
-
-LAYERS = (
-    "talos",
-    "secrets",
-    "network",
-    "storage",
-    "observability",
-    "scheduling",
-    "ai",
-    "apps",
-)
+# `kubectl get` as a question: names only, answered fast
+_GET = ("get", f"--request-timeout={PROBE_TIMEOUT}", "-o", "name")
 
 
 @dataclass(frozen=True)
@@ -55,13 +49,13 @@ class Component:
     name: str
     needs: tuple[str, ...] = ()
     summary: str = ""
-    # Kubernetes Secrets this component reads, synced from Infisical by a generated
+    # Kubernetes Secrets this component reads, synced from the secret store by a generated
     # ``secrets/<name>`` step that this component then needs (see tasks/stack.py)
     secrets: tuple[SecretSpec, ...] = ()
+    # this step writes the kubeconfig/talosconfig the run uses into the private workdir
+    fetches_configs: bool = False
 
     def __post_init__(self) -> None:
-        if self.layer not in LAYERS:
-            raise ValueError(f"{self.name}: unknown layer {self.layer!r}; use one of {LAYERS}")
         object.__setattr__(self, "needs", tuple(self.needs))
         object.__setattr__(self, "secrets", tuple(self.secrets))
 
@@ -85,66 +79,19 @@ class Component:
         """Problems to report before anything runs (empty when ready)."""
         return []
 
+    def probes(self, ctx: RunContext) -> list[Probe]:
+        """The read-only checks that together say this step is in place (empty: cannot tell)."""
+        return []
+
+    def in_place(self, ctx: RunContext) -> bool:
+        """Whether this step is deployed already; a step with no probe never counts as in place."""
+        found = self.probes(ctx)
+        return bool(found) and all(holds(p, ctx) for p in found)
+
     def run(self, ctx: RunContext) -> None:
         """Run the step: its commands, in order."""
         for command in self.commands(ctx):
             ctx.run(command, prefix=f"[{self.id}] $ ")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TalosStep(Component):
-    """A step that drives talosctl; ``build`` returns its commands, ``action`` may replace run()."""
-
-    kind: ClassVar[str] = "talos"
-
-    build: Callable[[RunContext], list[Command]]
-    action: Callable[[RunContext], None] | None = None
-
-    def commands(self, ctx: RunContext) -> list[Command]:
-        return self.build(ctx)
-
-    def tools(self) -> set[str]:
-        return {"talosctl"}
-
-    def run(self, ctx: RunContext) -> None:
-        if self.action is not None and not ctx.dry_run:
-            self.action(ctx)
-        else:
-            super().run(ctx)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SecretSync(Component):
-    """Kubernetes Secrets created straight from Infisical values (nothing on disk or argv)."""
-
-    kind: ClassVar[str] = "secret"
-
-    secrets: tuple[SecretSpec, ...]
-
-    def infisical_names(self) -> list[str]:
-        """Every Infisical secret name this step reads, sorted."""
-        return sorted({n for s in self.secrets for n in s.keys.values()})
-
-    def describe(self, ctx: RunContext) -> str:
-        names = ", ".join(f"{s.namespace}/{s.name}" for s in self.secrets)
-        return f"sync Secret(s) {names} from Infisical (server-side apply, in memory only)"
-
-    def preflight(self, ctx: RunContext) -> list[str]:
-        """Every Infisical name this step needs that the store lacks (names only, no values)."""
-        from . import secretsync  # lazy: pulls in the Infisical client
-
-        return secretsync.preflight(ctx, self.secrets, owner=self.id)
-
-    def run(self, ctx: RunContext) -> None:
-        if ctx.dry_run:
-            echo(f"[{self.id}] would {self.describe(ctx)}")
-            for spec in self.secrets:
-                for key, source in sorted(spec.keys.items()):
-                    echo(f"[{self.id}]   {spec.namespace}/{spec.name}: {key} <- Infisical {source}")
-            return
-        from . import secretsync  # lazy: pulls in the kubernetes and Infisical clients
-
-        secretsync.sync(ctx, self.secrets, owner=self.id)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,20 +103,15 @@ class CrdBundle(Component):
     sources: tuple[str, ...]
 
     def commands(self, ctx: RunContext) -> list[Command]:
-        return [
-            ctx.kubectl(
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "--field-manager=onecluster",
-                "-f",
-                src,
-            )
-            for src in self.sources
-        ]
+        return [ctx.kubectl.apply(src, force_conflicts=True) for src in self.sources]
 
     def tools(self) -> set[str]:
         return {"kubectl"}
+
+    def probes(self, ctx: RunContext) -> list[Probe]:
+        return [
+            Probe(f"CRDs from {src}", quick(ctx.kubectl(*_GET, "-f", src))) for src in self.sources
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,9 +138,7 @@ class HelmRelease(Component):
 
     @property
     def chart_ref(self) -> list[str]:
-        if self.chart.startswith("oci://"):
-            return [self.chart]
-        return [self.chart, "--repo", self.repo]
+        return chart_ref(self.chart, self.repo)
 
     def rendered_values(self, ctx: RunContext) -> str:
         """The values file with inventory placeholders filled in (fed to helm on stdin)."""
@@ -210,27 +150,17 @@ class HelmRelease(Component):
         for overlay in self.overlays:
             path = REPO_ROOT / overlay
             merged = merge_values(merged, _values_mapping(render_file(path, ctx.inventory), path))
-        return yaml.safe_dump(merged, sort_keys=False)
+        return yamlio.dump(merged)
 
     def commands(self, ctx: RunContext) -> list[Command]:
-        args = [
-            "upgrade",
-            "--install",
-            self.release,
-            *self.chart_ref,
-            "--version",
-            self.version,
-            "--namespace",
-            self.namespace,
-            "--create-namespace",
-            "--values",
-            "-",
-        ]
-        if self.wait:
-            args += ["--wait", "--timeout", self.timeout]
         has_values = self.values_path.exists() or bool(self.overlays)
         stdin = self.rendered_values(ctx).encode() if has_values else None
-        return [ctx.helm(*args, stdin=stdin)]
+        return [
+            ctx.helm.upgrade_install(
+                self.release, self.chart_ref, self.version, self.namespace,
+                values=stdin, wait_timeout=self.timeout if self.wait else None,
+            )
+        ]  # fmt: skip
 
     def describe(self, ctx: RunContext) -> str:
         rel = self.values_path.relative_to(REPO_ROOT)
@@ -241,25 +171,26 @@ class HelmRelease(Component):
     def tools(self) -> set[str]:
         return {"helm"}
 
+    def probes(self, ctx: RunContext) -> list[Probe]:
+        return [
+            Probe(
+                f"helm release {self.namespace}/{self.release} deployed",
+                quick(ctx.helm.status(self.release, self.namespace)),
+                _helm_deployed,
+            )
+        ]
 
-def merge_values(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``overlay`` over ``base`` as helm merges values files.
 
-    Maps merge key by key and any other value (lists too) replaces. A ``null`` replaces too and
-    stays in the result, so helm then removes that key from the chart's defaults as well.
-    """
-    merged = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_values(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+def _helm_deployed(stdout: str) -> bool:
+    try:
+        return json.loads(stdout)["info"]["status"] == "deployed"
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _values_mapping(text: str, path: Path) -> dict[str, Any]:
     """A rendered values file as a mapping (an empty file is an empty mapping)."""
-    data = yaml.safe_load(text)
+    data = yamlio.load(text)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -295,20 +226,10 @@ class ManifestBundle(Component):
         text = self.rendered(ctx)
         if self.patch is None:
             return text
-        docs = [d for d in yaml.safe_load_all(text) if d]
-        return yaml.safe_dump_all([self.patch(d) for d in docs], sort_keys=False)
+        return yamlio.dump_all(self.patch(d) for d in yamlio.documents(text))
 
     def commands(self, ctx: RunContext) -> list[Command]:
-        return [
-            ctx.kubectl(
-                "apply",
-                "--server-side",
-                "--field-manager=onecluster",
-                "-f",
-                "-",
-                stdin=self.applied(ctx).encode(),
-            )
-        ]
+        return [ctx.kubectl.apply(stdin=self.applied(ctx).encode())]
 
     def describe(self, ctx: RunContext) -> str:
         rel = self.directory.relative_to(REPO_ROOT)
@@ -317,107 +238,11 @@ class ManifestBundle(Component):
     def tools(self) -> set[str]:
         return {"kubectl"}
 
-
-@dataclass(frozen=True)
-class Check:
-    """One thing a gate waits for: a command that succeeds once it holds, and what it means."""
-
-    what: str
-    command: Callable[[RunContext], Command]
-    observe: Callable[[RunContext], Command] | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Gate(Component):
-    """A health gate: waits for exactly what the next components need, with a timeout."""
-
-    kind: ClassVar[str] = "gate"
-
-    checks: tuple[Check, ...]
-
-    def commands(self, ctx: RunContext) -> list[Command]:
-        return [c.command(ctx) for c in self.checks]
-
-    def tools(self) -> set[str]:
-        return {"kubectl"}
-
-    def describe(self, ctx: RunContext) -> str:
-        return self.summary or "wait for " + "; ".join(c.what for c in self.checks)
-
-    def run(self, ctx: RunContext) -> None:
-        for check in self.checks:
-            try:
-                ctx.run(check.command(ctx), prefix=f"[{self.id}] $ ")
-            except OneclusterError as exc:
-                seen = str(exc)
-                if check.observe is not None:
-                    try:
-                        seen += "\n" + ctx.executor.query(check.observe(ctx)).stdout
-                    except OneclusterError as inner:
-                        seen += f"\n(could not observe: {inner})"
-                raise GateError(f"{self.id}: waited for {check.what}; saw:\n{seen}") from None
-
-
-# Gate checks used across layers ---------------------------------------------------------------
-
-
-def crds_established(names: Sequence[str], timeout: str = "120s") -> Check:
-    """Every named CRD reports condition Established."""
-    return Check(
-        what=f"CRDs Established: {', '.join(names)}",
-        command=lambda ctx: ctx.kubectl(
-            "wait",
-            "--for=condition=Established",
-            f"--timeout={timeout}",
-            *(f"crd/{n}" for n in names),
-        ),
-        observe=lambda ctx: ctx.kubectl("get", "crd", *names, "-o", "wide"),
-    )
-
-
-def rolled_out(kind: str, name: str, namespace: str, timeout: str = "300s") -> Check:
-    """A Deployment, DaemonSet or StatefulSet finished rolling out."""
-    return Check(
-        what=f"{kind}/{name} in {namespace} rolled out",
-        command=lambda ctx: ctx.kubectl(
-            "rollout",
-            "status",
-            f"{kind}/{name}",
-            "-n",
-            namespace,
-            f"--timeout={timeout}",
-        ),
-        observe=lambda ctx: ctx.kubectl("get", kind, name, "-n", namespace, "-o", "wide"),
-    )
-
-
-def resource_exists(kind: str, name: str, namespace: str = "", timeout: str = "120s") -> Check:
-    """A resource exists (e.g. the StorageClass another component claims from)."""
-    ns = ("-n", namespace) if namespace else ()
-    return Check(
-        what=f"{kind}/{name} present",
-        command=lambda ctx: ctx.kubectl(
-            "wait",
-            "--for=create",
-            f"--timeout={timeout}",
-            f"{kind}/{name}",
-            *ns,
-        ),
-        observe=lambda ctx: ctx.kubectl("get", kind, *ns),
-    )
-
-
-def condition(kind: str, name: str, namespace: str, cond: str, timeout: str = "300s") -> Check:
-    """A resource reports a status condition (e.g. a Gateway ``Programmed``)."""
-    return Check(
-        what=f"{kind}/{name} in {namespace} {cond}",
-        command=lambda ctx: ctx.kubectl(
-            "wait",
-            f"--for=condition={cond}",
-            f"--timeout={timeout}",
-            f"{kind}/{name}",
-            "-n",
-            namespace,
-        ),
-        observe=lambda ctx: ctx.kubectl("get", kind, name, "-n", namespace, "-o", "yaml"),
-    )
+    def probes(self, ctx: RunContext) -> list[Probe]:
+        return [
+            Probe(
+                f"{self.id}: {' '.join(refs)} in {ns or 'the cluster'}",
+                quick(ctx.kubectl(*_GET, *(("-n", ns) if ns else ()), *refs)),
+            )
+            for ns, refs in object_refs(self.rendered(ctx)).items()
+        ]

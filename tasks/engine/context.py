@@ -5,29 +5,23 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .command import Command, Executor
+from .errors import OneclusterError
+from .helm import Helm
 from .inventory import REPO_ROOT, Inventory
+from .kubectl import Kubectl
 
 # Shown instead of the real private directory in dry-runs and plans, so they are reproducible.
 WORKDIR_PLACEHOLDER = "$ONECLUSTER_WORKDIR"
 
-
-def helm_env() -> dict[str, str]:
-    """Helm runs with onecluster's own repository config and cache, never the user's."""
-    base = Path(os.environ.get("ONECLUSTER_CACHE", REPO_ROOT / ".cache")) / "helm"
-    return {
-        "HELM_REPOSITORY_CONFIG": str(base / "repositories.yaml"),
-        "HELM_REPOSITORY_CACHE": str(base / "repository"),
-        "HELM_CACHE_HOME": str(base / "cache"),
-        "HELM_CONFIG_HOME": str(base / "config"),
-        "HELM_DATA_HOME": str(base / "data"),
-    }
+T = TypeVar("T")
+StoreOpener = Callable[[Inventory], Any]
 
 
 @dataclass
@@ -37,13 +31,16 @@ class RunContext:
     inventory: Inventory
     executor: Executor
     workdir: Path
-    # kube-facing steps use this kubeconfig: the one talos/kubeconfig fetched into the private
-    # work directory during a rebuild, else the user's ($KUBECONFIG or ~/.kube/config)
+    # kube-facing steps use this kubeconfig: the one a step of this run fetched into the private
+    # work directory (a rebuild), else the user's ($KUBECONFIG or ~/.kube/config); likewise talos
     kubeconfig: str
     talosconfig: str
-    options: dict[str, Any] = field(default_factory=dict)
+    # one typed options object per area (e.g. the Talos tasks' TalosOptions); see option()
+    options: Sequence[object] = ()
     # state shared between steps of one run (e.g. the Talos secrets bundle held in memory)
     state: dict[str, Any] = field(default_factory=dict)
+    # opens the run's secret store on first use (the stack's; tests put a store in state)
+    open_store: StoreOpener | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -53,28 +50,32 @@ class RunContext:
     def repo(self) -> Path:
         return REPO_ROOT
 
-    def kubectl(self, *args: str, **options: Any) -> Command:
-        """A kubectl command bound to this run's kubeconfig."""
-        return Command("kubectl", ("--kubeconfig", self.kubeconfig, *args), **options)
+    @property
+    def kubectl(self) -> Kubectl:
+        """kubectl bound to this run's kubeconfig: ``ctx.kubectl("get", ...)``."""
+        return Kubectl(self.kubeconfig)
 
-    def helm(self, *args: str, **options: Any) -> Command:
-        """A helm command bound to this run's kubeconfig and onecluster's own helm config."""
-        env = {**helm_env(), **options.pop("env", {})}
-        return Command("helm", (*args, "--kubeconfig", self.kubeconfig), env=env, **options)
+    @property
+    def helm(self) -> Helm:
+        """helm bound to this run's kubeconfig and onecluster's own helm config."""
+        return Helm(self.kubeconfig)
 
-    def talosctl(self, *args: str, **options: Any) -> Command:
-        """A talosctl command bound to this run's talosconfig."""
-        return Command("talosctl", ("--talosconfig", self.talosconfig, *args), **options)
+    def option(self, kind: type[T]) -> T:
+        """This run's options of ``kind`` (an area's dataclass), or its defaults."""
+        for value in self.options:
+            if isinstance(value, kind):
+                return value
+        return kind()
 
     def run(self, command: Command, *, prefix: str = "") -> Any:
         return self.executor.run(command, prefix=prefix)
 
     def secret_store(self) -> Any:
-        """The run's secret store (opened once; tests put a MemoryStore in ``state["store"]``)."""
+        """The run's secret store, opened once (tests put a MemoryStore in ``state["store"]``)."""
         if "store" not in self.state:
-            from .infisical import open_store  # lazy: imports the Infisical SDK
-
-            self.state["store"] = open_store(self.inventory)
+            if self.open_store is None:
+                raise OneclusterError("internal: this run has no secret store to open")
+            self.state["store"] = self.open_store(self.inventory)
         return self.state["store"]
 
 
@@ -110,10 +111,15 @@ def run_context(
     *,
     dry_run: bool,
     fetch_kubeconfig: bool,
-    options: dict[str, Any] | None = None,
+    options: Sequence[object] = (),
     executor: Executor | None = None,
+    open_store: StoreOpener | None = None,
 ) -> Iterator[RunContext]:
-    """Open a run: private workdir, executor, and where kubeconfig/talosconfig come from."""
+    """Open a run: private workdir, executor, and where kubeconfig/talosconfig come from.
+
+    ``fetch_kubeconfig``: a step of this run writes the kubeconfig and talosconfig it uses into
+    the private workdir, so neither the user's files are used nor overwritten.
+    """
     with private_workdir(dry_run) as workdir:
         kubeconfig = str(workdir / "kubeconfig") if fetch_kubeconfig else user_kubeconfig()
         talosconfig = str(workdir / "talosconfig") if fetch_kubeconfig else user_talosconfig()
@@ -123,5 +129,6 @@ def run_context(
             workdir=workdir,
             kubeconfig=kubeconfig,
             talosconfig=talosconfig,
-            options=dict(options or {}),
+            options=tuple(options),
+            open_store=open_store,
         )

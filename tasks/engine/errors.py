@@ -83,3 +83,14 @@ class SecretsError(OneclusterError):
 
 class ConfirmationRequired(OneclusterError):
     """A destructive action was asked for without ``--yes``."""
+
+
+class FlagError(OneclusterError, ValueError):
+    """A flag or option value that is not one the task accepts (a number, a format, a name)."""
+
+
+def choice(flag: str, value: str, allowed: Sequence[str], what: str = "value") -> str:
+    """``value`` if it is one of ``allowed``, else a :class:`FlagError` naming the flag and them."""
+    if value not in allowed:
+        raise FlagError(f"{flag} {value}: unknown {what}; use one of {', '.join(allowed)}")
+    return value

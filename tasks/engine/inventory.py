@@ -7,17 +7,16 @@ to fix it. Another cluster is another file (``--cluster PATH`` or ``$ONECLUSTER_
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
+from . import yamlio
 from .errors import FieldError, InventoryError
 from .schema import load_typed
 
@@ -29,6 +28,8 @@ _VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _SCHEMATIC_ID = re.compile(r"^[0-9a-f]{64}$")
+
+InventoryCheck = Callable[["Inventory"], list[FieldError]]
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,13 @@ def inventory_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen)
 
 
-def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
-    """Read, type-check and validate an inventory file; raise one error listing every problem."""
+def load_inventory(
+    path: str | os.PathLike[str] | None = None, checks: Sequence[InventoryCheck] = ()
+) -> Inventory:
+    """Read, type-check and validate an inventory file; raise one error listing every problem.
+
+    ``checks`` are the cross-field rules the areas add (the stack's catalogue passes them).
+    """
     file = inventory_path(path)
     shown = _display(file)
     try:
@@ -209,28 +215,26 @@ def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
             ]
         ) from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        data = yamlio.load(text)
+    except yamlio.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
         raise InventoryError(
             [FieldError(shown, where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
         ) from None
-    inv, errors = load_typed(Inventory, data, shown)
-    if inv is not None:
-        inv = _with_source(inv, shown)
-        errors += validate(inv)
-    if errors:
-        raise InventoryError(errors)
-    return inv
+    return parse_inventory(data, shown, checks)
 
 
-def parse_inventory(data: object, file: str = "<memory>") -> Inventory:
-    """Validate already-parsed inventory data (used by tests and tools)."""
+def parse_inventory(
+    data: object, file: str = "<memory>", checks: Sequence[InventoryCheck] = ()
+) -> Inventory:
+    """Validate already-parsed inventory data: types, then every cross-field rule."""
     inv, errors = load_typed(Inventory, data, file)
     if inv is not None:
         inv = _with_source(inv, file)
         errors += validate(inv)
+        for check in checks:
+            errors += check(inv)
     if errors:
         raise InventoryError(errors)
     return inv
@@ -467,11 +471,26 @@ def validate(inv: Inventory) -> list[FieldError]:
             "use e.g. https://app.infisical.com (secrets must not travel in clear text)",
         )
 
-    # Talos layer: the schematic must carry Longhorn's extensions; links must be real LAN links
-    from .machineconfig import link_errors, schematic_errors  # lazy: it imports this module
+    return errs + link_errors(inv)
 
-    errs += schematic_errors(inv) + link_errors(inv)
-    return errs
+
+def link_errors(inv: Inventory) -> list[FieldError]:
+    """Links that cannot carry a node address or the VIP (the loopback)."""
+    errors = []
+    for i, node in enumerate(inv.nodes or []):
+        if node is None or node.link is None:
+            continue
+        if node.link == "lo" or node.link.startswith("lo:"):
+            errors.append(
+                FieldError(
+                    inv.source,
+                    f"nodes[{i}].link",
+                    f"unknown link {node.link!r}: "
+                    "the loopback cannot carry the node address or the VIP",
+                    "use the LAN link `talosctl get links --insecure` shows, e.g. enp1s0",
+                )
+            )
+    return errors
 
 
 def _under(host: str, base: str | None) -> bool:
@@ -479,8 +498,3 @@ def _under(host: str, base: str | None) -> bool:
     if not base or not _HOSTNAME.match(base):
         return True  # the base itself is reported as wrong; don't pile errors on its hosts
     return host == base or host.endswith("." + base) or host.endswith(".lan")
-
-
-def pool_addresses(pool: IPRange) -> list[ipaddress.IPv4Address]:
-    """Every address in ``pool`` (small LAN pools only)."""
-    return [IPv4Address(i) for i in range(int(pool.first), int(pool.last) + 1)]

@@ -13,6 +13,7 @@ from typing import Any
 
 from .components import Component
 from .context import RunContext
+from .errors import choice
 from .output import redact_argv, table
 
 FORMATS = ("table", "json", "mermaid")
@@ -39,19 +40,18 @@ def plan_data(ctx: RunContext, steps: Sequence[Component]) -> dict[str, Any]:
 
 def render_plan(ctx: RunContext, steps: Sequence[Component], fmt: str = "table") -> str:
     """Render the plan in one of :data:`FORMATS`."""
+    choice("--format", fmt, FORMATS, "format")
     data = plan_data(ctx, steps)
     if fmt == "json":
         return json.dumps(data, indent=2)
     if fmt == "mermaid":
         return _mermaid(data)
-    if fmt == "table":
-        rows = [
-            (i + 1, s["id"], s["kind"], ", ".join(s["needs"]) or "-", len(s["commands"]))
-            for i, s in enumerate(data["steps"])
-        ]
-        head = f"Plan for cluster {data['cluster']}: {len(rows)} steps\n"
-        return head + table(("#", "step", "kind", "needs", "cmds"), rows)
-    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    rows = [
+        (i + 1, s["id"], s["kind"], ", ".join(s["needs"]) or "-", len(s["commands"]))
+        for i, s in enumerate(data["steps"])
+    ]
+    head = f"Plan for cluster {data['cluster']}: {len(rows)} steps\n"
+    return head + table(("#", "step", "kind", "needs", "cmds"), rows)
 
 
 def _mermaid(data: dict[str, Any]) -> str:

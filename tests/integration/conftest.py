@@ -12,7 +12,7 @@ import os
 import pytest
 
 from tasks.engine.errors import OneclusterError
-from tasks.engine.probe import Kube
+from tasks.verify.probe import Kube
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ import pytest
 import yaml
 
 from tasks.engine.inventory import load_inventory
-from tasks.engine.profile import KIND_APPS, KIND_GATEWAY_HTTP
-from tasks.engine.verification import (
+from tasks.verify.profile import KIND_APPS, KIND_GATEWAY_HTTP
+from tasks.verify.verification import (
     SCHEDULER_NAME,
     condition,
     eventually,

@@ -16,8 +16,8 @@ import testinfra
 
 from tasks.engine.errors import OneclusterError
 from tasks.engine.inventory import load_inventory
-from tasks.engine.probe import Kube, probe_pods
-from tasks.engine.verification import node_names, select_layers
+from tasks.verify.probe import Kube, probe_pods
+from tasks.verify.verification import node_names, select_layers
 
 PROFILES = ("live", "kind")
 # the cluster's node names, read once in pytest_configure

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tasks.engine.profile import KIND_APPS, KIND_GATEWAY_HTTP
-from tasks.engine.verification import condition, http_status
+from tasks.verify.profile import KIND_APPS, KIND_GATEWAY_HTTP
+from tasks.verify.verification import condition, http_status
 
 pytestmark = pytest.mark.layer("network")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks.engine.verification import node_names, unready_nodes
+from tasks.verify.verification import node_names, unready_nodes
 
 pytestmark = pytest.mark.layer("talos")
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tasks.engine.verification import down_targets, exporter_instances, node_names
+from tasks.verify.verification import down_targets, exporter_instances, node_names
 
 pytestmark = pytest.mark.layer("observability")
 

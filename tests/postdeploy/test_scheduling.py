@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from tasks.engine.errors import CommandError
-from tasks.engine.verification import SCHEDULER_NAME, injection_policies, items, policy_ready
+from tasks.verify.verification import SCHEDULER_NAME, injection_policies, items, policy_ready
 
 pytestmark = pytest.mark.layer("scheduling")
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tasks.engine.probe import HOST_ROOT
-from tasks.engine.verification import longhorn_volume_problems, module_present, mount_propagation
+from tasks.verify.probe import HOST_ROOT
+from tasks.verify.verification import longhorn_volume_problems, module_present, mount_propagation
 
 pytestmark = pytest.mark.layer("storage")
 

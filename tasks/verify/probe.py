@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from .command import Command, Executor, Result
-from .errors import OneclusterError
-from .output import echo
+from ..engine.command import Command, Executor, Result
+from ..engine.errors import OneclusterError
+from ..engine.output import echo
 
 PROBE_IMAGE = "busybox:1.37.0"
 PROBE_NAMESPACE = "kube-system"
@@ -47,7 +47,7 @@ class Kube:
 
     kubeconfig: str = ""
     context: str = ""
-    executor: Executor = field(default_factory=lambda: Executor(echo_commands=False))
+    executor: Executor = field(default_factory=lambda: Executor())
 
     def command(self, *args: str, **options: Any) -> Command:
         """A kubectl command with this cluster's ``--kubeconfig``/``--context``."""

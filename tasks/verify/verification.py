@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .components import LAYERS
-from .errors import OneclusterError
+from ..engine.errors import OneclusterError
+from ..stack import LAYERS
 
 SCHEDULER_NAME = "scheduler-plugins-scheduler"
 NODE_EXPORTER_JOB = "node-exporter"

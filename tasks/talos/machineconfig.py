@@ -21,11 +21,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .errors import FieldError
-from .inventory import REPO_ROOT, Inventory, Node
-from .render import render_file
+from ..engine import yamlio
+from ..engine.errors import FieldError
+from ..engine.inventory import REPO_ROOT, Inventory, Node
+from ..engine.render import render_file
 
 PATCH_DIR = REPO_ROOT / "talos" / "patches"
 COMMON_PATCH = PATCH_DIR / "common.yaml"
@@ -90,7 +89,7 @@ def node_documents(inv: Inventory, node: Node) -> list[dict[str, Any]]:
 
 def dump_documents(docs: Iterable[dict[str, Any]], header: str = "") -> str:
     """A multi-document YAML stream of ``docs``."""
-    body = yaml.safe_dump_all(list(docs), sort_keys=False, explicit_start=True)
+    body = yamlio.dump_all(docs, explicit_start=True)
     return (f"# {header}\n" if header else "") + body
 
 
@@ -101,11 +100,15 @@ def node_patch(inv: Inventory, node: Node) -> str:
     )
 
 
-def _merge(base: Any, patch: Any) -> Any:
+def _patch_document(base: Any, patch: Any) -> Any:
+    """One Talos config document patched by another: maps merge, anything else is replaced.
+
+    Not Helm's values merge (``tasks/engine/values.py``): Talos has no ``null``-deletes rule.
+    """
     if isinstance(base, dict) and isinstance(patch, dict):
         out = dict(base)
         for key, value in patch.items():
-            out[key] = _merge(base[key], value) if key in base else value
+            out[key] = _patch_document(base[key], value) if key in base else value
         return out
     return patch
 
@@ -120,7 +123,7 @@ def merge_documents(*layers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for layer in layers:
         for doc in layer:
             key = (doc.get("kind"), doc.get("name"))
-            merged[key] = _merge(merged[key], doc) if key in merged else doc
+            merged[key] = _patch_document(merged[key], doc) if key in merged else doc
     return list(merged.values())
 
 
@@ -136,7 +139,7 @@ def node_patch_stack(inv: Inventory, node: Node) -> list[dict[str, Any]]:
 
 def parse_documents(text: str) -> list[dict[str, Any]]:
     """Every non-empty document of a YAML stream."""
-    return [d for d in yaml.safe_load_all(text) if d is not None]
+    return yamlio.documents(text)
 
 
 @lru_cache(maxsize=4)
@@ -186,7 +189,7 @@ def schematic_errors(inv: Inventory) -> list[FieldError]:
         path = REPO_ROOT / path
     field = "talos.schematic.file"
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yamlio.load(path.read_text())
     except OSError:
         return [
             FieldError(
@@ -196,7 +199,7 @@ def schematic_errors(inv: Inventory) -> list[FieldError]:
                 "point it at the schematic YAML, e.g. talos/schematic.yaml",
             )
         ]
-    except yaml.YAMLError as exc:
+    except yamlio.YAMLError as exc:
         return [FieldError(inv.source, field, f"{spec.file} is not valid YAML: {exc}")]
     ext = ((data or {}).get("customization") or {}).get("systemExtensions") or {}
     listed = ext.get("officialExtensions") or [] if isinstance(ext, dict) else []
@@ -213,22 +216,3 @@ def schematic_errors(inv: Inventory) -> list[FieldError]:
             "talos.schematic.id",
         )
     ]
-
-
-def link_errors(inv: Inventory) -> list[FieldError]:
-    """Links Talos cannot configure for a node address or the VIP (loopback, wildcards)."""
-    errors = []
-    for i, node in enumerate(inv.nodes or []):
-        if node is None or node.link is None:
-            continue
-        if node.link == "lo" or node.link.startswith("lo:"):
-            errors.append(
-                FieldError(
-                    inv.source,
-                    f"nodes[{i}].link",
-                    f"unknown link {node.link!r}: "
-                    "the loopback cannot carry the node address or the VIP",
-                    "use the LAN link `talosctl get links --insecure` shows, e.g. enp1s0",
-                )
-            )
-    return errors

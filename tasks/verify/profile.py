@@ -5,7 +5,7 @@ picks some target components (their needs come along), swaps the steps that cann
 target for *stand-ins* with the same ids (so every ``needs`` still resolves and the plan shows what
 was swapped), and merges values overlays over the Helm releases' own values files.
 
-The kind profile (``python -m tasks.engine.profile kind``), used by ``nox -s integration``:
+The kind profile (``python -m tasks.verify.profile kind``), used by ``nox -s integration``:
 
 - ``talos/health`` → every kind node Ready;
 - ``storage/longhorn-ready`` → a ``longhorn`` StorageClass provisioned by kind's local-path
@@ -30,14 +30,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-import yaml
-
-from .components import Check, Component, Gate, HelmRelease, ManifestBundle, SecretSync
-from .context import RunContext
-from .errors import GraphError, OneclusterError
-from .graph import Graph
-from .inventory import REPO_ROOT, Inventory
-from .output import echo, register_secret
+from ..engine import yamlio
+from ..engine.catalog import Catalog
+from ..engine.command import Command
+from ..engine.components import Component, HelmRelease, ManifestBundle
+from ..engine.context import RunContext
+from ..engine.errors import GraphError, OneclusterError
+from ..engine.execute import execute, plan
+from ..engine.gates import Check, Gate
+from ..engine.graph import Graph
+from ..engine.inventory import REPO_ROOT, Inventory
+from ..engine.kubectl import namespace_manifest
+from ..engine.output import echo, register_secret
+from ..secrets.steps import SecretSync
+from ..stack import STACK
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,11 +59,7 @@ class GeneratedSecrets(Component):
             values = {key: secrets.token_urlsafe(24) for key in spec.keys}
             for value in values.values():
                 register_secret(value)
-            namespace = {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": spec.namespace},
-            }
+            namespace = namespace_manifest(spec.namespace)
             if namespace not in docs:
                 docs.append(namespace)
             docs.append(
@@ -71,18 +73,8 @@ class GeneratedSecrets(Component):
             )
         return docs
 
-    def commands(self, ctx: RunContext) -> list:
-        stream = yaml.safe_dump_all(self.manifests(), sort_keys=False)
-        return [
-            ctx.kubectl(
-                "apply",
-                "--server-side",
-                "--field-manager=onecluster",
-                "-f",
-                "-",
-                stdin=stream.encode(),
-            )
-        ]
+    def commands(self, ctx: RunContext) -> list[Command]:
+        return [ctx.kubectl.apply(stdin=yamlio.dump_all(self.manifests()).encode())]
 
     def describe(self, ctx: RunContext) -> str:
         names = ", ".join(f"{s.namespace}/{s.name}" for s in self.secrets)
@@ -169,16 +161,19 @@ class Profile:
             raise GraphError(
                 f"the {self.name} profile cannot run:\n"
                 + "\n".join(lines)
-                + f"\nfix: add a stand-in for it in tasks/engine/profile.py ({self.name} profile)",
+                + f"\nfix: add a stand-in for it in tasks/verify/profile.py ({self.name} profile)",
                 [s.id for s in bad],
             )
         return steps
 
-    def catalog(self, inventory: Inventory) -> list[Component]:
-        """The profile's components for ``inventory`` (a catalogue ``deploy.execute`` takes)."""
-        from ..stack import catalog  # lazy: the layer modules import the engine
+    def components(self, inventory: Inventory) -> list[Component]:
+        """The profile's components for ``inventory``."""
+        return self.select(STACK.components(inventory))
 
-        return self.select(catalog(inventory))
+    @property
+    def catalog(self) -> Catalog:
+        """The stack's catalogue narrowed to this profile (what ``execute`` runs)."""
+        return dataclasses.replace(STACK, components=self.components)
 
 
 def _kind_health(comp: Component) -> Component:
@@ -251,7 +246,6 @@ PROFILES = {p.name: p for p in (KIND,)}
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Deploy (or plan) a profile of the stack onto the cluster $KUBECONFIG points at."""
-    from .deploy import execute, plan
 
     parser = argparse.ArgumentParser(
         prog="python -m tasks.engine.profile", description=main.__doc__

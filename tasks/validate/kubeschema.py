@@ -17,11 +17,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .chartdata import crd_docs, load_yaml_all, shown
-from .errors import FieldError
-from .inventory import Inventory
+from ..engine import yamlio
+from ..engine.errors import FieldError
+from ..engine.inventory import Inventory
+from .chartdata import crd_docs, shown
 
 EXTRA_CRDS_ENV = "ONECLUSTER_EXTRA_CRDS"
 CRD_SOURCES = f"../shared/reference/crds or ${EXTRA_CRDS_ENV}"
@@ -237,6 +236,6 @@ def _object_error(source: str, what: str, path: Iterable[Any], message: str) -> 
 
 def load_docs(text: str, source: str) -> tuple[list[Any], list[FieldError]]:
     try:
-        return load_yaml_all(text), []
-    except yaml.YAMLError as exc:
+        return yamlio.load_all(text), []
+    except yamlio.YAMLError as exc:
         return [], [FieldError(source, "(yaml)", f"not valid YAML: {exc}")]

@@ -7,7 +7,6 @@ full charts with templates and packaged subcharts) or else from ``../shared/refe
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import os
@@ -18,28 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .components import HelmRelease
-from .inventory import REPO_ROOT
+from ..engine import yamlio
+from ..engine.components import HelmRelease
+from ..engine.helm import cache_root
+from ..engine.inventory import REPO_ROOT
+from ..engine.values import coalesce
 
 REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 
 Path_ = tuple[str, ...]
-
-# libyaml's loader where PyYAML was built with it: the reference CRDs alone are 4 MB of YAML
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def load_yaml(text: str | bytes) -> Any:
-    """One YAML document (safe loader, libyaml-backed when available)."""
-    return yaml.load(text, Loader=_LOADER)
-
-
-def load_yaml_all(text: str | bytes) -> list[Any]:
-    """Every document of a YAML stream (safe loader, libyaml-backed when available)."""
-    return list(yaml.load_all(text, Loader=_LOADER))
-
 
 # Maps a chart renders verbatim into a program's own configuration (toYaml, ini, env vars), whose
 # keys belong to that program, not to the chart. Found automatically where the chart's templates
@@ -58,19 +44,6 @@ RENDERED_VERBATIM: dict[str, tuple[Path_, ...]] = {
     # `toToml .Values.config` becomes the server's config.toml
     "kubernetes-mcp-server": (("config",),),
 }
-
-
-def merge(base: Any, override: Any) -> Any:
-    """Helm's coalescing: maps merge recursively, ``null`` deletes a key, anything else replaces."""
-    if not isinstance(base, dict) or not isinstance(override, dict):
-        return copy.deepcopy(override)
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge(out.get(key), value) if key in out else copy.deepcopy(value)
-    return out
 
 
 # Chart files -----------------------------------------------------------------------------------
@@ -123,7 +96,7 @@ class Chart:
             name=sub.name,
             version=sub.version,
             origin=sub.origin,
-            values=merge(sub.values, parent if isinstance(parent, dict) else {}),
+            values=coalesce(sub.values, parent if isinstance(parent, dict) else {}),
             documented=sub.documented | _strip(self.documented, prefix),
             verbatim=sub.verbatim | _strip(self.verbatim, prefix),
             schema=sub.schema,
@@ -142,9 +115,9 @@ def load_chart(
     """Build a :class:`Chart` from its files; ``find_dependency(name, version)`` fills gaps."""
     if "Chart.yaml" not in files:
         return None
-    meta = load_yaml(files["Chart.yaml"]) or {}
+    meta = yamlio.load(files["Chart.yaml"]) or {}
     text = files.get("values.yaml", b"").decode()
-    values = load_yaml(text) or {}
+    values = yamlio.load(text) or {}
     schema = json.loads(files["values.schema.json"]) if "values.schema.json" in files else None
     templates = [
         v.decode("utf-8", "replace") for k, v in files.items() if k.startswith("templates/")
@@ -191,8 +164,8 @@ def crd_docs(texts: Iterable[bytes]) -> list[dict[str, Any]]:
         if "{{" in text:  # a template, not a plain CRD
             continue
         try:
-            docs += [d for d in load_yaml_all(text) if isinstance(d, dict)]
-        except yaml.YAMLError:
+            docs += [d for d in yamlio.load_all(text) if isinstance(d, dict)]
+        except yamlio.YAMLError:
             continue
     return [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
 
@@ -283,7 +256,7 @@ def documented_paths(text: str) -> set[Path_]:
 
 def cache_dir() -> Path:
     """Where ``invoke charts.pull`` unpacks charts (``$ONECLUSTER_CACHE/charts``)."""
-    return Path(os.environ.get("ONECLUSTER_CACHE", REPO_ROOT / ".cache")) / "charts"
+    return cache_root() / "charts"
 
 
 def chart_name(release: HelmRelease) -> str:
@@ -327,7 +300,7 @@ class ChartSource:
         folder = self.reference / "charts" / name
         if not (folder / "Chart.yaml").is_file():
             return None
-        meta = load_yaml((folder / "Chart.yaml").read_text()) or {}
+        meta = yamlio.load((folder / "Chart.yaml").read_text()) or {}
         if not _version_ok(version, str(meta.get("version", ""))):
             return None
         return load_chart(_dir_files(folder), shown(folder), self._reference)

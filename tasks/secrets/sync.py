@@ -18,12 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import SecretsError
-from .output import echo, redact, register_secret
+from ..engine.errors import SecretsError
+from ..engine.kubectl import namespace_manifest
+from ..engine.output import echo, redact, register_secret
+from .infisical import missing_credentials
 
 if TYPE_CHECKING:
-    from .components import SecretSpec
-    from .context import RunContext
+    from ..engine.components import SecretSpec
+    from ..engine.context import RunContext
 
 FIELD_MANAGER = "onecluster"
 LABELS = {"app.kubernetes.io/managed-by": "onecluster"}
@@ -52,14 +54,6 @@ def required_names(specs: Iterable[SecretSpec]) -> list[str]:
 def _register(value: str) -> None:
     register_secret(value)
     register_secret(base64.b64encode(value.encode()).decode())
-
-
-def namespace_manifest(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": dict(LABELS)},
-    }
 
 
 def secret_manifest(spec: SecretSpec, values: Mapping[str, str]) -> dict[str, Any]:
@@ -115,8 +109,6 @@ def preflight(ctx: RunContext, specs: Sequence[SecretSpec], *, owner: str) -> li
 
 def preflight_store(ctx: RunContext) -> Any:
     """The store to check against, or None in a dry-run that has no credentials to open one."""
-    from .infisical import missing_credentials
-
     if "store" in ctx.state or not ctx.dry_run:
         return ctx.secret_store()
     unset = missing_credentials()
@@ -144,7 +136,7 @@ def api_client(kubeconfig: str) -> Any:
     except (ConfigException, OSError, ValueError) as exc:
         raise SecretsError(
             f"cannot use kubeconfig {kubeconfig}: {redact(str(exc))[:300]} (fix: point "
-            "$KUBECONFIG at the cluster's kubeconfig, e.g. the one `talos.deploy` fetched)"
+            "$KUBECONFIG at the cluster's kubeconfig, e.g. the one `invoke talos.kubeconfig` writes)"
         ) from None
 
 
@@ -205,7 +197,7 @@ def ensure_namespace(core: Any, name: str) -> bool:
     """Create namespace ``name`` (server-side apply) if it is missing; True when created."""
     if _read(core.read_namespace, f"read namespace {name}", name) is not None:
         return False
-    _apply(core.patch_namespace, f"create namespace {name}", name, namespace_manifest(name))
+    _apply(core.patch_namespace, f"create namespace {name}", name, namespace_manifest(name, LABELS))
     return True
 
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from .errors import SecretsError
-from .inventory import Inventory
-from .output import redact, register_secret
+from ..engine.errors import SecretsError
+from ..engine.inventory import Inventory
+from ..engine.output import redact, register_secret
 
 CLIENT_ID = "INFISICAL_CLIENT_ID"
 CLIENT_SECRET = "INFISICAL_CLIENT_SECRET"

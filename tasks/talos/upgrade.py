@@ -9,47 +9,20 @@ at most one node (and so at most one control plane) is ever down.
 from __future__ import annotations
 
 import json
-import re
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..engine.command import Command
+from ..engine.errors import CommandError, GateError, OneclusterError
+from ..engine.inventory import Inventory, Node
+from ..engine.output import echo
+from ..engine.poll import parse_duration, poll
 from . import talosctl
-from .command import Command
-from .errors import CommandError, GateError, OneclusterError
-from .inventory import Inventory, Node
-from .output import echo
+from .options import TalosOptions
 
 if TYPE_CHECKING:
-    from .context import RunContext
+    from ..engine.context import RunContext
 
 LONGHORN_NAMESPACE = "longhorn-system"
-_DURATION = re.compile(r"^(\d+)([smh]?)$")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``30s``, ``10m``, ``1h`` or a bare number of seconds."""
-    m = _DURATION.match(str(text).strip())
-    if not m:
-        raise OneclusterError(f"expected a duration such as 30s, 10m or 1h, got {text!r}")
-    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-
-
-def poll(
-    check: Callable[[], list[str]],
-    timeout: float,
-    interval: float,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[str]:
-    """Run ``check`` until it reports no problems or ``timeout`` passed; return the last ones."""
-    deadline = clock() + timeout
-    while True:
-        problems = check()
-        if not problems or clock() >= deadline:
-            return problems
-        sleep(interval)
 
 
 def upgrade_order(inv: Inventory, only: str | None = None) -> list[Node]:
@@ -125,7 +98,8 @@ def _gate(ctx: RunContext, node: Node | None, timeout: str, prefix: str) -> None
         except OneclusterError as exc:
             raise GateError(f"{where}: {exc}\nstopped: no further node was touched") from None
     echo(f"{prefix}waiting for every attached Longhorn volume to be healthy")
-    interval = float(ctx.options.get("poll_interval", 10.0))
+    opts = ctx.option(TalosOptions)
+    interval = 10.0 if opts.poll_interval is None else opts.poll_interval
     bad = poll(lambda: _longhorn_problems(ctx), parse_duration(timeout), interval)
     if bad:
         raise GateError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from .output import register_secret
+from ..engine.output import register_secret
 
 
 class SecretStore(Protocol):

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chartdata import Chart, Path_, merge
-from .errors import FieldError
+from ..engine.errors import FieldError
+from ..engine.values import coalesce
+from .chartdata import Chart, Path_
 from .kubeschema import definition_validator, latest_schema_version
 
 # Keys that charts copy verbatim into a Pod spec under the same name: their values are Kubernetes
@@ -210,7 +211,7 @@ def _check_schema(
     values: dict[str, Any], chart: Chart, source: str, shown: Path_, result: ValuesCheck
 ) -> None:
     if chart.schema:
-        merged = merge(chart.values, values)
+        merged = coalesce(chart.values, values)
         validator = _schema_validator(chart.schema)
         for err in sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path)):
             where = ".".join([*shown, *(str(p) for p in err.absolute_path)]) or "(top level)"

@@ -11,11 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .command import Command
-from .inventory import Inventory, Node
+from ..engine.command import Command, Tool, register_tool
+from ..engine.inventory import Inventory, Node
 from .machineconfig import installer_image, kubernetes_version
 
 SYSTEM_LABELS_TO_WIPE = ("STATE", "EPHEMERAL")
+
+TALOSCTL = register_tool(
+    Tool(
+        "talosctl",
+        "TALOSCTL",
+        "see https://www.talos.dev/v1.12/talos-guides/install/talosctl/ "
+        "(e.g. `brew install siderolabs/tap/talosctl`)",
+    )
+)
 
 
 def _talosctl(*args: str, **options: object) -> Command:

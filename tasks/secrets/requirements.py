@@ -1,28 +1,20 @@
-"""Secrets: Infisical values synced straight into Kubernetes Secrets, never on disk or printed."""
+"""What the stack needs from Infisical: per component, the Secrets it declares and their names.
+
+``secrets.list`` and ``secrets.check`` read these; no value is ever fetched to list or check.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from invoke import task
-
-from .engine.components import Component, SecretSpec, SecretSync
-from .engine.deploy import (
-    Catalog,
-    default_catalog,
-    execute,
-    help_for,
-    layer_collection,
-    user_errors,
-)
-from .engine.errors import SecretsError
-from .engine.inventory import Inventory, load_inventory
-from .engine.output import echo, table
-
-FORMATS = ("table", "json")
+from ..engine.catalog import Catalog
+from ..engine.components import Component, SecretSpec
+from ..engine.errors import SecretsError
+from ..engine.inventory import Inventory
+from ..engine.output import echo
+from .steps import SecretSync
 
 
 @dataclass(frozen=True)
@@ -136,19 +128,20 @@ def missing_by_component(store: Any, reqs: Sequence[Requirement]) -> dict[str, l
     return {cid: names for cid, names in gaps.items() if names}
 
 
-def _selected(
+def selected(
     catalog: Catalog,
     cluster: str | None,
     component: Sequence[str] | None,
     layer: Sequence[str] | None,
 ) -> tuple[Inventory, list[Requirement]]:
-    inventory = load_inventory(cluster)
-    reqs = select(requirements(catalog(inventory)), component or (), layer or ())
+    """The inventory, and the requirements of the selected components and layers."""
+    inventory = catalog.load(cluster)
+    reqs = select(requirements(catalog.components(inventory)), component or (), layer or ())
     return inventory, reqs
 
 
 def check_secrets(
-    catalog: Catalog = default_catalog,
+    catalog: Catalog,
     *,
     cluster: str | None = None,
     components: Sequence[str] = (),
@@ -156,11 +149,11 @@ def check_secrets(
     store: Any = None,
 ) -> int:
     """Check Infisical for every name the selection needs; one error lists all that are missing."""
-    inventory, reqs = _selected(catalog, cluster, components, layers)
+    inventory, reqs = selected(catalog, cluster, components, layers)
     if store is None:
-        from .engine.infisical import open_store
-
-        store = open_store(inventory)
+        if catalog.open_store is None:
+            raise SecretsError("internal: this catalogue has no secret store to check")
+        store = catalog.open_store(inventory)
     gaps = missing_by_component(store, reqs)
     where = getattr(store, "where", "the secret store")
     if gaps:
@@ -174,88 +167,3 @@ def check_secrets(
     total = len({n for r in reqs for n in r.names})
     echo(f"ok: all {total} secret(s) for {len(reqs)} component(s) present in Infisical ({where})")
     return total
-
-
-SELECT_HELP = {
-    "component": "only this component's secrets, by id or name, e.g. network/traefik (repeatable)",
-    "layer": "only secrets of components in this layer, e.g. network (repeatable)",
-}
-
-
-@task(
-    name="list",
-    help=help_for(
-        "cluster",
-        format=f"output format: {', '.join(FORMATS)}",
-        dry_run="accepted like every task's; listing reads only the declarations, never Infisical",
-        **SELECT_HELP,
-    ),
-    iterable=["component", "layer"],
-)
-@user_errors
-def list_(c, cluster=None, component=None, layer=None, format="table", dry_run=False):
-    """List, per component, the Infisical secret names it needs (table or json)."""
-    if format not in FORMATS:
-        raise SecretsError(f"--format {format}: unknown; use one of {', '.join(FORMATS)}")
-    inventory, reqs = _selected(default_catalog, cluster, component, layer)
-    data = listing(inventory, reqs)
-    if format == "json":
-        echo(json.dumps(data, indent=2))
-        return
-    rows = [
-        (comp["id"], f"{s['namespace']}/{s['name']}", key, source)
-        for comp in data["components"]
-        for s in comp["secrets"]
-        for key, source in s["keys"].items()
-    ]
-    echo(f"Secrets for cluster {data['cluster']} (Infisical tag {data['tag']!r}):")
-    echo(table(("component", "secret", "key", "infisical"), rows))
-
-
-@task(
-    help=help_for(
-        "cluster",
-        dry_run="say what would be looked up in Infisical, and contact nothing",
-        **SELECT_HELP,
-    ),
-    iterable=["component", "layer"],
-)
-@user_errors
-def check(c, cluster=None, component=None, layer=None, dry_run=False):
-    """Check Infisical holds every secret the selected components need (no cluster contact)."""
-    if dry_run:
-        inventory, reqs = _selected(default_catalog, cluster, component or (), layer or ())
-        names = sorted({n for r in reqs for n in r.names})
-        spec = inventory.infisical
-        echo(
-            f"# dry-run: would log in to {spec.site_url} as $INFISICAL_CLIENT_ID and look for "
-            f"{len(names)} secret name(s) tagged {inventory.name!r} in project {spec.project_id}, "
-            f"environment {spec.environment!r}, path {spec.path!r}: {', '.join(names)}"
-        )
-        return
-    check_secrets(cluster=cluster, components=component or (), layers=layer or ())
-
-
-@task(help=help_for("cluster", "dry_run", "jobs", **SELECT_HELP), iterable=["component", "layer"])
-@user_errors
-def sync(c, cluster=None, component=None, layer=None, dry_run=False, jobs=4):
-    """Sync the selected components' Secrets from Infisical into Kubernetes (server-side apply)."""
-    _, reqs = _selected(default_catalog, cluster, component, layer)
-    if not reqs:
-        echo("no component declares secrets: nothing to sync")
-        return
-    # only the sync steps: what they need (the API server) is assumed in place, as in a layer deploy
-    execute(
-        default_catalog,
-        cluster=cluster,
-        targets=[r.step for r in reqs],
-        with_needs=False,
-        dry_run=dry_run,
-        jobs=int(jobs),
-    )
-
-
-ns = layer_collection("secrets", __doc__)
-ns.add_task(list_)
-ns.add_task(check)
-ns.add_task(sync)

@@ -15,12 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..engine.errors import ConfirmationRequired, SecretsError
+from ..engine.output import echo, register_secret
 from . import talosctl
-from .errors import ConfirmationRequired, SecretsError
-from .output import echo, register_secret
+from .options import TalosOptions
 
 if TYPE_CHECKING:
-    from .context import RunContext
+    from ..engine.context import RunContext
 
 SECRET_NAME = "TALOS_SECRETS_BUNDLE"
 STATE_KEY = "talos.secrets-bundle"
@@ -29,7 +30,8 @@ FILE_NAME = "secrets.yaml"
 
 def check_new_pki(ctx: RunContext) -> None:
     """``--new-pki`` replaces the cluster's PKI: refuse it without ``--yes``."""
-    if ctx.options.get("new_pki") and not ctx.options.get("yes"):
+    opts = ctx.option(TalosOptions)
+    if opts.new_pki and not opts.yes:
         raise ConfirmationRequired(
             "--new-pki generates a new Talos PKI: talosconfigs and kubeconfigs of the running "
             "cluster stop working. Add --yes if that is what you want."
@@ -52,7 +54,8 @@ def missing_bundle_problem(ctx: RunContext, *, generate: bool) -> str | None:
             f"the secret store holds no {SECRET_NAME} for cluster {inv.name}: this task needs the "
             "existing PKI. Run `invoke cluster.rebuild` (or `invoke talos.genconfig`) first."
         )
-    if inv.cluster.bootstrapped and not (ctx.options.get("new_pki") and ctx.options.get("yes")):
+    opts = ctx.option(TalosOptions)
+    if inv.cluster.bootstrapped and not (opts.new_pki and opts.yes):
         return (
             f"{inv.source}: cluster.bootstrapped is true but the secret store holds no "
             f"{SECRET_NAME} for cluster {inv.name}. A new bundle would lock you out of the running "
@@ -66,7 +69,7 @@ def ensure_bundle(ctx: RunContext, *, generate: bool) -> str:
     """Load the bundle into ``ctx.state`` (generating and storing it when allowed); return it."""
     check_new_pki(ctx)
     inv = ctx.inventory
-    replace = bool(ctx.options.get("new_pki"))
+    replace = ctx.option(TalosOptions).new_pki
     found = None if replace else stored_bundle(ctx)
     if found is not None:
         echo(f"[talos/secrets-bundle] reusing {SECRET_NAME} from the secret store")

@@ -11,7 +11,7 @@ rendered and validated against the Kubernetes JSON schemas of the inventory's Ku
 against the CRDs in ``../shared/reference/crds`` (and ``$ONECLUSTER_EXTRA_CRDS``). Where a full
 chart is cached, ``helm template`` renders the release and its objects are validated the same way.
 
-Run ``python -m tasks.engine.validation`` (the lint session does): exit 1 on any error.
+Run ``python -m tasks.validate.validation`` (the lint session does): exit 1 on any error.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from .chartdata import REFERENCE, Chart, ChartSource, cache_path, load_yaml, shown
-from .command import Command, Executor, resolve_binary
-from .components import HelmRelease
-from .context import helm_env
-from .errors import FieldError, InputError, OneclusterError, ToolMissingError
-from .inventory import REPO_ROOT, Inventory, load_inventory
+from ..engine import helm, yamlio
+from ..engine.command import Command, Executor, resolve_binary
+from ..engine.components import HelmRelease
+from ..engine.errors import FieldError, InputError, OneclusterError, ToolMissingError
+from ..engine.inventory import REPO_ROOT, Inventory
+from ..engine.render import render_file
+from ..stack import STACK
+from .chartdata import REFERENCE, Chart, ChartSource, cache_path, shown
 from .kubeschema import (
     CrdIndex,
     crd_index,
@@ -37,7 +37,6 @@ from .kubeschema import (
     load_docs,
     validate_objects,
 )
-from .render import render_file
 from .valuescheck import check_values
 
 
@@ -53,9 +52,8 @@ class Report:
 
 
 def helm_releases(inv: Inventory) -> list[HelmRelease]:
-    from ..stack import catalog  # lazy: the layer modules import the engine
-
-    return [c for c in catalog(inv) if isinstance(c, HelmRelease)]
+    """Every Helm release of the stack for ``inv``."""
+    return [c for c in STACK.components(inv) if isinstance(c, HelmRelease)]
 
 
 def run(
@@ -98,11 +96,11 @@ def run(
                 report.say(f"skipped: {rel}: no values file (chart defaults)")
                 continue
             try:
-                values = load_yaml(render_file(release.values_path, inv))
+                values = yamlio.load(render_file(release.values_path, inv))
             except InputError as exc:  # an unknown ((placeholder)): keep checking the rest
                 report.errors += exc.errors
                 continue
-            except yaml.YAMLError as exc:
+            except yamlio.YAMLError as exc:
                 report.errors.append(FieldError(rel, "(yaml)", f"not valid YAML: {exc}"))
                 continue
             result = check_values(values, chart, rel, version)
@@ -176,28 +174,9 @@ def template_command(
     values: str,
     api_versions: Iterable[str] = (),
 ) -> Command:
-    """``helm template`` of ``release`` from an unpacked chart, values on stdin.
-
-    ``api_versions`` (``group/version`` or ``group/version/Kind``) stand in for the API discovery
-    ``helm template`` lacks: charts render their ServiceMonitors only when the API is there.
-    """
-    extra = tuple(arg for api in api_versions for arg in ("--api-versions", api))
-    return Command(
-        "helm",
-        (
-            "template",
-            release.release,
-            str(chart_dir),
-            "--namespace",
-            release.namespace,
-            "--kube-version",
-            f"v{kube_version}",
-            "--values",
-            "-",
-            *extra,
-        ),
-        stdin=values.encode(),
-        env=helm_env(),
+    """``helm template`` of ``release`` from an unpacked chart, values on stdin."""
+    return helm.template(
+        release.release, chart_dir, release.namespace, kube_version, values, api_versions
     )
 
 
@@ -216,7 +195,7 @@ def template_release(
     command = template_command(
         release, cache_path(release, source.cache), version, values, CLUSTER_APIS
     )
-    runner = executor or Executor(echo_commands=False)
+    runner = executor or Executor()
     if runner.dry_run:
         runner.run(command, prefix="would run: $ ")
         return []
@@ -248,7 +227,7 @@ def template_release(
 def main(argv: list[str] | None = None) -> int:
     """Validate values files and manifests; print what was checked; exit 1 on any error."""
     parser = argparse.ArgumentParser(
-        prog="python -m tasks.engine.validation", description=__doc__.splitlines()[0]
+        prog="python -m tasks.validate.validation", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--cluster", help="inventory file (default: $ONECLUSTER_CLUSTER or talos/cluster.yaml)"
@@ -267,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        inv = load_inventory(args.cluster)
+        inv = STACK.load(args.cluster)
         report = run(
             inv,
             source=ChartSource(args.cache, args.reference),

@@ -1,0 +1,87 @@
+"""How an onecluster task meets the command line: one decorator, shared flag help, clean errors.
+
+:func:`onecluster_task` is Invoke's ``@task`` with the house rules in one place:
+
+- an :class:`~tasks.engine.errors.OneclusterError` ends the task with ``error: ...`` and exit 1,
+  never a traceback (redacted like every other line);
+- Invoke's global ``--dry`` (``-R``) means the task's ``--dry-run``: it never runs anything for real;
+- no automatic short flags: Invoke would make ``-d`` mean ``--dry-run`` after a task name while it
+  means ``--debug`` before one, so every flag is spelled out;
+- flag types come from the defaults (Invoke converts ``--jobs 8`` to an int).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import OneclusterError
+from .output import redact
+
+# Flag help shared by the tasks: pick what a task takes with help_for()
+HELP = {
+    "cluster": "inventory file (default: $ONECLUSTER_CLUSTER or talos/cluster.yaml)",
+    "dry_run": "print the exact commands each step would run, and run none",
+    "jobs": "how many steps may run at once (default 4)",
+    "from_": "resume: start at this step id and run everything after it",
+}
+
+
+def help_for(*names: str, **extra: str) -> dict[str, str]:
+    """``help=`` for a task taking the shared flags ``names`` plus its own ``extra`` ones."""
+    return {**{n: HELP[n] for n in names}, **extra}
+
+
+def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn onecluster errors into a clean message and exit code 1 instead of a traceback.
+
+    Also honours Invoke's global ``--dry`` as the task's own ``dry_run``.
+    """
+    takes_dry_run = "dry_run" in inspect.signature(func).parameters
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from invoke.exceptions import Exit
+
+        if takes_dry_run and args and _invoke_dry(args[0]):
+            kwargs["dry_run"] = True
+        try:
+            return func(*args, **kwargs)
+        except OneclusterError as exc:
+            raise Exit(redact(f"error: {exc}"), code=1) from None
+
+    return wrapper
+
+
+def _invoke_dry(context: Any) -> bool:
+    """Whether Invoke was started with ``--dry`` (it sets ``run.dry`` in the config)."""
+    config = getattr(context, "config", None)
+    try:
+        return bool(config.run.dry) if config is not None else False
+    except AttributeError:
+        return False
+
+
+def onecluster_task(
+    *,
+    help: dict[str, str] | None = None,
+    iterable: Sequence[str] = (),
+    name: str | None = None,
+) -> Callable[[Callable[..., Any]], Any]:
+    """Invoke's ``@task`` for onecluster: clean errors, ``--dry`` honoured, no short flags."""
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        from invoke import task
+
+        options: dict[str, Any] = {
+            "help": help or {},
+            "iterable": list(iterable),
+            "auto_shortflags": False,
+        }
+        if name:
+            options["name"] = name
+        return task(**options)(user_errors(func))
+
+    return decorate

@@ -1,0 +1,1 @@
+"""Secrets: Infisical as the store, Secrets applied from memory, and the tasks that list and sync them."""

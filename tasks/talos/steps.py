@@ -1,0 +1,366 @@
+"""The Talos steps: from maintenance-mode nodes to a healthy cluster.
+
+``secrets-bundle → genconfig → apply-<node>`` (in parallel) ``→ bootstrap → kubeconfig → health``.
+Every file a step writes lives in the run's private 0700 workdir; the PKI bundle exists on disk only
+for the one talosctl call that reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from ..engine.command import Command
+from ..engine.components import Component
+from ..engine.context import RunContext
+from ..engine.errors import CommandError, ConfirmationRequired, GateError
+from ..engine.inventory import Inventory, Node
+from ..engine.output import echo
+from ..engine.poll import parse_duration, poll
+from ..engine.probes import Probe, api_probe
+from . import machineconfig, secretsbundle, talosctl
+from .options import HEALTH_TIMEOUT, TalosOptions
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TalosStep(Component):
+    """A step that drives talosctl; ``build`` returns its commands, ``action`` may replace run()."""
+
+    kind: ClassVar[str] = "talos"
+
+    build: Callable[[RunContext], list[Command]]
+    action: Callable[[RunContext], None] | None = None
+
+    def commands(self, ctx: RunContext) -> list[Command]:
+        return self.build(ctx)
+
+    def tools(self) -> set[str]:
+        return {"talosctl"}
+
+    def probes(self, ctx: RunContext) -> list[Probe]:
+        # a Talos step is in place when the cluster it builds answers
+        return [api_probe(ctx)]
+
+    def run(self, ctx: RunContext) -> None:
+        if self.action is not None and not ctx.dry_run:
+            self.action(ctx)
+        else:
+            super().run(ctx)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BundleStep(TalosStep):
+    """Load the Talos secrets bundle from the store (generating it only when allowed)."""
+
+    generate: bool = True
+
+    def run(self, ctx: RunContext) -> None:
+        if ctx.dry_run:
+            then = "generate one only if it holds none" if self.generate else "never generate one"
+            echo(f"# read {secretsbundle.SECRET_NAME} from the secret store; {then}")
+        super().run(ctx)
+
+    def preflight(self, ctx: RunContext) -> list[str]:
+        if ctx.dry_run:
+            return []
+        try:
+            secretsbundle.check_new_pki(ctx)
+        except ConfirmationRequired as exc:
+            return [str(exc)]
+        if ctx.option(TalosOptions).new_pki or secretsbundle.stored_bundle(ctx) is not None:
+            return []
+        problem = secretsbundle.missing_bundle_problem(ctx, generate=self.generate)
+        return [problem] if problem else []
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TalosGate(TalosStep):
+    """A Talos health gate (shown as a gate in plans)."""
+
+    kind: ClassVar[str] = "gate"
+
+
+# Step bodies -----------------------------------------------------------------------------------
+
+
+def _bundle_commands(generate: bool) -> Callable[[RunContext], list[Command]]:
+    def build(ctx: RunContext) -> list[Command]:
+        # dry-runs never open Infisical; a store already in the run's state (tests) is consulted
+        store = ctx.state.get("store")
+        stored = store is not None and secretsbundle.SECRET_NAME in store.names()
+        if not generate or (stored and not ctx.option(TalosOptions).new_pki):
+            return []
+        return [talosctl.gen_secrets(ctx.inventory, ctx.workdir / secretsbundle.FILE_NAME)]
+
+    return build
+
+
+def _bundle_action(generate: bool) -> Callable[[RunContext], None]:
+    def action(ctx: RunContext) -> None:
+        secretsbundle.ensure_bundle(ctx, generate=generate)
+
+    return action
+
+
+def _paths(ctx: RunContext) -> dict[str, Path]:
+    wd = ctx.workdir
+    # node patches get their own folder: a node may well be called "common"
+    return {
+        "patches": wd / "patches",
+        "node_patches": wd / "patches" / "nodes",
+        "nodes": wd / "nodes",
+    }
+
+
+def _genconfig_commands(ctx: RunContext) -> list[Command]:
+    inv, wd, p = ctx.inventory, ctx.workdir, _paths(ctx)
+    machineconfig.rendered_patches(inv)  # an unknown placeholder fails here, before talosctl
+    cmds = [
+        talosctl.gen_config(
+            inv, wd / secretsbundle.FILE_NAME, wd,
+            common=p["patches"] / "common.yaml", controlplane=p["patches"] / "controlplane.yaml",
+        )
+    ]  # fmt: skip
+    for node in inv.nodes:
+        out = p["nodes"] / f"{node.name}.yaml"
+        patch = p["node_patches"] / out.name
+        cmds.append(talosctl.patch_config(wd / f"{node.role}.yaml", patch, out))
+        cmds.append(talosctl.validate_config(out))
+    if ctx.option(TalosOptions).out:
+        # an exported talosconfig should work as it is: point it at the control planes
+        cmds += talosctl.config_endpoints(str(wd / "talosconfig"), inv)
+    return cmds
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def _genconfig_action(ctx: RunContext) -> None:
+    inv, wd, p = ctx.inventory, ctx.workdir, _paths(ctx)
+    for d in p.values():
+        d.mkdir(mode=0o700, exist_ok=True)
+    for name, text in machineconfig.rendered_patches(inv).items():
+        _write_private(p["patches"] / f"{name}.yaml", text)
+    for node in inv.nodes:
+        _write_private(p["node_patches"] / f"{node.name}.yaml", machineconfig.node_patch(inv, node))
+    gen, *per_node = _genconfig_commands(ctx)
+    prefix = "[talos/genconfig] $ "
+    try:
+        with secretsbundle.bundle_file(ctx):
+            ctx.run(gen, prefix=prefix)
+        for cmd in per_node:
+            ctx.run(cmd, prefix=prefix)
+    finally:
+        # the role templates hold the PKI too; only the finished node configs are needed later
+        for role in ("controlplane", "worker"):
+            (wd / f"{role}.yaml").unlink(missing_ok=True)
+    echo(f"[talos/genconfig] {len(inv.nodes)} node configs rendered and validated (metal)")
+    out = ctx.option(TalosOptions).out
+    if out:
+        _export_configs(ctx, Path(out))
+
+
+def _export_configs(ctx: RunContext, out: Path) -> None:
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    out.chmod(0o700)
+    sources = [*sorted(_paths(ctx)["nodes"].glob("*.yaml")), ctx.workdir / "talosconfig"]
+    for src in sources:
+        dest = out / src.name
+        _write_private(dest, src.read_text())
+
+
+def _in_maintenance(ctx: RunContext, node: Node) -> bool:
+    try:
+        ctx.executor.query(talosctl.maintenance_probe(node))
+    except CommandError:
+        return False
+    return True
+
+
+def _node_config(ctx: RunContext, node: Node) -> Path:
+    return _paths(ctx)["nodes"] / f"{node.name}.yaml"
+
+
+def _apply_commands(node: Node) -> Callable[[RunContext], list[Command]]:
+    def build(ctx: RunContext) -> list[Command]:
+        file = _node_config(ctx, node)
+        apply = talosctl.apply_config(ctx.talosconfig, node, file, insecure=True)
+        if ctx.option(TalosOptions).insecure:
+            return [apply]
+        # maintenance mode is detected at run time; a configured node gets the authenticated form
+        return [talosctl.maintenance_probe(node), apply]
+
+    return build
+
+
+def _apply_action(node: Node) -> Callable[[RunContext], None]:
+    def action(ctx: RunContext) -> None:
+        insecure = ctx.option(TalosOptions).insecure or _in_maintenance(ctx, node)
+        mode = "maintenance mode (--insecure)" if insecure else "configured (authenticated)"
+        echo(f"[talos/apply-{node.name}] {node.name} is {mode}")
+        cmd = talosctl.apply_config(
+            ctx.talosconfig, node, _node_config(ctx, node), insecure=insecure
+        )
+        ctx.run(cmd, prefix=f"[talos/apply-{node.name}] $ ")
+
+    return action
+
+
+def bootstrap_commands(ctx: RunContext) -> list[Command]:
+    first = ctx.inventory.first_control_plane
+    return [
+        talosctl.version(ctx.talosconfig, first),
+        talosctl.etcd_status(ctx.talosconfig, first),
+        talosctl.bootstrap(ctx.talosconfig, first),
+    ]
+
+
+def bootstrap_action(ctx: RunContext) -> None:
+    inv = ctx.inventory
+    first = inv.first_control_plane
+    wait_api, etcd, boot = bootstrap_commands(ctx)
+    prefix = "[talos/bootstrap] "
+    opts = ctx.option(TalosOptions)
+    timeout = opts.api_timeout
+
+    def api_down() -> list[str]:
+        try:
+            ctx.executor.query(wait_api)
+        except CommandError as exc:
+            return [str(exc)]
+        return []
+
+    echo(f"{prefix}waiting for the Talos API of {first.name} ({first.ip})")
+    interval = 5.0 if opts.poll_interval is None else opts.poll_interval
+    down = poll(api_down, parse_duration(timeout), interval)
+    if down:
+        raise GateError(f"{first.name} did not answer within {timeout}: {down[-1]}")
+    try:
+        ctx.executor.query(etcd)
+    except CommandError:
+        pass
+    else:
+        echo(f"{prefix}etcd is already bootstrapped on {first.name}: nothing to do")
+        return
+    try:
+        ctx.run(boot, prefix=f"{prefix}$ ")
+    except CommandError as exc:
+        # a bootstrapped etcd refuses a second bootstrap with AlreadyExists: that is success
+        if "AlreadyExists" in exc.stderr:
+            echo(f"{prefix}etcd is already bootstrapped on {first.name}: nothing to do")
+            return
+        raise
+    if not inv.cluster.bootstrapped:
+        echo(
+            f"{prefix}etcd bootstrapped. Set cluster.bootstrapped: true in {inv.source} so a lost "
+            "secrets bundle is never silently replaced."
+        )
+
+
+def kubeconfig_commands(ctx: RunContext) -> list[Command]:
+    target = ctx.option(TalosOptions).kubeconfig_target or ctx.kubeconfig
+    return [talosctl.kubeconfig(ctx.talosconfig, ctx.inventory.first_control_plane, target)]
+
+
+def health_commands(ctx: RunContext) -> list[Command]:
+    timeout = ctx.option(TalosOptions).timeout or HEALTH_TIMEOUT
+    return [talosctl.health(ctx.talosconfig, ctx.inventory, timeout)]
+
+
+def _talosconfig_commands(ctx: RunContext) -> list[Command]:
+    wd = ctx.workdir
+    return [
+        talosctl.gen_config(
+            ctx.inventory,
+            wd / secretsbundle.FILE_NAME,
+            Path(ctx.talosconfig),
+            types=("talosconfig",),
+        )
+    ]
+
+
+def _talosconfig_action(ctx: RunContext) -> None:
+    with secretsbundle.bundle_file(ctx):
+        for cmd in _talosconfig_commands(ctx):
+            ctx.run(cmd, prefix="[talos/talosconfig] $ ")
+
+
+# Components ------------------------------------------------------------------------------------
+
+
+def _bundle(generate: bool) -> BundleStep:
+    summary = "read the Talos secrets bundle from the secret store; " + (
+        "`talosctl gen secrets` only when it holds none" if generate else "never generate one"
+    )
+    return BundleStep(
+        layer="talos", name="secrets-bundle", build=_bundle_commands(generate),
+        action=_bundle_action(generate), generate=generate, summary=summary,
+    )  # fmt: skip
+
+
+def _apply(node: Node) -> TalosStep:
+    return TalosStep(
+        layer="talos", name=f"apply-{node.name}", needs=("talos/genconfig",),
+        build=_apply_commands(node), action=_apply_action(node),
+        summary=f"apply {node.name}'s config ({node.role}, {node.ip}); --insecure in maintenance",
+    )  # fmt: skip
+
+
+def components(inv: Inventory) -> list[Component]:
+    """Bundle, configs, every node's apply (in parallel), bootstrap, kubeconfig, health gate."""
+    first = inv.first_control_plane
+    applies = [_apply(n) for n in inv.nodes]
+    return [
+        _bundle(generate=True),
+        TalosStep(
+            layer="talos", name="genconfig", needs=("talos/secrets-bundle",),
+            build=_genconfig_commands, action=_genconfig_action, fetches_configs=True,
+            summary="render the patches and every node's config into the 0700 workdir; validate",
+        ),
+        *applies,
+        TalosStep(
+            layer="talos", name="bootstrap", needs=(f"talos/apply-{first.name}",),
+            build=bootstrap_commands, action=bootstrap_action,
+            summary=f"bootstrap etcd once on {first.name} (does nothing when already bootstrapped)",
+        ),
+        TalosStep(
+            layer="talos", name="kubeconfig", needs=("talos/bootstrap",),
+            build=kubeconfig_commands, fetches_configs=True,
+            summary="fetch the admin kubeconfig into the private workdir",
+        ),
+        TalosGate(
+            layer="talos", name="health", needs=("talos/kubeconfig", *(a.id for a in applies)),
+            build=health_commands,
+            summary="gate: every control plane and worker healthy, etcd and the API server up",
+        ),
+    ]  # fmt: skip
+
+
+def _talosconfig_step() -> TalosStep:
+    return TalosStep(
+        layer="talos", name="talosconfig", needs=("talos/secrets-bundle",),
+        build=_talosconfig_commands, action=_talosconfig_action, fetches_configs=True,
+        summary="generate a talosconfig from the bundle into the private workdir",
+    )  # fmt: skip
+
+
+def with_talosconfig(*steps: Component) -> list[Component]:
+    """The stored bundle, a talosconfig made from it, then ``steps`` (for a running cluster)."""
+    return [_bundle(generate=False), _talosconfig_step(), *steps]
+
+
+def step(
+    name: str,
+    build: Callable[[RunContext], list[Command]],
+    action: Callable[[RunContext], None] | None = None,
+    summary: str = "",
+    needs: tuple[str, ...] = ("talos/talosconfig",),
+    kind: type = TalosStep,
+) -> Component:
+    return kind(layer="talos", name=name, needs=needs, build=build, action=action, summary=summary)

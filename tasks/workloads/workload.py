@@ -1,0 +1,167 @@
+"""Apps and assistants as one declaration each.
+
+A :class:`Workload` is what a person means by "an app": its own steps (its databases, each gated
+on its StatefulSet rolling out, then the app itself, from manifests or a pinned chart), in its own
+namespace, with the platform steps it needs. ``tasks.py`` beside this gives a layer the tasks
+``list``, ``deploy --name``, ``status --name`` and ``remove --name`` over its workloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..engine import yamlio
+from ..engine.command import Command
+from ..engine.components import Component, HelmRelease, ManifestBundle, SecretSpec
+from ..engine.context import RunContext
+from ..engine.gates import Gate, rolled_out
+from ..engine.graph import Graph
+from ..engine.kubectl import namespace_manifest
+from .state import workloads
+
+# what every database step needs: Longhorn's RWO class
+DATABASE_NEEDS = ("storage/longhorn-ready",)
+# kinds ``remove`` keeps unless --purge: the data, and the namespace that holds it
+KEPT_KINDS = ("Namespace", "PersistentVolumeClaim")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkloadBundle(ManifestBundle):
+    """A manifest bundle that applies its namespace too, so each bundle of an app stands alone."""
+
+    namespace: str
+    part_of: str = ""
+
+    def namespace_doc(self) -> str:
+        return yamlio.dump(
+            namespace_manifest(
+                self.namespace, {"app.kubernetes.io/part-of": self.part_of or self.name}
+            )
+        )
+
+    def rendered(self, ctx: RunContext) -> str:
+        return "\n---\n".join([self.namespace_doc(), super().rendered(ctx)])
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A pinned upstream chart (values from ``helm-values/<release>.yaml``)."""
+
+    chart: str
+    version: str
+    repo: str = ""  # empty for oci:// charts
+    release: str = ""  # defaults to the workload's name
+    # (kind, name) of what the chart runs, for health checks
+    workloads: tuple[tuple[str, str], ...] = ()
+    release_class: type[HelmRelease] = HelmRelease
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One app or assistant: its databases, then itself, in its own namespace."""
+
+    layer: str
+    name: str
+    namespace: str
+    needs: tuple[str, ...]
+    summary: str
+    # sub-folders of manifests/<layer>/<name>/ (e.g. "postgres"), each a StatefulSet called
+    # <name>-<folder>, deployed and rolled out before the app
+    databases: tuple[str, ...] = ()
+    # Secrets synced from Infisical before the first of its steps
+    secrets: tuple[SecretSpec, ...] = ()
+    chart: Chart | None = None
+    bundle: type[WorkloadBundle] = WorkloadBundle
+
+    @property
+    def id(self) -> str:
+        return f"{self.layer}/{self.name}"
+
+    def components(self) -> list[Component]:
+        """The graph steps of this workload, the app itself last."""
+        steps: list[Component] = []
+        gates: list[str] = []
+        secrets = self.secrets
+        for db in self.databases:
+            bundle = WorkloadBundle(
+                layer=self.layer,
+                name=f"{self.name}-{db}",
+                needs=DATABASE_NEEDS,
+                path=f"manifests/{self.layer}/{self.name}/{db}",
+                namespace=self.namespace,
+                part_of=self.name,
+                secrets=secrets,
+                summary=f"{db} for {self.name}",
+            )
+            secrets = ()  # the app needs its database, so one sync of them is enough
+            gate = Gate(
+                layer=self.layer,
+                name=f"{self.name}-{db}-ready",
+                needs=(bundle.id,),
+                checks=(rolled_out("statefulset", f"{self.name}-{db}", self.namespace),),
+            )
+            steps += [bundle, gate]
+            gates.append(gate.id)
+        needs = (*self.needs, *gates)
+        if self.chart is not None:
+            c = self.chart
+            steps.append(
+                c.release_class(
+                    layer=self.layer,
+                    name=self.name,
+                    needs=needs,
+                    release=c.release or self.name,
+                    chart=c.chart,
+                    version=c.version,
+                    repo=c.repo,
+                    namespace=self.namespace,
+                    secrets=secrets,
+                    summary=self.summary,
+                )
+            )
+        else:
+            steps.append(
+                self.bundle(
+                    layer=self.layer,
+                    name=self.name,
+                    needs=needs,
+                    namespace=self.namespace,
+                    part_of=self.name,
+                    secrets=secrets,
+                    summary=self.summary,
+                )
+            )
+        return steps
+
+    def workload_refs(self, step: Component, ctx: RunContext) -> list[tuple[str, str, str]]:
+        """What runs for ``step``: (kind, name, namespace) of its Deployments/StatefulSets."""
+        if isinstance(step, HelmRelease) and self.chart is not None:
+            return [(k, n, self.namespace) for k, n in self.chart.workloads]
+        return workloads(step, ctx)
+
+
+def removal_commands(
+    workload: Workload, graph: Graph, ctx: RunContext, *, purge: bool
+) -> list[Command]:
+    """Delete the workload's objects, app first; keep its volumes unless ``purge``."""
+    own = [graph[c.id] for c in workload.components()]
+    commands: list[Command] = []
+    for step in reversed(own):
+        if isinstance(step, HelmRelease):
+            commands.append(ctx.helm.uninstall(step.release, step.namespace))
+        elif isinstance(step, ManifestBundle):
+            docs = [
+                d
+                for d in yamlio.load_all(step.rendered(ctx))
+                if isinstance(d, dict) and d.get("kind") not in KEPT_KINDS
+            ]
+            if docs:
+                commands.append(ctx.kubectl.delete_stream(yamlio.dump_all(docs).encode()))
+    if purge:
+        # the namespace takes its PersistentVolumeClaims (and so the Longhorn volumes) with it
+        commands.append(
+            ctx.kubectl(
+                "delete", "namespace", workload.namespace, "--ignore-not-found", "--wait=true"
+            )
+        )
+    return commands
