@@ -69,7 +69,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("yamllint", "--strict", ".")
-    session.run("python", "-m", "tasks.validate.validation")
+    session.run("invoke", "charts.validate")
     scripts = shell_scripts()
     if not shutil.which("shellcheck"):
         session.log("skipped: shellcheck is not installed (apt-get install shellcheck)")
@@ -100,7 +100,7 @@ def integration(session: nox.Session) -> None:
             "kind", "create", "cluster", "--name", KIND_CLUSTER, "--config", KIND_CONFIG,
             "--kubeconfig", str(kubeconfig), "--wait", "180s", external=True,
         )  # fmt: skip
-        session.run("python", "-m", "tasks.verify.profile", "kind", env=env)
+        session.run("invoke", "cluster.rebuild", "--profile", "kind", env=env)
         session.run("pytest", "tests/integration", *pytest_args, env=env)
         session.run("pytest", "tests/postdeploy", "--profile", "kind", *pytest_args, env=env)
     finally:

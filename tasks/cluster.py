@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from .engine.cli import help_for, onecluster_task
-from .engine.errors import OneclusterError
+from .engine.catalog import Catalog
+from .engine.cli import catalog_of, help_for, layer_settings, onecluster_task
+from .engine.errors import OneclusterError, choice
 from .engine.execute import execute, plan
 from .engine.output import echo
 from .engine.plan import FORMATS
-from .stack import STACK
+from .verify.profile import PROFILES
+
+PROFILE_HELP = (
+    f"deploy the stack as this profile adapts it ({', '.join(PROFILES)}: a kind cluster's "
+    "stand-ins for Talos and Longhorn)"
+)
 
 
-@onecluster_task(help=help_for("cluster", "dry_run", "jobs", "from_"))
-def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None):
+def _catalog(c, profile: str | None) -> Catalog:
+    """The stack's catalogue, or that of a profile (``--profile kind``)."""
+    stack = catalog_of(c)
+    if profile is None:
+        return stack
+    return PROFILES[choice("--profile", profile, sorted(PROFILES), "profile")].catalog(stack)
+
+
+@onecluster_task(help=help_for("cluster", "dry_run", "jobs", "from_", profile=PROFILE_HELP))
+def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None, profile=None):
     """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order."""
-    execute(STACK, cluster=cluster, from_step=from_, dry_run=dry_run, jobs=jobs)
+    execute(_catalog(c, profile), cluster=cluster, from_step=from_, dry_run=dry_run, jobs=jobs)
 
 
 @onecluster_task(
@@ -25,14 +39,17 @@ def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None):
         step="only this step and its needs (repeatable)",
         format=f"output format: {', '.join(FORMATS)}",
         dry_run="accepted like every task's; the plan itself never runs a command",
+        profile=PROFILE_HELP,
     ),
     iterable=["layer", "step"],
 )
-def plan_(c, cluster=None, layer=None, step=None, from_=None, format="table", dry_run=False):
+def plan_(
+    c, cluster=None, layer=None, step=None, from_=None, format="table", dry_run=False, profile=None
+):
     """Print the plan: every step in order with its needs and commands (table, json, mermaid)."""
     echo(
         plan(
-            STACK,
+            _catalog(c, profile),
             cluster=cluster,
             layers=layer or (),
             targets=step or (),
@@ -56,7 +73,7 @@ def plan_(c, cluster=None, layer=None, step=None, from_=None, format="table", dr
 def deploy(c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=None):
     """Deploy selected layers or steps (with their needs) onto a running cluster."""
     execute(
-        STACK,
+        catalog_of(c),
         cluster=cluster,
         layers=layer or (),
         targets=step or (),
@@ -69,10 +86,10 @@ def deploy(c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=
 @onecluster_task(name="deploy", help=help_for("cluster", "dry_run", "jobs", "from_"))
 def deploy_layer(c, cluster=None, dry_run=False, jobs=4, from_=None):
     """Deploy this layer in dependency order (needs outside it are assumed in place)."""
-    layer = c.config.get("onecluster", {}).get("layer")
+    layer = layer_settings(c).get("name")
     if not layer:
         raise OneclusterError("internal: a layer's deploy runs inside that layer's collection")
-    execute(STACK, cluster=cluster, layers=[layer], from_step=from_, dry_run=dry_run, jobs=jobs)
+    execute(catalog_of(c), cluster=cluster, layers=[layer], from_step=from_, dry_run=dry_run, jobs=jobs)
 
 
 TASKS = ((rebuild, "rebuild"), (plan_, "plan"), (deploy, "deploy"))

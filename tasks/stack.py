@@ -18,7 +18,6 @@ from .secrets import infisical
 from .secrets.steps import SecretSync
 from .talos import machineconfig
 from .talos import steps as talos
-from .workloads.workload import Workload
 
 # the layers in deployment order (plans, --layer and the post-deploy checks use these names)
 LAYERS = ("talos", "secrets", "network", "storage", "observability", "scheduling", "ai", "apps")
@@ -51,11 +50,6 @@ def catalog(inventory: Inventory) -> list[Component]:
     rest = [c for c in wired if c.layer != "talos"]
     # declaration order breaks ties in the plan: Talos, then secrets, then the other layers
     return [*talos_steps, *syncs, *rest]
-
-
-def workloads(inventory: Inventory, layer: str) -> list[Workload]:
-    """The workloads ``layer`` declares (its apps or assistants), in declaration order."""
-    return list(WORKLOAD_LAYERS[layer](inventory))
 
 
 def open_secret_store(inventory: Inventory) -> object:

@@ -99,15 +99,22 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTools:
     return fakes
 
 
-def call_task(path: str, **kwargs):
-    """Call the task at ``path`` (e.g. ``apps.deploy``) as Invoke would: with its collection's
-    configuration (the shared tasks read the layer they serve from it)."""
+def task_context(path: str = ""):
+    """An Invoke context configured as Invoke configures the task at ``path`` (the root's
+    configuration when no path is given): the catalogue, and the layer a shared task serves."""
     from invoke import Config, Context
 
     import tasks
 
-    task, config = tasks.namespace.task_with_config(path)
-    return task(Context(config=Config(overrides=config)), **kwargs)
+    config = tasks.namespace.task_with_config(path)[1] if path else tasks.namespace.configuration()
+    return Context(config=Config(overrides=config))
+
+
+def call_task(path: str, **kwargs):
+    """Call the task at ``path`` (e.g. ``apps.deploy``) as Invoke would, with its configuration."""
+    import tasks
+
+    return tasks.namespace[path](task_context(path), **kwargs)
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from invoke import Context
+from conftest import task_context
 from invoke.exceptions import Exit
 from test_talos_fixtures import make_talos_env, write_inventory
 
@@ -81,7 +81,7 @@ def test_task_reports_bad_inventory_as_a_clean_error(tmp_path, monkeypatch, fake
     env = make_talos_env(tmp_path, monkeypatch, fake_tools)
     cluster = write_inventory(tmp_path, _schematic_without_extensions(tmp_path))
     with pytest.raises(Exit) as err:
-        talos_tasks.apply(Context(), cluster=cluster)
+        talos_tasks.apply(task_context(), cluster=cluster)
     assert "talos.schematic.file" in str(err.value.message)
     assert "fix: add them" in str(err.value.message)
     assert env.argvs() == []

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import yaml
-from invoke import Context
+from conftest import task_context
 
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.talos import machineconfig as mc
@@ -154,7 +154,7 @@ def test_talosctl_validates_every_generated_node_config_in_metal_mode(tmp_path, 
     monkeypatch.setattr(infisical, "open_store", lambda inventory: store)
     out = tmp_path / "configs"
     # the real pipeline: gen secrets, gen config, machineconfig patch, validate --mode metal
-    talos_tasks.genconfig(Context(), out=str(out))
+    talos_tasks.genconfig(task_context(), out=str(out))
     for name in NODES:
         text = (out / f"{name}.yaml").read_text()
         kinds = {d.get("kind") for d in docs_of(text)}

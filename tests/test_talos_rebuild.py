@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from invoke import Context
+from conftest import task_context
 from invoke.exceptions import Exit
 from test_talos_fixtures import BUNDLE, MARK, make_talos_env, normalise, workdir_of, write_inventory
 
@@ -140,7 +140,7 @@ def test_missing_bundle_for_bootstrapped_cluster_stops_before_talosctl(env, tmp_
 def test_new_pki_needs_yes(env, tmp_path):
     cluster = write_inventory(tmp_path, lambda d: d["cluster"].update(bootstrapped=True))
     with pytest.raises(Exit) as err:
-        talos_tasks.genconfig(Context(), cluster=cluster, new_pki=True)
+        talos_tasks.genconfig(task_context(), cluster=cluster, new_pki=True)
     assert "--yes" in str(err.value.message)
     assert env.talosctl() == []
 
@@ -148,7 +148,7 @@ def test_new_pki_needs_yes(env, tmp_path):
 def test_new_pki_with_yes_replaces_the_bundle(env, tmp_path):
     env.store.write(SECRET_NAME, "old bundle, locked out")
     cluster = write_inventory(tmp_path, lambda d: d["cluster"].update(bootstrapped=True))
-    talos_tasks.genconfig(Context(), cluster=cluster, new_pki=True, yes=True)
+    talos_tasks.genconfig(task_context(), cluster=cluster, new_pki=True, yes=True)
     assert env.talosctl()[0][1:3] == ["gen", "secrets"]
     assert env.store.read([SECRET_NAME]) == {SECRET_NAME: BUNDLE}
 
@@ -195,7 +195,7 @@ def test_no_secret_material_on_disk_after_failure_in_the_middle_of_apply(env, fa
 
 def test_genconfig_out_writes_private_copies_with_a_warning(env, tmp_path, capsys):
     out = tmp_path / "configs"
-    talos_tasks.genconfig(Context(), out=str(out))
+    talos_tasks.genconfig(task_context(), out=str(out))
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"{n.name}.yaml" for n in INV.nodes] + ["talosconfig"]
     )

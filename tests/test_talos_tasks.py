@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import call_task
-from invoke import Context
+from conftest import call_task, task_context
 from invoke.exceptions import Exit
 from test_talos_fixtures import BUNDLE, make_talos_env, normalise, workdir_of
 
@@ -67,7 +66,7 @@ DRY_RUNS = {
 @pytest.mark.parametrize("name", list(DRY_RUNS))
 def test_dry_run_prints_exact_commands_and_runs_nothing(name, env, capsys):
     task, kwargs, expected = DRY_RUNS[name]
-    task(Context(), dry_run=True, **kwargs)
+    task(task_context(), dry_run=True, **kwargs)
     printed = capsys.readouterr().out
     for line in expected:
         assert line in printed
@@ -75,7 +74,7 @@ def test_dry_run_prints_exact_commands_and_runs_nothing(name, env, capsys):
 
 
 def test_dry_run_says_the_bundle_is_generated_only_when_missing(env, capsys):
-    talos_tasks.genconfig(Context(), dry_run=True)
+    talos_tasks.genconfig(task_context(), dry_run=True)
     printed = capsys.readouterr().out
     assert (
         f"read {SECRET_NAME} from the secret store; generate one only if it holds none" in printed
@@ -84,20 +83,20 @@ def test_dry_run_says_the_bundle_is_generated_only_when_missing(env, capsys):
 
 
 def test_genconfig_out_dry_run_warns_that_the_directory_holds_secrets(env, capsys, tmp_path):
-    talos_tasks.genconfig(Context(), dry_run=True, out=str(tmp_path / "cfg"))
+    talos_tasks.genconfig(task_context(), dry_run=True, out=str(tmp_path / "cfg"))
     assert "private keys" in capsys.readouterr().err
     assert not (tmp_path / "cfg").exists()
 
 
 def test_reset_requires_yes(env):
     with pytest.raises(Exit) as err:
-        talos_tasks.reset(Context())
+        talos_tasks.reset(task_context())
     assert "--yes" in err.value.message
     assert env.argvs() == []
 
 
 def test_reset_with_yes_wipes_workers_then_control_planes(env):
-    talos_tasks.reset(Context(), yes=True)
+    talos_tasks.reset(task_context(), yes=True)
     resets = [a for a in env.talosctl() if "reset" in a]
     order = [a[a.index("--nodes") + 1] for a in resets]
     assert order == ["192.168.50.12", "192.168.50.13", "192.168.50.14",
@@ -106,7 +105,7 @@ def test_reset_with_yes_wipes_workers_then_control_planes(env):
 
 
 def test_upgrade_k8s_runs_its_own_dry_run_first(env):
-    talos_tasks.upgrade_k8s(Context())
+    talos_tasks.upgrade_k8s(task_context())
     got = [a[3:] for a in env.talosctl() if "upgrade-k8s" in a]
     at_first = ["--nodes", "192.168.50.11", "--endpoints", "192.168.50.11"]
     assert got == [
@@ -118,12 +117,12 @@ def test_upgrade_k8s_runs_its_own_dry_run_first(env):
 def test_upgrade_k8s_stops_when_its_dry_run_fails(env, fake_tools):
     fake_tools.rule("talosctl", "upgrade-k8s", "--dry-run", exit=1, stderr="version skew")
     with pytest.raises(Exit):
-        talos_tasks.upgrade_k8s(Context())
+        talos_tasks.upgrade_k8s(task_context())
     assert [a for a in env.talosctl() if "upgrade-k8s" in a and "--dry-run" not in a] == []
 
 
 def test_kubeconfig_merges_into_the_users_kubeconfig_only_when_asked(env, tmp_path):
-    talos_tasks.kubeconfig(Context())
+    talos_tasks.kubeconfig(task_context())
     (fetch,) = [a for a in env.talosctl() if "kubeconfig" in a]
     assert fetch[fetch.index("kubeconfig") + 1] == str(tmp_path / "kubeconfig")  # $KUBECONFIG
 
@@ -140,14 +139,14 @@ def test_rebuild_never_touches_the_users_kubeconfig_or_talosconfig(env, fake_too
 
 
 def test_talosconfig_merges_into_the_users_talosconfig(env, tmp_path):
-    talos_tasks.talosconfig(Context())
+    talos_tasks.talosconfig(task_context())
     merge = [a for a in env.talosctl() if "merge" in a]
     assert merge and merge[0][:3] == ["talosctl", "--talosconfig", str(tmp_path / "talosconfig")]
 
 
 def test_apply_detects_maintenance_per_node(env, fake_tools):
     fake_tools.rule("talosctl", "get disks --insecure --nodes 192.168.50.13", exit=1)
-    talos_tasks.apply(Context())
+    talos_tasks.apply(task_context())
     applies = {a[a.index("--nodes") + 1]: a for a in env.talosctl() if "apply-config" in a}
     assert "--insecure" not in applies["192.168.50.13"]
     assert "--talosconfig" in applies["192.168.50.13"]
@@ -161,7 +160,7 @@ def test_tasks_on_a_running_cluster_never_generate_a_bundle(env, monkeypatch):
     empty = MemoryStore()
     monkeypatch.setattr(infisical, "open_store", lambda inventory: empty)
     with pytest.raises(Exit) as err:
-        talos_tasks.health(Context())
+        talos_tasks.health(task_context())
     assert f"holds no {SECRET_NAME}" in err.value.message
     assert empty.names() == set()
     assert env.argvs() == []
@@ -215,7 +214,7 @@ def test_layer_deploy_task_still_runs_the_talos_layer(env, capsys):
 
 def test_apply_to_an_unknown_node_names_the_known_ones(env):
     with pytest.raises(Exit) as err:
-        talos_tasks.apply(Context(), node="talostrk9")
+        talos_tasks.apply(task_context(), node="talostrk9")
     assert "no node named 'talostrk9'" in err.value.message
     assert "talostrk1" in err.value.message
     assert env.argvs() == []

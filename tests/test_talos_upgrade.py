@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from invoke import Context
+from conftest import task_context
 from test_talos_fixtures import BUNDLE, make_talos_env
 
 from tasks.engine.errors import OneclusterError
@@ -155,7 +155,7 @@ def test_upgrade_without_longhorn_installed_skips_the_volume_wait(env, fake_tool
 
 
 def test_upgrade_task_dry_run_prints_every_step_and_runs_nothing(env, capsys):
-    talos_tasks.upgrade_(Context(), dry_run=True, node="talostrk2", timeout="20m")
+    talos_tasks.upgrade_(task_context(), dry_run=True, node="talostrk2", timeout="20m")
     printed = capsys.readouterr().out
     assert env.argvs() == []
     assert f"upgrade --image {IMAGE} --wait --timeout 20m --nodes 192.168.50.12" in printed

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import call_task
 
 from tasks.engine.command import Executor
 from tasks.engine.components import HelmRelease
 from tasks.engine.inventory import load_inventory
 from tasks.engine.values import coalesce as merge
+from tasks.stack import STACK
 from tasks.validate import validation
 from tasks.validate.chartdata import ChartSource, documented_paths, load_chart
 from tasks.validate.kubeschema import (
@@ -192,11 +194,11 @@ def test_a_missing_subchart_is_reported_not_guessed(tmp_path: Path) -> None:
 
 
 def test_every_values_file_of_the_repo_is_clean(reference: Path) -> None:
-    report = validation.run(load_inventory(), reference=reference)
+    report = validation.run(STACK, load_inventory(), reference=reference)
     assert report.errors == []
     checked = [line for line in report.lines if line.startswith("values: ")]
     skipped = [line for line in report.lines if line.startswith("skipped: helm-values/")]
-    releases = validation.helm_releases(load_inventory())
+    releases = validation.helm_releases(STACK, load_inventory())
     # every release is either checked or skipped with a reason (a chart the reference lacks)
     assert len(checked) + len(skipped) == len(releases)
     in_reference = {r.chart for r in releases if (reference / "charts" / r.chart).is_dir()}
@@ -241,7 +243,7 @@ TYPOS = [
 def test_a_typo_is_an_error_naming_file_and_key(
     reference: Path, release: str, values: dict, path: str
 ) -> None:
-    (rel,) = [r for r in validation.helm_releases(load_inventory()) if r.release == release]
+    (rel,) = [r for r in validation.helm_releases(STACK, load_inventory()) if r.release == release]
     chart, why = ChartSource(reference=reference).chart(rel)
     assert chart is not None, why
     (error,) = check_values(values, chart, f"helm-values/{release}.yaml").errors
@@ -278,7 +280,7 @@ ACCEPTED = [
 
 @pytest.mark.parametrize(("release", "values"), ACCEPTED, ids=[str(v) for _, v in ACCEPTED])
 def test_free_form_maps_accept_any_key(reference: Path, release: str, values: dict) -> None:
-    (rel,) = [r for r in validation.helm_releases(load_inventory()) if r.release == release]
+    (rel,) = [r for r in validation.helm_releases(STACK, load_inventory()) if r.release == release]
     chart, why = ChartSource(reference=reference).chart(rel)
     assert chart is not None, why
     assert check_values(values, chart, "v.yaml").errors == []
@@ -287,16 +289,15 @@ def test_free_form_maps_accept_any_key(reference: Path, release: str, values: di
 def test_main_says_which_source_it_used(
     reference: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert validation.main(["--reference", str(reference)]) == 0
+    call_task("charts.validate", reference=str(reference))
     out = capsys.readouterr().out
     assert "chart data: reference charts" in out
     assert "validation: ok" in out
 
 
 def test_main_skips_without_chart_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = validation.main(["--reference", str(tmp_path / "none"), "--cache", str(tmp_path / "c")])
+    call_task("charts.validate", reference=str(tmp_path / "none"), cache=str(tmp_path / "c"))
     out = capsys.readouterr().out
-    assert code == 0
     assert "skipped: values check: no chart data" in out
 
 
@@ -306,7 +307,7 @@ def test_manifest_problems_are_collected_per_file(tmp_path: Path, reference: Pat
         yaml.safe_dump(with_change(DEPLOYMENT, "spec.replica", 1))
     )
     (tmp_path / "a" / "placeholder.yaml").write_text("metadata:\n  name: ((no.such.key))\n")
-    report = validation.run(load_inventory(), manifests=tmp_path, reference=reference)
+    report = validation.run(STACK, load_inventory(), manifests=tmp_path, reference=reference)
     problems = {(e.file, e.field) for e in report.errors}
     assert (str(tmp_path / "a" / "bad.yaml"), "Deployment/web spec") in problems
     assert (str(tmp_path / "a" / "placeholder.yaml"), "line 2") in problems
@@ -567,7 +568,7 @@ def test_helm_template_renders_and_validates_a_cached_chart(tmp_path: Path) -> N
 
 
 def cached_releases() -> list[HelmRelease]:
-    return validation.helm_releases(load_inventory())
+    return validation.helm_releases(STACK, load_inventory())
 
 
 @pytest.mark.parametrize("release", cached_releases(), ids=lambda r: r.release)
@@ -617,7 +618,7 @@ def test_pull_command_is_pinned_and_unpacks(tmp_path: Path) -> None:
 def test_pull_dry_run_prints_and_creates_nothing(
     fake_tools: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    releases = validation.helm_releases(load_inventory())
+    releases = validation.helm_releases(STACK, load_inventory())
     assert pull_charts(releases, Executor(dry_run=True)) == []
     out = capsys.readouterr().out
     assert out.count("helm pull ") == len(releases)
@@ -629,7 +630,7 @@ def test_pull_dry_run_prints_and_creates_nothing(
 
 def test_pull_reports_each_failure_and_keeps_no_partial_chart(fake_tools: Any) -> None:
     fake_tools.rule("helm", "pull", exit=1, stderr="dial tcp: lookup charts: no such host")
-    releases = validation.helm_releases(load_inventory())[:2]
+    releases = validation.helm_releases(STACK, load_inventory())[:2]
     failures = pull_charts(releases, Executor())
     assert len(failures) == 2
     assert "no such host" in failures[0]

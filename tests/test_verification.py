@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
+from conftest import call_task
 
 import noxfile
 from tasks.engine.components import Component, HelmRelease, ManifestBundle, SecretSpec
@@ -28,6 +29,7 @@ from tasks.engine.gates import Gate
 from tasks.engine.inventory import load_inventory
 from tasks.engine.output import redact
 from tasks.engine.values import merge_values
+from tasks.stack import LAYERS, STACK
 from tasks.validate.valuescheck import check_values, schema_errors
 from tasks.verify.probe import (
     HOST_ROOT,
@@ -241,19 +243,19 @@ CHECKS = {
     ids=["all", "storage", "two-layers", "layer-without-checks"],
 )
 def test_layer_selection(wanted, kept):
-    chosen, dropped = select_layers(CHECKS, wanted)
+    chosen, dropped = select_layers(CHECKS, wanted, LAYERS)
     assert chosen == kept
     assert sorted(dropped) == sorted(set(CHECKS) - set(kept))
 
 
 def test_unknown_layer_is_an_error_naming_the_layers():
     with pytest.raises(OneclusterError, match="--layer storgae: unknown layer; use one of talos"):
-        select_layers(CHECKS, ["storgae"])
+        select_layers(CHECKS, ["storgae"], LAYERS)
 
 
 def test_check_without_layer_is_an_error():
     with pytest.raises(OneclusterError, match="test_x"):
-        select_layers({**CHECKS, "test_x": []}, [])
+        select_layers({**CHECKS, "test_x": []}, [], LAYERS)
 
 
 def collect_postdeploy(*args: str) -> subprocess.CompletedProcess:
@@ -390,7 +392,7 @@ def test_probe_delete_failure_after_success_is_an_error(fake_tools):
 
 @pytest.fixture(scope="module")
 def kind_steps() -> dict[str, Component]:
-    return {c.id: c for c in KIND.components(load_inventory())}
+    return {c.id: c for c in KIND.catalog(STACK).components(load_inventory())}
 
 
 @pytest.fixture
@@ -560,9 +562,7 @@ def test_profile_swaps_secret_syncs_and_keeps_their_needs():
 
 
 def test_kind_profile_dry_run_runs_nothing(fake_tools, capsys):
-    from tasks.verify.profile import main
-
-    assert main(["kind", "--dry-run"]) == 0
+    call_task("cluster.rebuild", profile="kind", dry_run=True)
     out = capsys.readouterr().out
     assert fake_tools.calls() == []
     assert "[storage/longhorn-ready] $ kubectl" in out and re.search(

@@ -17,8 +17,15 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .catalog import Catalog
 from .errors import OneclusterError
 from .output import redact
+
+# configuration keys (Invoke's ns.configure): the root's, and each layer collection's own. Invoke
+# merges a collection's configuration over its parents' key by key at the top level only, so the
+# two must be separate keys.
+CONFIG_KEY = "onecluster"
+LAYER_KEY = "layer"
 
 # Flag help shared by the tasks: pick what a task takes with help_for()
 HELP = {
@@ -62,6 +69,27 @@ def _invoke_dry(context: Any) -> bool:
         return bool(config.run.dry) if config is not None else False
     except AttributeError:
         return False
+
+
+def _configured(c: Any, key: str) -> Any:
+    config = getattr(c, "config", None)
+    return config.get(key, {}) if config is not None else {}
+
+
+def layer_settings(c: Any) -> Any:
+    """What the task's layer collection configured (its layer, ...); empty outside one."""
+    return _configured(c, LAYER_KEY)
+
+
+def catalog_of(c: Any) -> Catalog:
+    """The catalogue the root namespace hands every task (``tasks/__init__.py``)."""
+    found = _configured(c, CONFIG_KEY).get("catalog")
+    if not isinstance(found, Catalog):
+        raise OneclusterError(
+            "internal: this task needs the stack's catalogue in its configuration "
+            f"({CONFIG_KEY}.catalog, set by tasks/__init__.py); call it through `invoke`"
+        )
+    return found
 
 
 def onecluster_task(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from ..engine.cli import help_for, onecluster_task
+from ..engine.cli import catalog_of, help_for, onecluster_task
 from ..engine.errors import choice
 from ..engine.execute import execute
 from ..engine.output import echo, table
-from ..stack import STACK
 from .requirements import check_secrets, listing, selected
 
 FORMATS = ("table", "json")
@@ -32,7 +31,7 @@ SELECT_HELP = {
 def list_(c, cluster=None, component=None, layer=None, format="table", dry_run=False):
     """List, per component, the Infisical secret names it needs (table or json)."""
     choice("--format", format, FORMATS, "format")
-    inventory, reqs = selected(STACK, cluster, component, layer)
+    inventory, reqs = selected(catalog_of(c), cluster, component, layer)
     data = listing(inventory, reqs)
     if format == "json":
         echo(json.dumps(data, indent=2))
@@ -58,7 +57,7 @@ def list_(c, cluster=None, component=None, layer=None, format="table", dry_run=F
 def check(c, cluster=None, component=None, layer=None, dry_run=False):
     """Check Infisical holds every secret the selected components need (no cluster contact)."""
     if dry_run:
-        inventory, reqs = selected(STACK, cluster, component, layer)
+        inventory, reqs = selected(catalog_of(c), cluster, component, layer)
         names = sorted({n for r in reqs for n in r.names})
         spec = inventory.infisical
         echo(
@@ -67,7 +66,7 @@ def check(c, cluster=None, component=None, layer=None, dry_run=False):
             f"environment {spec.environment!r}, path {spec.path!r}: {', '.join(names)}"
         )
         return
-    check_secrets(STACK, cluster=cluster, components=component or (), layers=layer or ())
+    check_secrets(catalog_of(c), cluster=cluster, components=component or (), layers=layer or ())
 
 
 @onecluster_task(
@@ -75,13 +74,13 @@ def check(c, cluster=None, component=None, layer=None, dry_run=False):
 )
 def sync(c, cluster=None, component=None, layer=None, dry_run=False, jobs=4):
     """Sync the selected components' Secrets from Infisical into Kubernetes (server-side apply)."""
-    _, reqs = selected(STACK, cluster, component, layer)
+    _, reqs = selected(catalog_of(c), cluster, component, layer)
     if not reqs:
         echo("no component declares secrets: nothing to sync")
         return
     # only the sync steps: what they need (the API server) is assumed in place, as in a layer deploy
     execute(
-        STACK,
+        catalog_of(c),
         cluster=cluster,
         targets=[r.step for r in reqs],
         with_needs=False,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from ..engine.cli import help_for, onecluster_task
+from ..engine.cli import catalog_of, help_for, onecluster_task
 from ..engine.command import Command
 from ..engine.components import Component
 from ..engine.context import RunContext, user_kubeconfig, user_talosconfig
@@ -19,7 +20,6 @@ from ..engine.execute import execute
 from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration
-from ..stack import STACK
 from . import talosctl, upgrade
 from .options import HEALTH_TIMEOUT, TalosOptions
 from .steps import (
@@ -35,6 +35,7 @@ from .steps import (
 
 
 def _run(
+    c: Any,
     steps: Callable[[Inventory], Sequence[Component]],
     *,
     cluster: str | None,
@@ -44,7 +45,7 @@ def _run(
 ) -> None:
     """Run a task's own steps through the engine (needs outside them are taken as in place)."""
     execute(
-        STACK.only(steps), cluster=cluster, dry_run=dry_run, jobs=jobs,
+        catalog_of(c).only(steps), cluster=cluster, dry_run=dry_run, jobs=jobs,
         options=(options or TalosOptions(),),
     )  # fmt: skip
 
@@ -67,6 +68,7 @@ def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False
             err=True,
         )
     _run(
+        c,
         lambda inv: [s for s in components(inv) if s.name in ("secrets-bundle", "genconfig")],
         cluster=cluster, dry_run=dry_run, options=TalosOptions(out=out, new_pki=new_pki, yes=yes),
     )  # fmt: skip
@@ -88,6 +90,7 @@ def apply(c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False):
         return [s for s in components(inv) if s.name in keep]
 
     _run(
+        c,
         steps, cluster=cluster, dry_run=dry_run, jobs=jobs, options=TalosOptions(insecure=insecure)
     )
 
@@ -96,6 +99,7 @@ def apply(c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False):
 def bootstrap(c, cluster=None, dry_run=False):
     """Bootstrap etcd on the first control plane, once (reports and stops if already done)."""
     _run(
+        c,
         lambda inv: with_talosconfig(step("bootstrap", bootstrap_commands, bootstrap_action)),
         cluster=cluster, dry_run=dry_run,
     )  # fmt: skip
@@ -110,6 +114,7 @@ def kubeconfig(c, cluster=None, dry_run=False, output=None):
     """Fetch the admin kubeconfig and merge it into your kubeconfig (or --output PATH)."""
     target = output or user_kubeconfig()
     _run(
+        c,
         lambda inv: with_talosconfig(step("kubeconfig", kubeconfig_commands)),
         cluster=cluster, dry_run=dry_run, options=TalosOptions(kubeconfig_target=target),
     )  # fmt: skip
@@ -134,6 +139,7 @@ def talosconfig(c, cluster=None, dry_run=False, output=None):
     if not dry_run:
         Path(target).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     _run(
+        c,
         lambda inv: with_talosconfig(step("export-talosconfig", _export_talosconfig)),
         cluster=cluster, dry_run=dry_run, options=TalosOptions(talosconfig_target=target),
     )  # fmt: skip
@@ -145,6 +151,7 @@ def talosconfig(c, cluster=None, dry_run=False, output=None):
 def health(c, cluster=None, dry_run=False, timeout=HEALTH_TIMEOUT):
     """Wait until every control plane and worker in the inventory is healthy."""
     _run(
+        c,
         lambda inv: with_talosconfig(step("health", health_commands, kind=TalosGate)),
         cluster=cluster, dry_run=dry_run, options=TalosOptions(timeout=timeout),
     )  # fmt: skip
@@ -177,7 +184,7 @@ def upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list[
 def upgrade_(c, cluster=None, dry_run=False, node=None, timeout="15m"):
     """Upgrade Talos one node at a time, waiting for node, cluster and Longhorn health between."""
     parse_duration(timeout, "--timeout")
-    _run(upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run,
+    _run(c, upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run,
               options=TalosOptions(timeout=timeout))  # fmt: skip
 
 
@@ -192,6 +199,7 @@ def _upgrade_k8s_commands(ctx: RunContext) -> list[Command]:
 def upgrade_k8s(c, cluster=None, dry_run=False):
     """Upgrade Kubernetes to the inventory's version (talosctl's own dry-run runs first)."""
     _run(
+        c,
         lambda inv: with_talosconfig(step("upgrade-k8s", _upgrade_k8s_commands)),
         cluster=cluster, dry_run=dry_run,
     )  # fmt: skip
@@ -223,7 +231,7 @@ def reset(c, cluster=None, dry_run=False, node=None, yes=False):
         nodes = reset_order(ctx.inventory, node)
         return [talosctl.reset(ctx.talosconfig, n, graceful=bool(node)) for n in nodes]
 
-    _run(lambda inv: with_talosconfig(step("reset", build)), cluster=cluster, dry_run=dry_run)
+    _run(c, lambda inv: with_talosconfig(step("reset", build)), cluster=cluster, dry_run=dry_run)
 
 
 TASKS = (

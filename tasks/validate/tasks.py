@@ -8,14 +8,13 @@ from pathlib import Path
 from invoke.exceptions import Exit
 
 from ..engine import helm
-from ..engine.cli import help_for, onecluster_task
+from ..engine.cli import catalog_of, help_for, onecluster_task
 from ..engine.command import Command, Executor, check_tools
 from ..engine.components import HelmRelease
 from ..engine.errors import OneclusterError
 from ..engine.output import echo
-from ..stack import STACK
-from .chartdata import cache_path, chart_name
-from .validation import helm_releases, main
+from .chartdata import REFERENCE, ChartSource, cache_path, chart_name
+from .validation import helm_releases, print_report, run
 
 
 def pull_command(release: HelmRelease, into: Path) -> Command:
@@ -62,7 +61,8 @@ def pull_charts(
 )
 def pull(c, cluster=None, dry_run=False, force=False):
     """Pull every pinned chart into .cache/charts for offline checks (needs network)."""
-    releases = helm_releases(STACK.load(cluster))
+    catalog = catalog_of(c)
+    releases = helm_releases(catalog, catalog.load(cluster))
     if not dry_run:
         check_tools(["helm"])
     failures = pull_charts(releases, Executor(dry_run=dry_run), force=force)
@@ -77,11 +77,22 @@ def pull(c, cluster=None, dry_run=False, force=False):
     help=help_for(
         "cluster",
         dry_run="check values and manifests (local), but print the helm template commands and run none",
+        cache="chart cache directory (default: .cache/charts, what charts.pull fills)",
+        reference="reference data directory (default: ../shared/reference)",
     )
 )
-def validate(c, cluster=None, dry_run=False):
+def validate(c, cluster=None, dry_run=False, cache=None, reference=None):
     """Validate values files and manifests against charts, Kubernetes schemas and CRDs."""
-    code = main([*(["--cluster", cluster] if cluster else []), *(["--dry-run"] if dry_run else [])])
+    catalog = catalog_of(c)
+    ref = Path(reference) if reference else REFERENCE
+    report = run(
+        catalog,
+        catalog.load(cluster),
+        source=ChartSource(Path(cache) if cache else None, ref),
+        reference=ref,
+        executor=Executor(dry_run=dry_run),
+    )
+    code = print_report(report)
     if code:
         raise Exit(code=code)
 

@@ -11,24 +11,23 @@ rendered and validated against the Kubernetes JSON schemas of the inventory's Ku
 against the CRDs in ``../shared/reference/crds`` (and ``$ONECLUSTER_EXTRA_CRDS``). Where a full
 chart is cached, ``helm template`` renders the release and its objects are validated the same way.
 
-Run ``python -m tasks.validate.validation`` (the lint session does): exit 1 on any error.
+Run ``invoke charts.validate`` (the lint session does): exit 1 on any error.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine import helm, yamlio
+from ..engine.catalog import Catalog
 from ..engine.command import Command, Executor, resolve_binary
 from ..engine.components import HelmRelease
 from ..engine.errors import FieldError, InputError, OneclusterError, ToolMissingError
 from ..engine.inventory import REPO_ROOT, Inventory
+from ..engine.output import echo
 from ..engine.render import render_file
-from ..stack import STACK
 from .chartdata import REFERENCE, Chart, ChartSource, cache_path, shown
 from .kubeschema import (
     CrdIndex,
@@ -51,12 +50,13 @@ class Report:
         self.lines.append(text)
 
 
-def helm_releases(inv: Inventory) -> list[HelmRelease]:
-    """Every Helm release of the stack for ``inv``."""
-    return [c for c in STACK.components(inv) if isinstance(c, HelmRelease)]
+def helm_releases(catalog: Catalog, inv: Inventory) -> list[HelmRelease]:
+    """Every Helm release of ``catalog`` for ``inv``."""
+    return [c for c in catalog.components(inv) if isinstance(c, HelmRelease)]
 
 
 def run(
+    catalog: Catalog,
     inv: Inventory,
     *,
     source: ChartSource | None = None,
@@ -67,7 +67,7 @@ def run(
     """Check every values file, manifest and (where a chart is cached) rendered release."""
     report = Report()
     source = source or ChartSource(reference=reference)
-    releases = helm_releases(inv)
+    releases = helm_releases(catalog, inv)
     version = kubernetes_schema_version(inv)
     crds = crd_index(reference)
     if reference is None or not (reference / "crds").is_dir():
@@ -224,48 +224,14 @@ def template_release(
     return errors
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Validate values files and manifests; print what was checked; exit 1 on any error."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tasks.validate.validation", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--cluster", help="inventory file (default: $ONECLUSTER_CLUSTER or talos/cluster.yaml)"
-    )
-    parser.add_argument("--cache", type=Path, help="chart cache directory (default: .cache/charts)")
-    parser.add_argument(
-        "--reference",
-        type=Path,
-        default=REFERENCE,
-        help="reference data directory (default: ../shared/reference)",
-    )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="check values and manifests, but print the helm template commands instead of running them",
-    )
-    args = parser.parse_args(argv)
-    try:
-        inv = STACK.load(args.cluster)
-        report = run(
-            inv,
-            source=ChartSource(args.cache, args.reference),
-            reference=args.reference,
-            executor=Executor(dry_run=args.dry_run),
-        )
-    except OneclusterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def print_report(report: Report) -> int:
+    """Print what was checked and every error; the exit code (1 on any error)."""
     for line in report.lines:
-        print(line)
+        echo(line)
     if report.errors:
-        print(f"{len(report.errors)} error(s):")
+        echo(f"{len(report.errors)} error(s):")
         for err in report.errors:
-            print(f"  - {err}")
+            echo(f"  - {err}")
         return 1
-    print("validation: ok")
+    echo("validation: ok")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,7 +5,7 @@ picks some target components (their needs come along), swaps the steps that cann
 target for *stand-ins* with the same ids (so every ``needs`` still resolves and the plan shows what
 was swapped), and merges values overlays over the Helm releases' own values files.
 
-The kind profile (``python -m tasks.verify.profile kind``), used by ``nox -s integration``:
+The kind profile (``invoke cluster.rebuild --profile kind``), used by ``nox -s integration``:
 
 - ``talos/health`` → every kind node Ready;
 - ``storage/longhorn-ready`` → a ``longhorn`` StorageClass provisioned by kind's local-path
@@ -22,10 +22,8 @@ skip.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import secrets
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -35,15 +33,13 @@ from ..engine.catalog import Catalog
 from ..engine.command import Command
 from ..engine.components import Component, HelmRelease, ManifestBundle
 from ..engine.context import RunContext
-from ..engine.errors import GraphError, OneclusterError
-from ..engine.execute import execute, plan
+from ..engine.errors import GraphError
 from ..engine.gates import Check, Gate
 from ..engine.graph import Graph
-from ..engine.inventory import REPO_ROOT, Inventory
+from ..engine.inventory import REPO_ROOT
 from ..engine.kubectl import namespace_manifest
-from ..engine.output import echo, register_secret
+from ..engine.output import register_secret
 from ..secrets.steps import SecretSync
-from ..stack import STACK
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,14 +162,9 @@ class Profile:
             )
         return steps
 
-    def components(self, inventory: Inventory) -> list[Component]:
-        """The profile's components for ``inventory``."""
-        return self.select(STACK.components(inventory))
-
-    @property
-    def catalog(self) -> Catalog:
-        """The stack's catalogue narrowed to this profile (what ``execute`` runs)."""
-        return dataclasses.replace(STACK, components=self.components)
+    def catalog(self, stack: Catalog) -> Catalog:
+        """``stack`` as this profile deploys it: its components adapted and narrowed."""
+        return stack.with_components(lambda inventory: self.select(stack.components(inventory)))
 
 
 def _kind_health(comp: Component) -> Component:
@@ -242,35 +233,3 @@ KIND = Profile(
 KIND_APPS = ("mealie",)
 
 PROFILES = {p.name: p for p in (KIND,)}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Deploy (or plan) a profile of the stack onto the cluster $KUBECONFIG points at."""
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tasks.engine.profile", description=main.__doc__
-    )
-    parser.add_argument("profile", choices=sorted(PROFILES), help="which profile to deploy")
-    parser.add_argument("--cluster", help="inventory file (default: talos/cluster.yaml)")
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the exact commands each step would run, and run none",
-    )
-    parser.add_argument("--plan", action="store_true", help="print the plan table and exit")
-    parser.add_argument("--jobs", type=int, default=4, help="how many steps may run at once")
-    args = parser.parse_args(argv)
-    profile = PROFILES[args.profile]
-    try:
-        if args.plan:
-            echo(plan(profile.catalog, cluster=args.cluster))
-        else:
-            execute(profile.catalog, cluster=args.cluster, dry_run=args.dry_run, jobs=args.jobs)
-    except OneclusterError as exc:
-        echo(f"error: {exc}", err=True)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..engine.errors import OneclusterError
-from ..stack import LAYERS
 
 SCHEDULER_NAME = "scheduler-plugins-scheduler"
 NODE_EXPORTER_JOB = "node-exporter"
@@ -25,18 +24,18 @@ T = TypeVar("T")
 
 
 def select_layers(
-    marked: Mapping[str, Iterable[str]], wanted: Sequence[str]
+    marked: Mapping[str, Iterable[str]], wanted: Sequence[str], layers: Sequence[str]
 ) -> tuple[list[str], list[str]]:
     """Split check ids into (kept, deselected) by the layers they are marked with.
 
-    ``marked`` maps each check id to its layers. With no ``wanted`` layers every check is kept. A
+    ``marked`` maps each check id to its layers; ``layers`` are the stack's. With no ``wanted`` layers every check is kept. A
     wanted layer that does not exist, or a check marked with none, is an error (a typo must not
     select nothing and pass).
     """
-    unknown = sorted(set(wanted) - set(LAYERS))
+    unknown = sorted(set(wanted) - set(layers))
     if unknown:
         raise OneclusterError(
-            f"--layer {', '.join(unknown)}: unknown layer; use one of {', '.join(LAYERS)}"
+            f"--layer {', '.join(unknown)}: unknown layer; use one of {', '.join(layers)}"
         )
     unmarked = sorted(i for i, layers in marked.items() if not set(layers))
     if unmarked:

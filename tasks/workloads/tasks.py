@@ -3,18 +3,20 @@
 These are ordinary module-level tasks; each layer's collection configures them (Invoke's
 ``ns.configure``) with the layer they serve and what to call one of its workloads::
 
-    {"onecluster": {"layer": "apps", "noun": "app"}}
+    {"layer": {"name": "apps", "noun": "app", "declared": apps.declared}}
 
-so ``invoke apps.deploy`` and ``invoke ai.deploy`` are one task reading two configurations.
+(plus ``declared``: the layer's function from an inventory to its workloads), so ``invoke
+apps.deploy`` and ``invoke ai.deploy`` are one task reading two configurations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.cli import help_for, onecluster_task
+from ..engine.catalog import Catalog
+from ..engine.cli import catalog_of, help_for, layer_settings, onecluster_task
 from ..engine.context import RunContext, run_context
 from ..engine.errors import ConfirmationRequired, OneclusterError
 from ..engine.execute import execute
@@ -22,7 +24,6 @@ from ..engine.graph import Graph
 from ..engine.inventory import Inventory
 from ..engine.output import echo, table
 from ..engine.probes import api_probe, holds, object_refs
-from ..stack import STACK, workloads
 from .state import missing_steps, rolled_out_now, rollout_probe
 from .workload import Workload, removal_commands
 
@@ -37,20 +38,22 @@ class Layer:
 
     name: str
     noun: str
+    declared: Callable[[Inventory], Sequence[Workload]]
+    catalog: Catalog
 
     @classmethod
     def of(cls, c: Any) -> Layer:
-        settings = c.config.get("onecluster", {}) if c is not None else {}
-        if "layer" not in settings:
+        found = layer_settings(c)
+        if "name" not in found or "declared" not in found:
             raise OneclusterError(
                 "internal: this task runs inside a workload collection (apps, ai), "
-                "whose configuration names its layer"
+                "whose configuration names its layer and its declarations"
             )
-        return cls(settings["layer"], settings.get("noun", "workload"))
+        return cls(found["name"], found.get("noun", "workload"), found["declared"], catalog_of(c))
 
     def find(self, inv: Inventory, names: Sequence[str]) -> list[Workload]:
         """The workloads called ``names`` (all when none), or an error naming the known ones."""
-        by_name = {w.name: w for w in workloads(inv, self.name)}
+        by_name = {w.name: w for w in self.declared(inv)}
         unknown = [n for n in names if n not in by_name]
         if unknown:
             raise OneclusterError(
@@ -62,7 +65,7 @@ class Layer:
     def one(self, inv: Inventory, name: str | None) -> Workload:
         """The workload ``--name`` names (required)."""
         if not name:
-            known = ", ".join(w.name for w in workloads(inv, self.name))
+            known = ", ".join(w.name for w in self.declared(inv))
             raise OneclusterError(f"--name is required; known {self.noun}s: {known}")
         return self.find(inv, [name])[0]
 
@@ -100,8 +103,8 @@ def _row(w: Workload, graph: Graph, ctx: RunContext, reachable: bool) -> tuple[s
 def list_(c, cluster=None, dry_run=False):
     """List each workload, what it needs, and (with a cluster) whether it is healthy."""
     layer = Layer.of(c)
-    inv = STACK.load(cluster)
-    graph = STACK.graph(inv)
+    inv = layer.catalog.load(cluster)
+    graph = layer.catalog.graph(inv)
     if dry_run:
         _print_queries(inv, graph, layer.find(inv, []))
         return
@@ -120,9 +123,9 @@ def list_(c, cluster=None, dry_run=False):
 def deploy(c, name=None, cluster=None, dry_run=False, jobs=4):
     """Deploy workloads by name (all if none) plus whatever they need that is not in place."""
     layer = Layer.of(c)
-    inv = STACK.load(cluster)
+    inv = layer.catalog.load(cluster)
     chosen = layer.find(inv, name or [])
-    graph = STACK.graph(inv)
+    graph = layer.catalog.graph(inv)
     with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
         sel = missing_steps(graph, [w.id for w in chosen], ctx, never_run_layers=NEVER_RUN)
     if sel.blocked and not dry_run:
@@ -135,16 +138,16 @@ def deploy(c, name=None, cluster=None, dry_run=False, jobs=4):
         echo(f"# already in place, not redeployed: {', '.join(sel.in_place)}")
     if sel.blocked:
         echo("# no cluster answered: assuming only Talos is in place, so every need is shown")
-    execute(STACK, cluster=cluster, targets=sel.run, with_needs=False, dry_run=dry_run, jobs=jobs)
+    execute(layer.catalog, cluster=cluster, targets=sel.run, with_needs=False, dry_run=dry_run, jobs=jobs)
 
 
 @onecluster_task(help=help_for("cluster", dry_run=QUERIES_HELP, name="name (see `list`)"))
 def status(c, name=None, cluster=None, dry_run=False):
     """Show whether a workload's steps are in place and its workloads rolled out."""
     layer = Layer.of(c)
-    inv = STACK.load(cluster)
+    inv = layer.catalog.load(cluster)
     w = layer.one(inv, name)
-    graph = STACK.graph(inv)
+    graph = layer.catalog.graph(inv)
     if dry_run:
         _print_queries(inv, graph, [w])
         return
@@ -178,14 +181,14 @@ def status(c, name=None, cluster=None, dry_run=False):
 def remove(c, name=None, cluster=None, purge=False, yes=False, dry_run=False):
     """Remove a workload, keeping its volumes (--purge --yes deletes them too)."""
     layer = Layer.of(c)
-    inv = STACK.load(cluster)
+    inv = layer.catalog.load(cluster)
     w = layer.one(inv, name)
     if purge and not (yes or dry_run):
         raise ConfirmationRequired(
             f"--purge deletes {w.name}'s volumes and namespace {w.namespace} for good; "
             "re-run with --yes to confirm (or --dry-run to see the commands)"
         )
-    graph = STACK.graph(inv)
+    graph = layer.catalog.graph(inv)
     with run_context(inv, dry_run=dry_run, fetch_kubeconfig=False) as ctx:
         for command in removal_commands(w, graph, ctx, purge=purge):
             if command.stdin:  # say what the manifest on stdin deletes

@@ -16,6 +16,7 @@ import testinfra
 
 from tasks.engine.errors import OneclusterError
 from tasks.engine.inventory import load_inventory
+from tasks.stack import STACK
 from tasks.verify.probe import Kube, probe_pods
 from tasks.verify.verification import node_names, select_layers
 
@@ -79,7 +80,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ours = [i for i in items if here in i.path.parents]
     marked = {i.nodeid: [m.args[0] for m in i.iter_markers("layer")] for i in ours}
     try:
-        _, dropped = select_layers(marked, config.getoption("--layer"))
+        _, dropped = select_layers(marked, config.getoption("--layer"), STACK.layers)
     except OneclusterError as exc:
         raise pytest.UsageError(str(exc)) from None
     if dropped:
