@@ -19,6 +19,14 @@ FAKE_TOOL = Path(__file__).parent / "fakes" / "fake_tool.py"
 FAKE_NAMES = ("talosctl", "helm", "kubectl", "kind")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the golden files under tests/golden/ from the current output",
+    )
+
+
 @dataclass
 class FakeTools:
     """Recording fakes on PATH: configure with :meth:`rule`, read calls with :meth:`calls`."""

@@ -128,3 +128,65 @@ def test_read_only_tasks_dry_run_contacts_nothing(fake_tools, argv):
     result = invoke(ROOT, *argv)
     assert result.returncode == 0, result.stderr
     assert fake_tools.calls() == []
+
+
+# Invoke's own conventions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--dry", "charts.pull"],
+        ["-R", "cluster.rebuild"],
+        ["--dry", "apps.deploy", "--name", "mealie"],
+        ["--dry", "talos.reset"],
+    ],
+    ids=lambda argv: " ".join(argv),
+)
+def test_invokes_global_dry_runs_nothing(fake_tools, argv):
+    # Invoke's --dry is honoured as the task's --dry-run: commands are printed, none is run
+    # (apps.deploy still asks the cluster what is in place: read-only probes, named as such)
+    result = invoke(ROOT, *argv)
+    assert result.returncode == 0, result.stderr
+    mutating = {"apply", "upgrade", "install", "delete", "uninstall", "pull", "reset", "bootstrap"}
+    assert [c["argv"] for c in fake_tools.calls() if mutating & set(c["argv"])] == []
+    assert "dry-run" in result.stdout or "$ helm" in result.stdout
+
+
+def test_no_task_has_an_automatic_short_flag():
+    # -d is Invoke's --debug before a task name; it must not also mean --dry-run after one
+    import tasks
+
+    for name, task in _all_tasks(tasks.namespace):
+        shorts = [a for arg in task.get_arguments() for a in arg.names if len(a) == 1]
+        assert not shorts, f"{name} has short flags {shorts}"
+
+
+def test_help_says_how_to_dry_run():
+    result = invoke(ROOT, "--help", "cluster.rebuild")
+    assert result.returncode == 0, result.stderr
+    assert "--dry-run" in result.stdout and "-d," not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cluster.plan", "--format", "yaml"], "--format yaml: unknown format; use one of"),
+        (["secrets.list", "--format", "yaml"], "--format yaml: unknown format; use one of"),
+        (["cluster.plan", "--profile", "nope"], "--profile nope: unknown profile; use one of"),
+        (["talos.upgrade", "--timeout", "soon"], "--timeout expected a duration"),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else "",
+)
+def test_a_bad_choice_is_one_clean_error(fake_tools, argv, message):
+    result = invoke(ROOT, *argv)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    assert fake_tools.calls() == []
+
+
+def test_invoke_converts_flag_types(fake_tools):
+    # --jobs is an int because its default is: no task converts it by hand
+    result = invoke(ROOT, "cluster.rebuild", "--dry-run", "--jobs", "8")
+    assert result.returncode == 0, result.stderr

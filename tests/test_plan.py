@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from tasks.engine.output import register_secret
 from tasks.stack import STACK
 
 KINDS = {"talos", "secret", "crds", "helm", "manifests", "gate"}
+GOLDEN_PLAN = Path(__file__).parent / "golden" / "plan.json"
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +38,23 @@ def test_contract_is_in_dependency_order_and_complete(contract):
         assert set(step["needs"]) <= seen, step["id"]
         seen.add(step["id"])
     layers = {s["layer"] for s in contract["steps"]}
-    assert layers == {
-        "talos",
-        "secrets",
-        "network",
-        "storage",
-        "observability",
-        "scheduling",
-        "ai",
-        "apps",
-    }
+    assert layers == set(STACK.layers)
 
 
 def test_contract_is_stable(contract):
     assert json.loads(plan(STACK, fmt="json")) == contract
+
+
+def test_contract_matches_the_golden_file(contract, request):
+    """The reference inventory's plan, kept in tests/golden/plan.json.
+
+    A change to any step, need or command shows up here as a diff to review; after a deliberate
+    change regenerate it with ``pytest tests/test_plan.py --update-golden``.
+    """
+    if request.config.getoption("--update-golden"):
+        GOLDEN_PLAN.write_text(json.dumps(contract, indent=2) + "\n")
+    assert GOLDEN_PLAN.is_file(), "no golden plan: run pytest tests/test_plan.py --update-golden"
+    assert contract == json.loads(GOLDEN_PLAN.read_text())
 
 
 def test_commands_match_what_dry_run_prints(contract, capsys):
