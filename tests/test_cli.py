@@ -41,17 +41,9 @@ def invoke(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_invoke_list_from_a_clean_clone(clean_clone):
     result = invoke(clean_clone, "--list")
     assert result.returncode == 0, result.stderr
-    for collection in (
-        "talos",
-        "secrets",
-        "network",
-        "storage",
-        "observability",
-        "scheduling",
-        "ai",
-        "apps",
-        "cluster",
-    ):
+    from tasks.stack import LAYERS
+
+    for collection in (*LAYERS, "cluster"):
         assert f"{collection}.deploy" in result.stdout
     assert "cluster.rebuild" in result.stdout and "cluster.plan" in result.stdout
 
