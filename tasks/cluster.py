@@ -89,7 +89,9 @@ def deploy_layer(c, cluster=None, dry_run=False, jobs=4, from_=None):
     layer = layer_settings(c).get("name")
     if not layer:
         raise OneclusterError("internal: a layer's deploy runs inside that layer's collection")
-    execute(catalog_of(c), cluster=cluster, layers=[layer], from_step=from_, dry_run=dry_run, jobs=jobs)
+    execute(
+        catalog_of(c), cluster=cluster, layers=[layer], from_step=from_, dry_run=dry_run, jobs=jobs
+    )
 
 
 TASKS = ((rebuild, "rebuild"), (plan_, "plan"), (deploy, "deploy"))

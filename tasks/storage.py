@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .engine.components import Component, HelmRelease, ManifestBundle, SecretSpec
-from .engine.gates import Gate, crds_established, resource_exists, rolled_out
+from .engine.gates import crds_established, gate_after, resource_exists, rolled_out
 from .engine.inventory import Inventory
 
 NAMESPACE = "longhorn-system"
@@ -29,51 +29,39 @@ B2_CREDENTIALS = SecretSpec(
 
 def components(inv: Inventory) -> list[Component]:
     """Longhorn's privileged namespace, the release, its classes and jobs, then the ready gate."""
+    longhorn = HelmRelease(
+        layer="storage", name="longhorn",
+        needs=(
+            "storage/namespace",
+            "observability/prometheus-crds",
+            "observability/prometheus-crds-established",
+        ),
+        repo="https://charts.longhorn.io", version="1.11.3", namespace=NAMESPACE, timeout="15m",
+        secrets=(B2_CREDENTIALS,),
+    )  # fmt: skip
+    extras = ManifestBundle(
+        layer="storage", name="longhorn-extras", needs=("storage/longhorn-manager-ready",),
+        summary="apply the RWX StorageClass and the recurring backup/trim jobs "
+        "(manifests/storage/longhorn-extras)",
+    )  # fmt: skip
     return [
         ManifestBundle(layer="storage", name="namespace", needs=("talos/health",)),
-        HelmRelease(
-            layer="storage",
-            name="longhorn",
-            needs=(
-                "storage/namespace",
-                "observability/prometheus-crds",
-                "observability/prometheus-crds-established",
-            ),
-            release="longhorn",
-            chart="longhorn",
-            repo="https://charts.longhorn.io",
-            version="1.11.3",
-            namespace=NAMESPACE,
-            timeout="15m",
-            secrets=(B2_CREDENTIALS,),
-        ),
-        Gate(
-            layer="storage",
+        longhorn,
+        gate_after(
+            longhorn,
+            crds_established(LONGHORN_CRDS),
+            # the manager also serves the admission webhook every Longhorn object passes
+            rolled_out("daemonset", "longhorn-manager", NAMESPACE),
             name="longhorn-manager-ready",
-            needs=("storage/longhorn",),
-            checks=(
-                crds_established(LONGHORN_CRDS),
-                # the manager also serves the admission webhook every Longhorn object passes
-                rolled_out("daemonset", "longhorn-manager", NAMESPACE),
-            ),
         ),
-        ManifestBundle(
-            layer="storage",
-            name="longhorn-extras",
-            needs=("storage/longhorn-manager-ready",),
-            summary="apply the RWX StorageClass and the recurring backup/trim jobs "
-            "(manifests/storage/longhorn-extras)",
-        ),
-        Gate(
-            layer="storage",
+        extras,
+        gate_after(
+            extras,
+            # the driver deployer creates the CSI plugin; a PVC binds only once both run
+            rolled_out("deployment", "longhorn-driver-deployer", NAMESPACE),
+            resource_exists("daemonset", "longhorn-csi-plugin", NAMESPACE, timeout="300s"),
+            rolled_out("daemonset", "longhorn-csi-plugin", NAMESPACE),
+            *(resource_exists("storageclass", name) for name in STORAGE_CLASSES),
             name="longhorn-ready",
-            needs=("storage/longhorn-extras",),
-            checks=(
-                # the driver deployer creates the CSI plugin; a PVC binds only once both run
-                rolled_out("deployment", "longhorn-driver-deployer", NAMESPACE),
-                resource_exists("daemonset", "longhorn-csi-plugin", NAMESPACE, timeout="300s"),
-                rolled_out("daemonset", "longhorn-csi-plugin", NAMESPACE),
-                *(resource_exists("storageclass", name) for name in STORAGE_CLASSES),
-            ),
         ),
     ]

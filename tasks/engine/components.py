@@ -120,10 +120,10 @@ class HelmRelease(Component):
 
     kind: ClassVar[str] = "helm"
 
-    release: str
-    chart: str
     version: str
     namespace: str
+    release: str = ""  # defaults to the step's name
+    chart: str = ""  # defaults to the release's name
     repo: str = ""  # empty for oci:// charts
     values: str = ""  # defaults to helm-values/<release>.yaml
     timeout: str = "10m"
@@ -131,6 +131,11 @@ class HelmRelease(Component):
     # extra values files (repo-relative) merged over the values file in order, e.g. a kind
     # profile's trims; merged here because helm reads only one values stream from stdin
     overlays: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "release", self.release or self.name)
+        object.__setattr__(self, "chart", self.chart or self.release)
 
     @property
     def values_path(self) -> Path:

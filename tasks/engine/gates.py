@@ -60,6 +60,24 @@ class Gate(Component):
                 raise GateError(f"{self.id}: waited for {check.what}; saw:\n{seen}") from None
 
 
+def gate_after(
+    steps: Component | Sequence[Component], *checks: Check, name: str = "", summary: str = ""
+) -> Gate:
+    """The gate that follows ``steps``: it needs them and waits for ``checks``.
+
+    Named ``<first step>-ready`` unless ``name`` says otherwise, in the first step's layer.
+    """
+    before = (steps,) if isinstance(steps, Component) else tuple(steps)
+    first = before[0]
+    return Gate(
+        layer=first.layer,
+        name=name or f"{first.name}-ready",
+        needs=tuple(s.id for s in before),
+        checks=checks,
+        summary=summary,
+    )
+
+
 def crds_established(names: Sequence[str], timeout: str = "120s") -> Check:
     """Every named CRD reports condition Established."""
     return Check(

@@ -91,7 +91,11 @@ def apply(c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False):
 
     _run(
         c,
-        steps, cluster=cluster, dry_run=dry_run, jobs=jobs, options=TalosOptions(insecure=insecure)
+        steps,
+        cluster=cluster,
+        dry_run=dry_run,
+        jobs=jobs,
+        options=TalosOptions(insecure=insecure),
     )
 
 

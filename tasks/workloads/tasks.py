@@ -138,7 +138,14 @@ def deploy(c, name=None, cluster=None, dry_run=False, jobs=4):
         echo(f"# already in place, not redeployed: {', '.join(sel.in_place)}")
     if sel.blocked:
         echo("# no cluster answered: assuming only Talos is in place, so every need is shown")
-    execute(layer.catalog, cluster=cluster, targets=sel.run, with_needs=False, dry_run=dry_run, jobs=jobs)
+    execute(
+        layer.catalog,
+        cluster=cluster,
+        targets=sel.run,
+        with_needs=False,
+        dry_run=dry_run,
+        jobs=jobs,
+    )
 
 
 @onecluster_task(help=help_for("cluster", dry_run=QUERIES_HELP, name="name (see `list`)"))
