@@ -129,28 +129,6 @@ def graph() -> Graph:
     return Graph.build(catalog(load_inventory()))
 
 
-def position(graph: Graph, step: str) -> int:
-    return graph.order.index(step)
-
-
-ORDER = [
-    ("observability/prometheus-crds", "observability/prometheus-crds-established"),
-    ("observability/prometheus-crds-established", "observability/kube-prometheus-stack"),
-    ("observability/namespace", "observability/kube-prometheus-stack"),
-    ("storage/longhorn-ready", "observability/kube-prometheus-stack"),
-    ("storage/longhorn-ready", "observability/loki"),
-    ("observability/loki-ready", "observability/alloy"),
-    ("secrets/kube-prometheus-stack", "observability/kube-prometheus-stack"),
-    ("observability/prometheus-crds", "network/traefik"),
-]
-
-
-@pytest.mark.parametrize(("before", "after"), ORDER, ids=[f"{a} < {b}" for a, b in ORDER])
-def test_order(graph: Graph, before: str, after: str) -> None:
-    assert position(graph, before) < position(graph, after)
-    assert before in graph.ancestors(after)
-
-
 def test_prometheus_crds_cover_everything_the_stack_needs(graph: Graph) -> None:
     crds = graph.components["observability/prometheus-crds"]
     names = {s.rsplit("_", 1)[-1].removesuffix(".yaml") for s in crds.sources}

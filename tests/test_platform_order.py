@@ -8,13 +8,17 @@ declaration order alone.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from functools import cache
 
 import pytest
 
+from tasks.engine.components import HelmRelease, ManifestBundle
+from tasks.engine.context import run_context
 from tasks.engine.inventory import REPO_ROOT
+from tasks.stack import STACK
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +73,18 @@ ORDER = [
     ("secrets/longhorn", "storage/longhorn"),
     ("storage/longhorn", "storage/longhorn-ready"),
     ("storage/longhorn-extras", "storage/longhorn-ready"),
+    ("observability/prometheus-crds", "observability/prometheus-crds-established"),
+    ("observability/prometheus-crds-established", "observability/kube-prometheus-stack"),
+    ("observability/namespace", "observability/kube-prometheus-stack"),
+    ("storage/longhorn-ready", "observability/kube-prometheus-stack"),
+    ("storage/longhorn-ready", "observability/loki"),
+    ("observability/loki-ready", "observability/alloy"),
+    ("secrets/kube-prometheus-stack", "observability/kube-prometheus-stack"),
+    ("observability/kube-prometheus-stack", "scheduling/scheduler-plugins"),
+    ("observability/prometheus-ready", "scheduling/scheduler-plugins"),
+    ("scheduling/kyverno", "scheduling/kyverno-ready"),
+    ("scheduling/kyverno-ready", "scheduling/trimaran-policy"),
+    ("scheduling/scheduler-plugins-ready", "scheduling/trimaran-policy"),
 ]
 
 
@@ -79,16 +95,35 @@ def test_plan_orders(steps: list[dict], earlier: str, later: str) -> None:
     assert earlier in _ancestors(steps)[later], f"{later} does not need {earlier}"
 
 
-# Steps that claim a Longhorn volume (a PVC, or a chart whose values ask for one)
-VOLUME_CLAIMERS = [
-    "observability/kube-prometheus-stack",
-    "observability/loki",
-    "ai/nanobot",
-    "ai/openclaw",
-    "apps/mealie",
-    "apps/wordpress",
-    "apps/dispatcharr",
-]
+# a claim on a Longhorn class, in a PVC, a claim template or a chart's persistence values
+LONGHORN_CLAIM = re.compile(r"storageClass(Name)?:\s*[\"']?longhorn(-rwx)?[\"']?\s*$", re.M)
+
+
+def volume_claimers() -> list[str]:
+    """Every step whose rendered values or manifests claim a Longhorn volume (from the stack)."""
+    inventory = STACK.load()
+    with run_context(inventory, dry_run=True, fetch_kubeconfig=False) as ctx:
+        found = []
+        for step in STACK.components(inventory):
+            if isinstance(step, HelmRelease) and step.values_path.exists():
+                text = step.rendered_values(ctx)
+            elif isinstance(step, ManifestBundle):
+                text = step.rendered(ctx)
+            else:
+                continue
+            if LONGHORN_CLAIM.search(text):
+                found.append(step.id)
+    return found
+
+
+VOLUME_CLAIMERS = volume_claimers()
+
+
+def test_the_volume_claimers_are_found() -> None:
+    # the derivation must see the stack's known claimers, or the test below checks nothing
+    assert {"observability/kube-prometheus-stack", "observability/loki", "apps/mealie"} <= set(
+        VOLUME_CLAIMERS
+    )
 
 
 @pytest.mark.parametrize("claimer", VOLUME_CLAIMERS)

@@ -115,21 +115,6 @@ def graph() -> Graph:
     return Graph.build(catalog(load_inventory()))
 
 
-ORDER = [
-    ("observability/kube-prometheus-stack", "scheduling/scheduler-plugins"),
-    ("observability/prometheus-ready", "scheduling/scheduler-plugins"),
-    ("scheduling/kyverno", "scheduling/kyverno-ready"),
-    ("scheduling/kyverno-ready", "scheduling/trimaran-policy"),
-    ("scheduling/scheduler-plugins-ready", "scheduling/trimaran-policy"),
-]
-
-
-@pytest.mark.parametrize(("before", "after"), ORDER, ids=[f"{a} < {b}" for a, b in ORDER])
-def test_order(graph: Graph, before: str, after: str) -> None:
-    assert graph.order.index(before) < graph.order.index(after)
-    assert before in graph.ancestors(after)
-
-
 def test_no_descheduler_anywhere(graph: Graph) -> None:
     assert not [c for c in graph.components if "descheduler" in c]
     assert not list((REPO_ROOT / "helm-values").glob("*descheduler*"))
