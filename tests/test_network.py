@@ -31,6 +31,7 @@ from tests.rendered import (
     rendered_values,
     unknown_keys,
 )
+from tests.settings import manifest_settings_test
 
 INV = load_inventory(None)
 MANIFESTS = REPO_ROOT / "manifests" / "network"
@@ -178,13 +179,7 @@ def test_values_setting(release: str, key: str, expected: Any) -> None:
     assert lookup(rendered_values(release), key) == expected
 
 
-@pytest.mark.parametrize(
-    ("bundle", "kind", "name", "key", "expected"),
-    MANIFEST_SETTINGS,
-    ids=[f"{b}:{k}/{n}:{p}" for b, k, n, p, _ in MANIFEST_SETTINGS],
-)
-def test_manifest_setting(bundle: str, kind: str, name: str, key: str, expected: Any) -> None:
-    assert lookup(find_object(MANIFESTS / bundle, kind, name), key) == expected
+test_manifest_setting = manifest_settings_test(MANIFESTS, MANIFEST_SETTINGS)
 
 
 def test_traefik_lan_ip_is_a_static_address_inside_the_pool() -> None:

@@ -6,28 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tasks.engine.components import HelmRelease
 from tasks.engine.errors import GateError
 from tasks.engine.gates import Gate
 from tasks.engine.graph import Graph
-from tasks.engine.inventory import REPO_ROOT, load_inventory
-from tasks.engine.render import render_file
+from tasks.engine.inventory import load_inventory
 from tasks.stack import catalog
-
-
-def rendered(relative: str) -> Any:
-    """A values file or manifest with inventory placeholders filled, parsed."""
-    return yaml.safe_load(render_file(REPO_ROOT / relative, load_inventory()))
-
-
-def at(data: Any, dotted: str | tuple[str, ...]) -> Any:
-    """The value at ``a.b.0.c`` (a digit indexes a list; a tuple for keys holding dots)."""
-    for part in dotted.split(".") if isinstance(dotted, str) else dotted:
-        data = data[int(part)] if isinstance(data, list) else data[part]
-    return data
-
+from tests.settings import at, parsed, settings_test
 
 KPS = "helm-values/kube-prometheus-stack.yaml"
 LOKI = "helm-values/loki.yaml"
@@ -93,24 +79,18 @@ SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("relative", "dotted", "expected"),
-    SETTINGS,
-    ids=[f"{f}:{p if isinstance(p, str) else '.'.join(p)}" for f, p, _ in SETTINGS],
-)
-def test_setting(relative: str, dotted: str | tuple[str, ...], expected: Any) -> None:
-    assert at(rendered(relative), dotted) == expected
+test_setting = settings_test(SETTINGS)
 
 
 def test_loki_limits_are_raised_above_lokis_defaults() -> None:
-    limits = at(rendered(LOKI), "loki.limits_config")
+    limits = at(parsed(LOKI), "loki.limits_config")
     # Loki 3.6 defaults: 4 MB/s rate, 6 MB burst
     assert limits["ingestion_rate_mb"] > 4
     assert limits["ingestion_burst_size_mb"] > 6
 
 
 def test_alloy_ships_this_nodes_pod_logs_to_the_loki_gateway() -> None:
-    content = at(rendered(ALLOY), "alloy.configMap.content")
+    content = at(parsed(ALLOY), "alloy.configMap.content")
     assert 'url = "http://loki-gateway.monitoring.svc.cluster.local/loki/api/v1/push"' in content
     assert 'regex         = sys.env("HOSTNAME")' in content
     assert "loki.source.kubernetes" in content
@@ -119,7 +99,7 @@ def test_alloy_ships_this_nodes_pod_logs_to_the_loki_gateway() -> None:
 
 
 def test_monitoring_namespace_allows_node_exporter() -> None:
-    namespace = rendered("manifests/observability/namespace/namespace.yaml")
+    namespace = parsed("manifests/observability/namespace/namespace.yaml")
     assert namespace["metadata"]["name"] == "monitoring"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
 

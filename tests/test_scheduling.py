@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
-import yaml
 
 from tasks.engine.graph import Graph
 from tasks.engine.inventory import REPO_ROOT, load_inventory
-from tasks.engine.render import render_file
 from tasks.stack import catalog
+from tests.settings import at, parsed, settings_test
 
 SCHEDULER = "scheduler-plugins-scheduler"
 POLICY = "manifests/scheduling/trimaran-policy/inject-trimaran-scheduler.yaml"
-
-
-def rendered(relative: str) -> Any:
-    return yaml.safe_load(render_file(REPO_ROOT / relative, load_inventory()))
-
-
-def at(data: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        data = data[int(part)] if isinstance(data, list) else data[part]
-    return data
 
 
 SP = "helm-values/scheduler-plugins.yaml"
@@ -63,22 +51,18 @@ SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("relative", "dotted", "expected"), SETTINGS, ids=[f"{f}:{p}" for f, p, _ in SETTINGS]
-)
-def test_setting(relative: str, dotted: str, expected: Any) -> None:
-    assert at(rendered(relative), dotted) == expected
+test_setting = settings_test(SETTINGS)
 
 
 def test_policy_skips_pods_owned_by_daemonsets() -> None:
-    key = at(rendered(POLICY), f"{RULE}.preconditions.all.0.key")
+    key = at(parsed(POLICY), f"{RULE}.preconditions.all.0.key")
     assert "ownerReferences[?kind=='DaemonSet']" in key
     assert "length(@)" in key
 
 
 def test_the_prometheus_address_is_the_one_kube_prometheus_stack_serves(graph: Graph) -> None:
     kps = graph.components["observability/kube-prometheus-stack"]
-    address = at(rendered(SP), f"{LVRB}.metricProvider.address")
+    address = at(parsed(SP), f"{LVRB}.metricProvider.address")
     # <release>-prometheus in the release namespace, port 9090
     assert address == f"http://{kps.release}-prometheus.{kps.namespace}.svc:9090"
 
@@ -102,7 +86,7 @@ def test_margin_penalises_variation_harder_than_upstream(
     std: float, upstream: int, ours: int
 ) -> None:
     """The comment in helm-values/scheduler-plugins.yaml: a ±10% node loses ~32 points, not 5."""
-    args = at(rendered(SP), LVRB)
+    args = at(parsed(SP), LVRB)
     assert lvrb_score(0.5, std, 0.1, 1, 1) == upstream  # upstream defaults m = 1, k = 1
     assert (
         lvrb_score(0.5, std, 0.1, args["safeVarianceMargin"], args["safeVarianceSensitivity"])

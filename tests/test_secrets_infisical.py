@@ -29,14 +29,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeInfisical]:
     """A fake Infisical with one project, and the environment pointing the store at it."""
     fake = FakeInfisical(CLIENT_ID, CLIENT_SECRET)
     fake.add_project(PROJECT, {"prod": ["/", "/apps"], "staging": ["/"]})
-    url = fake.start()
-    monkeypatch.setenv("INFISICAL_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("INFISICAL_CLIENT_SECRET", CLIENT_SECRET)
-    monkeypatch.setenv("INFISICAL_SITE_URL", url)
-    monkeypatch.setenv("INFISICAL_PROJECT_ID", PROJECT)
-    monkeypatch.setenv("INFISICAL_TIMEOUT", "1")
-    for var in ("INFISICAL_ENVIRONMENT", "INFISICAL_SECRET_PATH"):
-        monkeypatch.delenv(var, raising=False)
+    fake.start_for(monkeypatch, PROJECT)
     yield fake
     fake.stop()
 

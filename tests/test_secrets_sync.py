@@ -38,14 +38,7 @@ def infisical(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeInfisical]:
     fake.put(PROJECT, "prod", "/", "APP_USER", "app-user-1111", "homelab")
     fake.put(PROJECT, "prod", "/", "APP_PASSWORD", "app-password-2222", "homelab")
     fake.put(PROJECT, "prod", "/", "TUNNEL_TOKEN", "tunnel-token-3333", "homelab")
-    url = fake.start()
-    monkeypatch.setenv("INFISICAL_CLIENT_ID", "sync-client")
-    monkeypatch.setenv("INFISICAL_CLIENT_SECRET", "sync-client-secret-1")
-    monkeypatch.setenv("INFISICAL_SITE_URL", url)
-    monkeypatch.setenv("INFISICAL_PROJECT_ID", PROJECT)
-    monkeypatch.setenv("INFISICAL_TIMEOUT", "1")
-    for var in ("INFISICAL_ENVIRONMENT", "INFISICAL_SECRET_PATH"):
-        monkeypatch.delenv(var, raising=False)
+    fake.start_for(monkeypatch, PROJECT)
     yield fake
     fake.stop()
 
@@ -164,16 +157,23 @@ def test_a_missing_name_fails_before_the_cluster_is_touched(ctx, kube):
     assert kube.requests == []
 
 
-@pytest.mark.parametrize(
-    ("inject", "expected"),
-    [
-        (lambda f, mp: mp.setenv("INFISICAL_CLIENT_SECRET", "wrong-one-99"), "HTTP 401"),
-        (lambda f, mp: mp.setenv("INFISICAL_PROJECT_ID", "no-such-project"), "HTTP 404"),
-        (lambda f, mp: f.fail(500, prefix="/api/v3/"), "HTTP 500"),
-        (lambda f, mp: f.hang(), "timeout"),
-    ],
-    ids=["401", "404", "500", "timeout"],
+# what can go wrong with Infisical, and the words the error must use
+FAILURES = [
+    pytest.param(
+        lambda f, mp: mp.setenv("INFISICAL_CLIENT_SECRET", "wrong-one-99"), "HTTP 401", id="401"
+    ),
+    pytest.param(
+        lambda f, mp: mp.setenv("INFISICAL_PROJECT_ID", "no-such-project"), "HTTP 404", id="404"
+    ),
+    pytest.param(lambda f, mp: f.fail(500, prefix="/api/v3/"), "HTTP 500", id="500"),
+    pytest.param(lambda f, mp: f.hang(), "timeout", id="timeout"),
+]
+NO_CREDENTIALS = pytest.param(
+    lambda f, mp: mp.delenv("INFISICAL_CLIENT_ID"), "$INFISICAL_CLIENT_ID", id="no-credentials"
 )
+
+
+@pytest.mark.parametrize(("inject", "expected"), FAILURES)
 def test_infisical_failures_change_nothing_in_the_cluster(
     inventory, kube, infisical, monkeypatch, inject, expected
 ):
@@ -190,17 +190,7 @@ def test_infisical_failures_change_nothing_in_the_cluster(
     assert kube.requests == []
 
 
-@pytest.mark.parametrize(
-    ("inject", "expected"),
-    [
-        (lambda f, mp: mp.setenv("INFISICAL_CLIENT_SECRET", "wrong-one-99"), "HTTP 401"),
-        (lambda f, mp: mp.setenv("INFISICAL_PROJECT_ID", "no-such-project"), "HTTP 404"),
-        (lambda f, mp: f.fail(500, prefix="/api/v3/"), "HTTP 500"),
-        (lambda f, mp: f.hang(), "timeout"),
-        (lambda f, mp: mp.delenv("INFISICAL_CLIENT_ID"), "$INFISICAL_CLIENT_ID"),
-    ],
-    ids=["401", "404", "500", "timeout", "no-credentials"],
-)
+@pytest.mark.parametrize(("inject", "expected"), [*FAILURES, NO_CREDENTIALS])
 def test_deploy_preflight_stops_before_any_step_runs(
     inventory, kube, infisical, monkeypatch, inject, expected
 ):

@@ -31,6 +31,7 @@ from tests.rendered import (
     rendered_values,
     unknown_keys,
 )
+from tests.settings import manifest_settings_test
 
 INV = load_inventory(None)
 MANIFESTS = REPO_ROOT / "manifests" / "storage"
@@ -92,13 +93,7 @@ def test_longhorn_values_setting(key: str, expected: Any) -> None:
     assert lookup(rendered_values("longhorn"), key) == expected
 
 
-@pytest.mark.parametrize(
-    ("bundle", "kind", "name", "key", "expected"),
-    MANIFEST_SETTINGS,
-    ids=[f"{b}:{k}/{n}:{p}" for b, k, n, p, _ in MANIFEST_SETTINGS],
-)
-def test_manifest_setting(bundle: str, kind: str, name: str, key: str, expected: Any) -> None:
-    assert lookup(find_object(MANIFESTS / bundle, kind, name), key) == expected
+test_manifest_setting = manifest_settings_test(MANIFESTS, MANIFEST_SETTINGS)
 
 
 def test_default_replica_count_setting_is_two_for_every_data_engine() -> None:

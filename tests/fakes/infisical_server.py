@@ -99,6 +99,18 @@ class FakeInfisical:
         self._server, url = serve(answer, "fake-infisical")
         return url
 
+    def start_for(self, monkeypatch: Any, project: str) -> str:
+        """Start serving and point onecluster's Infisical settings at this fake and ``project``."""
+        url = self.start()
+        monkeypatch.setenv("INFISICAL_CLIENT_ID", self.client_id)
+        monkeypatch.setenv("INFISICAL_CLIENT_SECRET", self.client_secret)
+        monkeypatch.setenv("INFISICAL_SITE_URL", url)
+        monkeypatch.setenv("INFISICAL_PROJECT_ID", project)
+        monkeypatch.setenv("INFISICAL_TIMEOUT", "1")
+        for var in ("INFISICAL_ENVIRONMENT", "INFISICAL_SECRET_PATH"):
+            monkeypatch.delenv(var, raising=False)
+        return url
+
     def stop(self) -> None:
         self._hang.set()
         if self._server is not None:
