@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .engine.catalog import Catalog
-from .engine.cli import catalog_of, help_for, layer_settings, onecluster_task
+from .engine.cli import catalog_of, layer_settings, onecluster_task
 from .engine.errors import OneclusterError, choice
 from .engine.execute import execute, plan
 from .engine.output import echo
@@ -24,7 +24,7 @@ def _catalog(c, profile: str | None) -> Catalog:
     return PROFILES[choice("--profile", profile, sorted(PROFILES), "profile")].catalog(stack)
 
 
-@onecluster_task(help=help_for("cluster", "dry_run", "jobs", "from_", profile=PROFILE_HELP))
+@onecluster_task(help=dict(profile=PROFILE_HELP))
 def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None, profile=None):
     """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order."""
     execute(_catalog(c, profile), cluster=cluster, from_step=from_, dry_run=dry_run, jobs=jobs)
@@ -32,9 +32,7 @@ def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None, profile=None):
 
 @onecluster_task(
     name="plan",
-    help=help_for(
-        "cluster",
-        "from_",
+    help=dict(
         layer="only this layer (repeatable)",
         step="only this step and its needs (repeatable)",
         format=f"output format: {', '.join(FORMATS)}",
@@ -60,11 +58,7 @@ def plan_(
 
 
 @onecluster_task(
-    help=help_for(
-        "cluster",
-        "dry_run",
-        "jobs",
-        "from_",
+    help=dict(
         layer="deploy this layer (repeatable)",
         step="deploy this step and its needs (repeatable)",
     ),
@@ -83,7 +77,9 @@ def deploy(c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=
     )
 
 
-@onecluster_task(name="deploy", help=help_for("cluster", "dry_run", "jobs", "from_"))
+@onecluster_task(
+    name="deploy",
+)
 def deploy_layer(c, cluster=None, dry_run=False, jobs=4, from_=None):
     """Deploy this layer in dependency order (needs outside it are assumed in place)."""
     layer = layer_settings(c).get("name")

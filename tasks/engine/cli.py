@@ -7,7 +7,8 @@
 - Invoke's global ``--dry`` (``-R``) means the task's ``--dry-run``: it never runs anything for real;
 - no automatic short flags: Invoke would make ``-d`` mean ``--dry-run`` after a task name while it
   means ``--debug`` before one, so every flag is spelled out;
-- flag types come from the defaults (Invoke converts ``--jobs 8`` to an int).
+- flag types come from the defaults (Invoke converts ``--jobs 8`` to an int);
+- the shared flags (``--cluster``, ``--dry-run``, ``--jobs``, ``--from``) get their help here.
 """
 
 from __future__ import annotations
@@ -27,18 +28,13 @@ from .output import redact
 CONFIG_KEY = "onecluster"
 LAYER_KEY = "layer"
 
-# Flag help shared by the tasks: pick what a task takes with help_for()
+# Help of the flags many tasks share: a task taking one gets it unless it says otherwise
 HELP = {
     "cluster": "inventory file (default: $ONECLUSTER_CLUSTER or talos/cluster.yaml)",
     "dry_run": "print the exact commands each step would run, and run none",
     "jobs": "how many steps may run at once (default 4)",
     "from_": "resume: start at this step id and run everything after it",
 }
-
-
-def help_for(*names: str, **extra: str) -> dict[str, str]:
-    """``help=`` for a task taking the shared flags ``names`` plus its own ``extra`` ones."""
-    return {**{n: HELP[n] for n in names}, **extra}
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -103,8 +99,9 @@ def onecluster_task(
     def decorate(func: Callable[..., Any]) -> Any:
         from invoke import task
 
+        params = inspect.signature(func).parameters
         options: dict[str, Any] = {
-            "help": help or {},
+            "help": {**{n: text for n, text in HELP.items() if n in params}, **(help or {})},
             "iterable": list(iterable),
             "auto_shortflags": False,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..engine.cli import catalog_of, help_for, onecluster_task
+from ..engine.cli import catalog_of, onecluster_task
 from ..engine.errors import choice
 from ..engine.execute import execute
 from ..engine.output import echo, table
@@ -20,8 +20,7 @@ SELECT_HELP = {
 
 @onecluster_task(
     name="list",
-    help=help_for(
-        "cluster",
+    help=dict(
         format=f"output format: {', '.join(FORMATS)}",
         dry_run="accepted like every task's; listing reads only the declarations, never Infisical",
         **SELECT_HELP,
@@ -47,8 +46,7 @@ def list_(c, cluster=None, component=None, layer=None, format="table", dry_run=F
 
 
 @onecluster_task(
-    help=help_for(
-        "cluster",
+    help=dict(
         dry_run="say what would be looked up in Infisical, and contact nothing",
         **SELECT_HELP,
     ),
@@ -69,9 +67,7 @@ def check(c, cluster=None, component=None, layer=None, dry_run=False):
     check_secrets(catalog_of(c), cluster=cluster, components=component or (), layers=layer or ())
 
 
-@onecluster_task(
-    help=help_for("cluster", "dry_run", "jobs", **SELECT_HELP), iterable=["component", "layer"]
-)
+@onecluster_task(help=dict(**SELECT_HELP), iterable=["component", "layer"])
 def sync(c, cluster=None, component=None, layer=None, dry_run=False, jobs=4):
     """Sync the selected components' Secrets from Infisical into Kubernetes (server-side apply)."""
     _, reqs = selected(catalog_of(c), cluster, component, layer)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..engine.cli import catalog_of, help_for, onecluster_task
+from ..engine.cli import catalog_of, onecluster_task
 from ..engine.command import Command
 from ..engine.components import Component
 from ..engine.context import RunContext, user_kubeconfig, user_talosconfig
@@ -51,8 +51,7 @@ def _run(
 
 
 @onecluster_task(
-    help=help_for(
-        "cluster", "dry_run",
+    help=dict(
         out="also write the node configs and talosconfig to this directory (they hold secrets)",
         new_pki="generate a new secrets bundle even for a bootstrapped cluster (needs --yes)",
         yes="confirm --new-pki",
@@ -75,8 +74,7 @@ def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False
 
 
 @onecluster_task(
-    help=help_for(
-        "cluster", "dry_run", "jobs",
+    help=dict(
         node="apply to this node only (default: every node, in parallel)",
         insecure="treat the nodes as in maintenance mode (default: detected per node)",
     )
@@ -99,7 +97,7 @@ def apply(c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False):
     )
 
 
-@onecluster_task(help=help_for("cluster", "dry_run"))
+@onecluster_task()
 def bootstrap(c, cluster=None, dry_run=False):
     """Bootstrap etcd on the first control plane, once (reports and stops if already done)."""
     _run(
@@ -109,11 +107,7 @@ def bootstrap(c, cluster=None, dry_run=False):
     )  # fmt: skip
 
 
-@onecluster_task(
-    help=help_for(
-        "cluster", "dry_run", output="write here instead of $KUBECONFIG or ~/.kube/config"
-    )
-)
+@onecluster_task(help=dict(output="write here instead of $KUBECONFIG or ~/.kube/config"))
 def kubeconfig(c, cluster=None, dry_run=False, output=None):
     """Fetch the admin kubeconfig and merge it into your kubeconfig (or --output PATH)."""
     target = output or user_kubeconfig()
@@ -132,11 +126,7 @@ def _export_talosconfig(ctx: RunContext) -> list[Command]:
     ]
 
 
-@onecluster_task(
-    help=help_for(
-        "cluster", "dry_run", output="write here instead of $TALOSCONFIG or ~/.talos/config"
-    )
-)
+@onecluster_task(help=dict(output="write here instead of $TALOSCONFIG or ~/.talos/config"))
 def talosconfig(c, cluster=None, dry_run=False, output=None):
     """Generate the admin talosconfig and merge it into yours (or --output PATH)."""
     target = output or user_talosconfig()
@@ -149,9 +139,7 @@ def talosconfig(c, cluster=None, dry_run=False, output=None):
     )  # fmt: skip
 
 
-@onecluster_task(
-    help=help_for("cluster", "dry_run", timeout=f"how long to wait (default {HEALTH_TIMEOUT})")
-)
+@onecluster_task(help=dict(timeout=f"how long to wait (default {HEALTH_TIMEOUT})"))
 def health(c, cluster=None, dry_run=False, timeout=HEALTH_TIMEOUT):
     """Wait until every control plane and worker in the inventory is healthy."""
     _run(
@@ -179,8 +167,7 @@ def upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list[
 
 
 @onecluster_task(
-    help=help_for(
-        "cluster", "dry_run",
+    help=dict(
         node="upgrade this node only",
         timeout="per-node limit for the upgrade and for each gate (default 15m)",
     )
@@ -199,7 +186,7 @@ def _upgrade_k8s_commands(ctx: RunContext) -> list[Command]:
     ]
 
 
-@onecluster_task(help=help_for("cluster", "dry_run"))
+@onecluster_task()
 def upgrade_k8s(c, cluster=None, dry_run=False):
     """Upgrade Kubernetes to the inventory's version (talosctl's own dry-run runs first)."""
     _run(
@@ -217,8 +204,7 @@ def reset_order(inv: Inventory, only: str | None) -> list[Node]:
 
 
 @onecluster_task(
-    help=help_for(
-        "cluster", "dry_run",
+    help=dict(
         node="reset this node only (gracefully: it leaves etcd first)",
         yes="confirm: wipes the nodes' STATE and EPHEMERAL partitions",
     )

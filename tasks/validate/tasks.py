@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke.exceptions import Exit
 
 from ..engine import helm
-from ..engine.cli import catalog_of, help_for, onecluster_task
+from ..engine.cli import catalog_of, onecluster_task
 from ..engine.command import Command, Executor, check_tools
 from ..engine.components import HelmRelease
 from ..engine.errors import OneclusterError
@@ -53,9 +53,7 @@ def pull_charts(
 
 
 @onecluster_task(
-    help=help_for(
-        "cluster",
-        "dry_run",
+    help=dict(
         force="pull again even when a chart is already in the cache",
     )
 )
@@ -74,8 +72,7 @@ def pull(c, cluster=None, dry_run=False, force=False):
 
 
 @onecluster_task(
-    help=help_for(
-        "cluster",
+    help=dict(
         dry_run="check values and manifests (local), but print the helm template commands and run none",
         cache="chart cache directory (default: .cache/charts, what charts.pull fills)",
         reference="reference data directory (default: ../shared/reference)",

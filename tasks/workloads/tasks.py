@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine.catalog import Catalog
-from ..engine.cli import catalog_of, help_for, layer_settings, onecluster_task
+from ..engine.cli import catalog_of, layer_settings, onecluster_task
 from ..engine.context import RunContext, run_context
 from ..engine.errors import ConfirmationRequired, OneclusterError
 from ..engine.execute import execute
@@ -99,7 +99,7 @@ def _row(w: Workload, graph: Graph, ctx: RunContext, reachable: bool) -> tuple[s
     return (w.name, w.namespace, ", ".join(outside), deployed, healthy, graph[w.id].summary)
 
 
-@onecluster_task(name="list", help=help_for("cluster", dry_run=QUERIES_HELP))
+@onecluster_task(name="list", help=dict(dry_run=QUERIES_HELP))
 def list_(c, cluster=None, dry_run=False):
     """List each workload, what it needs, and (with a cluster) whether it is healthy."""
     layer = Layer.of(c)
@@ -117,7 +117,7 @@ def list_(c, cluster=None, dry_run=False):
 
 
 @onecluster_task(
-    help=help_for("cluster", "dry_run", "jobs", name="name (see `list`); repeatable; none: all"),
+    help=dict(name="name (see `list`); repeatable; none: all"),
     iterable=["name"],
 )
 def deploy(c, name=None, cluster=None, dry_run=False, jobs=4):
@@ -148,7 +148,7 @@ def deploy(c, name=None, cluster=None, dry_run=False, jobs=4):
     )
 
 
-@onecluster_task(help=help_for("cluster", dry_run=QUERIES_HELP, name="name (see `list`)"))
+@onecluster_task(help=dict(dry_run=QUERIES_HELP, name="name (see `list`)"))
 def status(c, name=None, cluster=None, dry_run=False):
     """Show whether a workload's steps are in place and its workloads rolled out."""
     layer = Layer.of(c)
@@ -178,8 +178,7 @@ def status(c, name=None, cluster=None, dry_run=False):
 
 
 @onecluster_task(
-    help=help_for(
-        "cluster", "dry_run",
+    help=dict(
         name="name (see `list`)",
         purge="also delete its volumes and namespace (needs --yes)",
         yes="confirm --purge",
