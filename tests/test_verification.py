@@ -27,9 +27,12 @@ from tasks.engine.context import run_context
 from tasks.engine.errors import GraphError, OneclusterError
 from tasks.engine.gates import Gate
 from tasks.engine.inventory import load_inventory
+from tasks.engine.kubectl import Kubectl
 from tasks.engine.output import redact
+from tasks.engine.poll import poll
 from tasks.engine.values import merge_values
 from tasks.stack import LAYERS, STACK
+from tasks.talos.upgrade import unhealthy_volumes
 from tasks.validate.valuescheck import check_values, schema_errors
 from tasks.verify.probe import (
     HOST_ROOT,
@@ -44,7 +47,6 @@ from tasks.verify.profile import KIND, KIND_CONFIG, KIND_GATEWAY_HTTP, Generated
 from tasks.verify.verification import (
     condition,
     down_targets,
-    eventually,
     exporter_instances,
     http_status,
     injection_policies,
@@ -131,7 +133,7 @@ def test_probe_pod_names_are_dns_labels(node, expected):
 
 
 def test_probe_pods_apply_wait_yield_hosts_then_delete(fake_tools):
-    kube = Kube(kubeconfig="/tmp/kc")
+    kube = Kube(Kubectl(kubeconfig="/tmp/kc"))
     with probe_pods(kube, NODES, run_id="r1") as hosts:
         assert fake_tools.argvs("kubectl")[-1][:6] == [
             "kubectl",
@@ -196,7 +198,7 @@ def test_probe_pods_are_deleted_when_apply_fails(fake_tools):
 
 def test_probe_host_spec_drives_testinfra_kubectl_backend(fake_tools):
     fake_tools.rule("kubectl", "exec", stdout="ok")
-    with probe_pods(Kube(kubeconfig="/tmp/kc", context="homelab"), ["talostrk1"], run_id="r4") as h:
+    with probe_pods(Kube(Kubectl("/tmp/kc", "homelab")), ["talostrk1"], run_id="r4") as h:
         host = testinfra.get_host(h["talostrk1"])
         assert host.check_output("cat /host/etc/os-release") == "ok"
     execs = [a for a in fake_tools.argvs("kubectl") if "exec" in a]
@@ -645,6 +647,33 @@ def test_longhorn_volume_problems():
     ]
 
 
+def test_longhorn_volume_problems_judge_health_as_the_upgrade_gate_does():
+    def vol(name, state, robustness):
+        return {
+            "metadata": {"name": name},
+            "spec": {"numberOfReplicas": 2},
+            "status": {"state": state, "robustness": robustness},
+        }
+
+    # the same listing the rolling upgrade reads: one rule, so a volume one check would stop
+    # for, the other does not pass
+    volumes = {
+        "items": [
+            vol("idle", "detached", "unknown"),
+            vol("lost", "detached", "faulted"),
+            vol("coming", "attaching", ""),
+        ]
+    }
+    assert longhorn_volume_problems(volumes) == [
+        "lost: detached but robustness=faulted",
+        "coming: attaching but robustness=none",
+    ]
+    assert unhealthy_volumes(json.dumps(volumes)) == [
+        "lost (detached, faulted)",
+        "coming (attaching, no robustness)",
+    ]
+
+
 TARGETS = {
     "data": {
         "activeTargets": [
@@ -764,11 +793,12 @@ def test_http_status_sends_the_route_host():
     assert seen["host"] == "mealie.example.com"
 
 
-def test_eventually_polls_until_done_or_out_of_time():
+def test_poll_until_done_or_out_of_time():
+    # the live checks wait on a just-deployed cluster with the engine's poller and a `done` test
     answers = iter([1, 2, 3, 4])
-    assert eventually(lambda: next(answers), lambda n: n == 3, within=60, every=0) == 3
+    assert poll(lambda: next(answers), 60, 0, done=lambda n: n == 3) == 3
     # out of time: the last answer comes back for the check to report
-    assert eventually(lambda: "still starting", lambda s: False, within=0) == "still starting"
+    assert poll(lambda: "still starting", 0, 5, done=lambda s: False) == "still starting"
 
 
 # The nox sessions ------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ at most one node (and so at most one control plane) is ever down.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from ..engine.command import Command
@@ -16,6 +15,7 @@ from ..engine.errors import CommandError, GateError, OneclusterError
 from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
+from ..verify import longhorn
 from . import talosctl
 from .options import TalosOptions
 
@@ -36,20 +36,17 @@ def unhealthy_volumes(payload: str) -> list[str]:
     """Longhorn volumes (``kubectl get volumes.longhorn.io -o json``) that are not healthy.
 
     Attached volumes must report robustness ``healthy``; detached volumes report ``unknown`` and
-    are fine; a ``faulted`` volume is never fine.
+    are fine; a ``faulted`` volume is never fine (the rule is :attr:`longhorn.Volume.healthy`).
     """
     try:
-        items = json.loads(payload or "{}").get("items", [])
-    except (json.JSONDecodeError, AttributeError):
+        found = longhorn.read_volumes(payload)
+    except ValueError:
         return ["could not read Longhorn volumes (kubectl printed no JSON list)"]
-    bad = []
-    for item in items:
-        name = item.get("metadata", {}).get("name", "?")
-        status = item.get("status", {}) or {}
-        state, robustness = status.get("state", ""), status.get("robustness", "")
-        if robustness == "faulted" or (state != "detached" and robustness != "healthy"):
-            bad.append(f"{name} ({state or 'no state'}, {robustness or 'no robustness'})")
-    return bad
+    return [
+        f"{v.name} ({v.state or 'no state'}, {v.robustness or 'no robustness'})"
+        for v in found
+        if not v.healthy
+    ]
 
 
 def longhorn_volumes(ctx: RunContext) -> Command:

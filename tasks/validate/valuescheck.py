@@ -123,6 +123,7 @@ def _walk(
     source: str,
     result: ValuesCheck,
 ) -> None:
+    """Check every key of ``node`` (at ``rel`` in ``chart``, shown as ``shown``) and walk below."""
     root = chart.schema or {}
     for key, value in node.items():
         key = str(key)
@@ -131,20 +132,7 @@ def _walk(
         if not rel and key == "global":
             continue
         if not rel and key in chart.subcharts:
-            sub = chart.view(key)
-            if sub is None:
-                # the parent's own defaults under the alias (e.g. the `condition` key) are known;
-                # anything else belongs to the missing subchart and cannot be judged here
-                own = chart.values.get(key) if isinstance(chart.values.get(key), dict) else {}
-                unsure = sorted(str(k) for k in (value if isinstance(value, dict) else {}))
-                unsure = [k for k in unsure if k not in own]
-                if unsure:
-                    result.notes.append(
-                        f"{source}: {'.'.join(here)}: subchart {key} has no chart data here, "
-                        f"not checked: {', '.join(unsure)}"
-                    )
-            elif isinstance(value, dict):
-                _walk(value, sub, sub.values, sub.schema, (), here, source, result)
+            _walk_subchart(key, value, chart, here, source, result)
             continue
         in_defaults = isinstance(default, dict) and key in default
         child_schema, in_schema, _ = _schema_child(schema, key, root)
@@ -173,12 +161,7 @@ def _walk(
         if not isinstance(value, dict) or _matches(path, chart.verbatim):
             continue
         if key in KUBERNETES_TYPED:
-            validator = definition_validator(KUBERNETES_TYPED[key], result.kube_version)
-            for err in validator.iter_errors(value):
-                where = ".".join([*here, *(str(p) for p in err.absolute_path)])
-                result.errors.append(
-                    FieldError(source, where, f"not a valid {KUBERNETES_TYPED[key]}: {err.message}")
-                )
+            _check_kubernetes_typed(KUBERNETES_TYPED[key], value, here, source, result)
             continue
         if child_default == {} or _open_schema(child_schema, root):
             continue  # a free-form map (annotations, env, config rendered verbatim)
@@ -198,6 +181,36 @@ def _walk(
             )
             continue
         _walk(value, chart, child_default or {}, child_schema, path, here, source, result)
+
+
+def _walk_subchart(
+    alias: str, value: Any, chart: Chart, here: Path_, source: str, result: ValuesCheck
+) -> None:
+    """Walk the values under a subchart's alias against that subchart, or note what was skipped."""
+    sub = chart.view(alias)
+    if sub is None:
+        # the parent's own defaults under the alias (e.g. the `condition` key) are known;
+        # anything else belongs to the missing subchart and cannot be judged here
+        own = chart.values.get(alias) if isinstance(chart.values.get(alias), dict) else {}
+        unsure = sorted(str(k) for k in (value if isinstance(value, dict) else {}))
+        unsure = [k for k in unsure if k not in own]
+        if unsure:
+            result.notes.append(
+                f"{source}: {'.'.join(here)}: subchart {alias} has no chart data here, "
+                f"not checked: {', '.join(unsure)}"
+            )
+    elif isinstance(value, dict):
+        _walk(value, sub, sub.values, sub.schema, (), here, source, result)
+
+
+def _check_kubernetes_typed(
+    definition: str, value: dict[str, Any], here: Path_, source: str, result: ValuesCheck
+) -> None:
+    """Check a value the chart copies into a Pod spec against its Kubernetes type, strictly."""
+    validator = definition_validator(definition, result.kube_version)
+    for err in validator.iter_errors(value):
+        where = ".".join([*here, *(str(p) for p in err.absolute_path)])
+        result.errors.append(FieldError(source, where, f"not a valid {definition}: {err.message}"))
 
 
 def schema_errors(values: dict[str, Any], chart: Chart, source: str) -> list[FieldError]:

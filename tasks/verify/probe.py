@@ -19,10 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from ..engine.command import Command, Executor, Result
+from ..engine import yamlio
+from ..engine.command import Executor, Result
 from ..engine.errors import OneclusterError
+from ..engine.kubectl import Kubectl
 from ..engine.output import echo
 
 PROBE_IMAGE = "busybox:1.37.0"
@@ -43,28 +43,22 @@ class ProbeError(OneclusterError):
 
 @dataclass(frozen=True)
 class Kube:
-    """kubectl bound to one kubeconfig and context, run by the engine's executor."""
+    """A cluster to check: kubectl bound to it (which builds every argv) and the executor."""
 
-    kubeconfig: str = ""
-    context: str = ""
-    executor: Executor = field(default_factory=lambda: Executor())
-
-    def command(self, *args: str, **options: Any) -> Command:
-        """A kubectl command with this cluster's ``--kubeconfig``/``--context``."""
-        bound: list[str] = []
-        if self.kubeconfig:
-            bound += ["--kubeconfig", self.kubeconfig]
-        if self.context:
-            bound += ["--context", self.context]
-        return Command("kubectl", (*bound, *args), **options)
+    kubectl: Kubectl = field(default_factory=Kubectl)
+    executor: Executor = field(default_factory=Executor)
 
     def run(self, *args: str, **options: Any) -> Result:
         """Run kubectl; raise :class:`~tasks.engine.errors.CommandError` on failure."""
-        return self.executor.run(self.command(*args, **options))
+        return self.executor.run(self.kubectl(*args, **options))
+
+    def query(self, *args: str, **options: Any) -> Result:
+        """Run a read-only kubectl command for its output (even when dry-running)."""
+        return self.executor.query(self.kubectl(*args, **options))
 
     def json(self, *args: str) -> Any:
         """Run a read-only kubectl command with ``-o json`` and return the parsed output."""
-        return json.loads(self.executor.query(self.command(*args, "-o", "json")).stdout)
+        return json.loads(self.query(*args, "-o", "json").stdout)
 
 
 def pod_name(node: str, run_id: str) -> str:
@@ -122,10 +116,10 @@ def probe_manifest(
 def host_spec(kube: Kube, name: str, namespace: str = PROBE_NAMESPACE) -> str:
     """The testinfra host for a probe Pod: ``kubectl://POD?namespace=…&container=…``."""
     query = {"namespace": namespace, "container": PROBE_CONTAINER}
-    if kube.kubeconfig:
-        query["kubeconfig"] = kube.kubeconfig
-    if kube.context:
-        query["context"] = kube.context
+    if kube.kubectl.kubeconfig:
+        query["kubeconfig"] = kube.kubectl.kubeconfig
+    if kube.kubectl.context:
+        query["context"] = kube.kubectl.context
     return f"kubectl://{name}?{urllib.parse.urlencode(query)}"
 
 
@@ -145,9 +139,8 @@ def probe_pods(
     """
     run_id = run_id or secrets.token_hex(3)
     names = {node: pod_name(node, run_id) for node in nodes}
-    stream = yaml.safe_dump_all(
-        [probe_manifest(n, p, namespace=namespace, image=image) for n, p in names.items()],
-        sort_keys=False,
+    stream = yamlio.dump_all(
+        probe_manifest(n, p, namespace=namespace, image=image) for n, p in names.items()
     )
     pods = [f"pod/{p}" for p in names.values()]
     failed = True
@@ -158,9 +151,7 @@ def probe_pods(
                 "wait", "--for=condition=Ready", f"--timeout={timeout}", "-n", namespace, *pods
             )
         except OneclusterError as exc:
-            seen = kube.executor.query(
-                kube.command("get", "-n", namespace, *pods, "-o", "wide", ok_codes=(0, 1))
-            ).stdout
+            seen = kube.query("get", "-n", namespace, *pods, "-o", "wide", ok_codes=(0, 1)).stdout
             raise ProbeError(f"probe Pods not Ready within {timeout}: {exc}\n{seen}") from None
         yield {node: host_spec(kube, p, namespace) for node, p in names.items()}
         failed = False

@@ -11,16 +11,14 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ..engine.errors import OneclusterError
+from . import longhorn
 
 SCHEDULER_NAME = "scheduler-plugins-scheduler"
 NODE_EXPORTER_JOB = "node-exporter"
-
-T = TypeVar("T")
 
 
 def select_layers(
@@ -90,19 +88,19 @@ def unready_pods(pods: Mapping[str, Any]) -> list[str]:
 
 
 def longhorn_volume_problems(volumes: Mapping[str, Any], replicas: int = 2) -> list[str]:
-    """Longhorn volumes not set to ``replicas`` replicas, or attached and not ``healthy``.
+    """Longhorn volumes not set to ``replicas`` replicas, or not healthy.
 
-    A detached volume has robustness ``unknown`` by design; only its replica count is checked.
+    Health is the upgrade gate's rule (:attr:`.longhorn.Volume.healthy`): an attached volume must
+    be ``healthy``; a detached one reports ``unknown`` by design and is fine unless ``faulted``.
     """
     out = []
-    for vol in items(volumes):
-        name = vol["metadata"]["name"]
-        wanted = (vol.get("spec") or {}).get("numberOfReplicas")
-        status = vol.get("status") or {}
-        if wanted != replicas:
-            out.append(f"{name}: numberOfReplicas={wanted}, expected {replicas}")
-        if status.get("state") == "attached" and status.get("robustness") != "healthy":
-            out.append(f"{name}: attached but robustness={status.get('robustness')}")
+    for vol in longhorn.volumes(volumes):
+        if vol.replicas != replicas:
+            out.append(f"{vol.name}: numberOfReplicas={vol.replicas}, expected {replicas}")
+        if not vol.healthy:
+            out.append(
+                f"{vol.name}: {vol.state or 'no state'} but robustness={vol.robustness or 'none'}"
+            )
     return out
 
 
@@ -223,19 +221,3 @@ def module_present(name: str, loaded: str, modules_dep: str, builtin: str = "") 
             if line.strip() and norm(line.split(":", 1)[0]) == wanted:
                 return True
     return False
-
-
-def eventually(
-    probe: Callable[[], T], done: Callable[[T], bool], *, within: float, every: float = 5.0
-) -> T:
-    """Call ``probe`` until ``done(result)`` or ``within`` seconds passed; return the last result.
-
-    For checks of a cluster that was just deployed and is still starting Pods; never used by
-    the unit tests.
-    """
-    deadline = time.monotonic() + within
-    while True:
-        result = probe()
-        if done(result) or time.monotonic() >= deadline:
-            return result
-        time.sleep(every)

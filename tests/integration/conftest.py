@@ -12,6 +12,7 @@ import os
 import pytest
 
 from tasks.engine.errors import OneclusterError
+from tasks.engine.kubectl import Kubectl
 from tasks.verify.probe import Kube
 
 
@@ -23,7 +24,7 @@ def kube() -> Kube:
         pytest.exit(
             "integration: $KUBECONFIG is not set; run these through `nox -s integration`", 3
         )
-    kube = Kube(kubeconfig=kubeconfig)
+    kube = Kube(Kubectl(kubeconfig))
     try:
         kube.json("get", "nodes")
     except OneclusterError as exc:

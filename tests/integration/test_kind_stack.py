@@ -2,14 +2,15 @@
 the app answering through Traefik's Gateway."""
 
 import pytest
-import yaml
 
+from tasks.engine import yamlio
 from tasks.engine.inventory import load_inventory
+from tasks.engine.kubectl import namespace_manifest
+from tasks.engine.poll import poll
 from tasks.verify.profile import KIND_APPS, KIND_GATEWAY_HTTP
 from tasks.verify.verification import (
     SCHEDULER_NAME,
     condition,
-    eventually,
     http_status,
     scheduled_by,
     unready_pods,
@@ -20,11 +21,7 @@ POD = "scheduler-check"
 
 
 def test_every_pod_ready(kube):
-    problems = eventually(
-        lambda: unready_pods(kube.json("get", "pods", "--all-namespaces")),
-        lambda p: not p,
-        within=600,
-    )
+    problems = poll(lambda: unready_pods(kube.json("get", "pods", "--all-namespaces")), 600, 5)
     assert problems == []
 
 
@@ -37,9 +34,9 @@ def plain_pod(kube):
         "metadata": {"name": POD, "namespace": NAMESPACE},
         "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]},
     }
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    stream = yamlio.dump_all([namespace_manifest(NAMESPACE), pod])
     try:
-        kube.run("apply", "-f", "-", stdin=yaml.safe_dump_all([namespace, pod]).encode())
+        kube.run("apply", "-f", "-", stdin=stream.encode())
         yield POD
     finally:
         kube.run("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
@@ -48,16 +45,18 @@ def plain_pod(kube):
 def test_new_pod_injected_and_scheduled_by_second_scheduler(kube, plain_pod):
     pod = kube.json("get", "pod", plain_pod, "-n", NAMESPACE)
     assert pod["spec"].get("schedulerName") == SCHEDULER_NAME
-    pod = eventually(
+    pod = poll(
         lambda: kube.json("get", "pod", plain_pod, "-n", NAMESPACE),
-        lambda p: condition(p, "PodScheduled") == "True",
-        within=180,
+        180,
+        5,
+        done=lambda p: condition(p, "PodScheduled") == "True",
     )
     assert condition(pod, "PodScheduled") == "True", pod.get("status")
-    events = eventually(
+    events = poll(
         lambda: kube.json("get", "events", "-n", NAMESPACE),
-        lambda e: scheduled_by(e, plain_pod),
-        within=60,
+        60,
+        5,
+        done=lambda e: bool(scheduled_by(e, plain_pod)),
     )
     assert scheduled_by(events, plain_pod) == {SCHEDULER_NAME}
 
@@ -72,7 +71,7 @@ def test_app_answers_through_gateway(app):
         except OSError as exc:
             return exc
 
-    answer = eventually(status, lambda s: isinstance(s, int) and 200 <= s < 400, within=300)
+    answer = poll(status, 300, 5, done=lambda s: isinstance(s, int) and 200 <= s < 400)
     assert isinstance(answer, int) and 200 <= answer < 400, (
         f"{host} via {KIND_GATEWAY_HTTP}: {answer}"
     )

@@ -2,7 +2,7 @@
 
 Run with ``nox -s postdeploy`` (``-- --layer storage`` to pick layers) after a rebuild, and by
 ``nox -s integration`` against kind with ``--profile kind``. Node checks get ``host``: a testinfra
-host inside a probe Pod on that node (see tasks/engine/probe.py); the pods are created once per
+host inside a probe Pod on that node (see tasks/verify/probe.py); the pods are created once per
 run, only if a node check is selected, and removed afterwards even when checks fail.
 """
 
@@ -16,6 +16,7 @@ import testinfra
 
 from tasks.engine.errors import OneclusterError
 from tasks.engine.inventory import load_inventory
+from tasks.engine.kubectl import Kubectl
 from tasks.stack import STACK
 from tasks.verify.probe import Kube, probe_pods
 from tasks.verify.verification import node_names, select_layers
@@ -54,9 +55,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _kube(config: pytest.Config) -> Kube:
     kubeconfig = config.getoption("--kubeconfig") or os.environ.get("KUBECONFIG", "")
-    return Kube(
-        kubeconfig=kubeconfig.split(os.pathsep)[0], context=config.getoption("--kube-context")
-    )
+    return Kube(Kubectl(kubeconfig.split(os.pathsep)[0], config.getoption("--kube-context")))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -17,7 +17,7 @@ TARGETS = (
 
 @pytest.fixture(scope="module")
 def targets(kube):
-    return json.loads(kube.executor.query(kube.command("get", "--raw", TARGETS)).stdout)
+    return json.loads(kube.query("get", "--raw", TARGETS).stdout)
 
 
 def test_prometheus_targets_up(targets):

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-import yaml
 
+from tasks.engine import yamlio
 from tasks.engine.errors import CommandError
 from tasks.verify.verification import SCHEDULER_NAME, injection_policies, items, policy_ready
 
@@ -37,15 +37,8 @@ def test_injection_policy_ready(policies):
 
 def test_new_pod_gets_scheduler(kube):
     # a server-side dry run goes through admission (Kyverno included) and persists nothing
-    made = kube.executor.query(
-        kube.command(
-            "create",
-            "--dry-run=server",
-            "-f",
-            "-",
-            "-o",
-            "json",
-            stdin=yaml.safe_dump(PROBE_POD).encode(),
-        )
-    )
+    made = kube.query(
+        "create", "--dry-run=server", "-f", "-", "-o", "json",
+        stdin=yamlio.dump(PROBE_POD).encode(),
+    )  # fmt: skip
     assert json.loads(made.stdout)["spec"].get("schedulerName") == SCHEDULER_NAME
