@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tasks.engine.components import Component  # noqa: E402
-from tasks.engine.execute import default_catalog, execute  # noqa: E402
+from tasks.engine.execute import execute  # noqa: E402
 from tasks.engine.graph import Graph, critical_path  # noqa: E402
 from tasks.engine.output import table  # noqa: E402
+from tasks.stack import STACK  # noqa: E402
 from tests.conftest import install_fakes  # noqa: E402
 
 
@@ -53,7 +54,7 @@ class PlannedCommands(Component):
 
 def bench_catalog(inventory):
     steps = []
-    for comp in default_catalog(inventory):
+    for comp in STACK.components(inventory):
         custom_run = type(comp).run is not Component.run or getattr(comp, "action", None)
         if custom_run and comp.kind != "gate":
             comp = PlannedCommands(
@@ -65,10 +66,8 @@ def bench_catalog(inventory):
 
 def run_rebuild(jobs: int, fakes) -> tuple[int, float, float, float]:
     with redirect_stdout(StringIO()):
-        report = execute(bench_catalog, jobs=jobs, preflight=False)
-    from tasks.engine.inventory import load_inventory
-
-    graph = Graph.build(bench_catalog(load_inventory()))
+        report = execute(STACK.with_components(bench_catalog), jobs=jobs, preflight=False)
+    graph = Graph.build(bench_catalog(STACK.load()))
     durations = {r.id: r.duration for r in report.results}
     crit, _ = critical_path(graph.steps([r.id for r in report.results]), durations)
     return len(report.results), sum(durations.values()), crit, report.wall
@@ -79,7 +78,7 @@ def startup(repeat: int) -> tuple[float, float]:
     # PYTHONDONTWRITEBYTECODE environment would otherwise recompile every module on every run,
     # while site-packages, and so invoke itself, are already compiled).
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "tasks", "tasks.py"], cwd=ROOT, check=True
+        [sys.executable, "-m", "compileall", "-q", "tasks"], cwd=ROOT, check=True
     )
 
     def timed(argv: list[str]) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .components import Component
 from .context import RunContext
-from .errors import OneclusterError
+from .errors import FlagError, OneclusterError
 from .graph import Graph
 from .output import echo, redact, table
 
@@ -93,7 +93,7 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if jobs < 1:
-            raise OneclusterError(f"--jobs must be at least 1, got {jobs}")
+            raise FlagError(f"--jobs must be at least 1, got {jobs}")
         self.graph = graph
         self.ctx = ctx
         self.jobs = 1 if ctx.dry_run else jobs
