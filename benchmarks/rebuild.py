@@ -77,9 +77,7 @@ def startup(repeat: int) -> tuple[float, float]:
     # Measure warm start-ups, as a user's second run is: byte-compile the project first (a
     # PYTHONDONTWRITEBYTECODE environment would otherwise recompile every module on every run,
     # while site-packages, and so invoke itself, are already compiled).
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "tasks"], cwd=ROOT, check=True
-    )
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "tasks"], cwd=ROOT, check=True)
 
     def timed(argv: list[str]) -> float:
         samples = []
