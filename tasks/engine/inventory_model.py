@@ -135,7 +135,7 @@ class Inventory:
     domains: DomainSpec
     infisical: InfisicalSpec
     backups: BackupSpec
-    # free-form per-layer settings (e.g. ``ai.mcpServer.access``), read by the layer that owns them
+    # free-form per-layer settings (e.g. ``ai.mcpAccess``), read by the layer that owns them
     settings: dict[str, dict[str, str]] = field(default_factory=dict)
     source: str = field(default="", init=False, compare=False)
 
