@@ -183,25 +183,19 @@ def _kind_health(comp: Component) -> Component:
     )
 
 
-def _kind_storage(comp: Component) -> Component:
-    return ManifestBundle(
-        layer=comp.layer,
-        name=comp.name,
-        needs=("talos/health",),
-        path=f"{KIND_DIR}/manifests/storage",
-        summary="kind: StorageClass longhorn provisioned by kind's local-path (stands in for "
-        "Longhorn)",
-    )
+def _local_path_class(folder: str, summary: str) -> StandIn:
+    """A stand-in applying the StorageClass manifests in ``folder`` (kind's local-path)."""
 
+    def stand_in(comp: Component) -> Component:
+        return ManifestBundle(
+            layer=comp.layer,
+            name=comp.name,
+            needs=("talos/health",),
+            path=f"{KIND_DIR}/manifests/{folder}",
+            summary=f"kind: {summary}",
+        )
 
-def _kind_rwx_storage(comp: Component) -> Component:
-    return ManifestBundle(
-        layer=comp.layer,
-        name=comp.name,
-        needs=("talos/health",),
-        path=f"{KIND_DIR}/manifests/storage-rwx",
-        summary="kind: StorageClass longhorn-rwx on local-path (stands in for Longhorn's RWX class)",
-    )
+    return stand_in
 
 
 KIND_DIR = "tests/integration"
@@ -222,8 +216,14 @@ KIND = Profile(
     ),
     stand_ins={
         "talos/health": _kind_health,
-        "storage/longhorn-ready": _kind_storage,
-        "storage/longhorn-extras": _kind_rwx_storage,
+        "storage/longhorn-ready": _local_path_class(
+            "storage",
+            "StorageClass longhorn provisioned by kind's local-path (stands in for Longhorn)",
+        ),
+        "storage/longhorn-extras": _local_path_class(
+            "storage-rwx",
+            "StorageClass longhorn-rwx on local-path (stands in for Longhorn's RWX class)",
+        ),
     },
     unsupported=("talos/", "storage/longhorn"),
     overlays=f"{KIND_DIR}/values",
