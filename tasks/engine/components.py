@@ -44,6 +44,8 @@ class Component:
     """A node of the deployment graph."""
 
     kind: ClassVar[str] = "step"
+    # the external binaries every step of this kind runs (checked before the first step)
+    binaries: ClassVar[tuple[str, ...]] = ()
 
     layer: str
     name: str
@@ -69,7 +71,7 @@ class Component:
 
     def tools(self) -> set[str]:
         """External binaries this step needs (checked before the first step runs)."""
-        return set()
+        return set(self.binaries)
 
     def describe(self, ctx: RunContext) -> str:
         """One line saying what the step does beyond its commands (shown in plans)."""
@@ -99,14 +101,12 @@ class CrdBundle(Component):
     """CustomResourceDefinitions applied server-side from pinned URLs or repo files."""
 
     kind: ClassVar[str] = "crds"
+    binaries: ClassVar[tuple[str, ...]] = ("kubectl",)
 
     sources: tuple[str, ...]
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return [ctx.kubectl.apply(src, force_conflicts=True) for src in self.sources]
-
-    def tools(self) -> set[str]:
-        return {"kubectl"}
 
     def probes(self, ctx: RunContext) -> list[Probe]:
         return [
@@ -119,6 +119,7 @@ class HelmRelease(Component):
     """A pinned upstream chart installed with values from ``helm-values/<release>.yaml``."""
 
     kind: ClassVar[str] = "helm"
+    binaries: ClassVar[tuple[str, ...]] = ("helm",)
 
     version: str
     namespace: str
@@ -173,9 +174,6 @@ class HelmRelease(Component):
         shown = f"helm release {self.namespace}/{self.release} with {rel}{over} on stdin"
         return self.summary or shown
 
-    def tools(self) -> set[str]:
-        return {"helm"}
-
     def probes(self, ctx: RunContext) -> list[Probe]:
         return [
             Probe(
@@ -210,6 +208,7 @@ class ManifestBundle(Component):
     """Plain manifests from ``manifests/<layer>/<name>/``, rendered and applied server-side."""
 
     kind: ClassVar[str] = "manifests"
+    binaries: ClassVar[tuple[str, ...]] = ("kubectl",)
 
     path: str = ""  # defaults to manifests/<layer>/<name>
     # a per-document rewrite a profile applies on top (e.g. kind serves no ReadWriteMany volumes)
@@ -239,9 +238,6 @@ class ManifestBundle(Component):
     def describe(self, ctx: RunContext) -> str:
         rel = self.directory.relative_to(REPO_ROOT)
         return self.summary or f"apply {rel}/*.yaml (rendered) on stdin"
-
-    def tools(self) -> set[str]:
-        return {"kubectl"}
 
     def probes(self, ctx: RunContext) -> list[Probe]:
         return [

@@ -31,14 +31,12 @@ class Gate(Component):
     """A health gate: waits for exactly what the next components need, with a timeout."""
 
     kind: ClassVar[str] = "gate"
+    binaries: ClassVar[tuple[str, ...]] = ("kubectl",)
 
     checks: tuple[Check, ...]
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return [c.command(ctx) for c in self.checks]
-
-    def tools(self) -> set[str]:
-        return {"kubectl"}
 
     def describe(self, ctx: RunContext) -> str:
         return self.summary or "wait for " + "; ".join(c.what for c in self.checks)

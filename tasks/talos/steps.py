@@ -30,15 +30,13 @@ class TalosStep(Component):
     """A step that drives talosctl; ``build`` returns its commands, ``action`` may replace run()."""
 
     kind: ClassVar[str] = "talos"
+    binaries: ClassVar[tuple[str, ...]] = ("talosctl",)
 
     build: Callable[[RunContext], list[Command]]
     action: Callable[[RunContext], None] | None = None
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return self.build(ctx)
-
-    def tools(self) -> set[str]:
-        return {"talosctl"}
 
     def probes(self, ctx: RunContext) -> list[Probe]:
         # a Talos step is in place when the cluster it builds answers

@@ -47,6 +47,7 @@ class GeneratedSecrets(Component):
     """The declared Secrets filled with random values made in memory (a cluster with no store)."""
 
     kind: ClassVar[str] = "secret"
+    binaries: ClassVar[tuple[str, ...]] = ("kubectl",)
 
     def manifests(self) -> list[dict]:
         """Each Secret's namespace, then the Secret with a fresh random value per key."""
@@ -75,9 +76,6 @@ class GeneratedSecrets(Component):
     def describe(self, ctx: RunContext) -> str:
         names = ", ".join(f"{s.namespace}/{s.name}" for s in self.secrets)
         return f"Secret(s) {names} with random values made in memory (stands in for Infisical)"
-
-    def tools(self) -> set[str]:
-        return {"kubectl"}
 
 
 StandIn = Callable[[Component], Component]
