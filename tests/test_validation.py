@@ -547,8 +547,6 @@ def test_helm_template_renders_and_validates_a_cached_chart(tmp_path: Path) -> N
     release = HelmRelease(
         layer="apps",
         name="demo",
-        release="demo",
-        chart="demo",
         version="1.0.0",
         namespace="demo",
         values=str(values),
@@ -598,7 +596,6 @@ def test_pull_command_is_pinned_and_unpacks(tmp_path: Path) -> None:
     release = HelmRelease(
         layer="apps",
         name="x",
-        release="x",
         chart="oci://ghcr.io/o/charts/x",
         version="0.1.0",
         namespace="x",
