@@ -23,8 +23,8 @@ from .errors import OneclusterError
 from .output import redact
 
 # configuration keys (Invoke's ns.configure): the root's, and each layer collection's own. Invoke
-# merges a collection's configuration over its parents' key by key at the top level only, so the
-# two must be separate keys.
+# merges nested collections' configurations at the top level only (a parent's key replaces the
+# child's whole value: Collection._task_with_merged_config), so the two must be separate keys.
 CONFIG_KEY = "onecluster"
 LAYER_KEY = "layer"
 
