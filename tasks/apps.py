@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .engine.components import Component, SecretSpec
 from .engine.inventory import Inventory
-from .workloads.workload import Chart, Workload
+from .workloads.workload import Chart, Database, Workload
 
 # Public apps are reached through default-gateway (Cloudflare tunnel → Traefik); LAN-only ones
 # through the Traefik LAN entry. Shared volumes come from Longhorn's RWX class (longhorn-extras).
@@ -53,7 +53,8 @@ def declared(inv: Inventory) -> list[Workload]:
                 "network/kube-vip-cloud-provider",
                 "storage/longhorn-extras",
             ),
-            databases=("postgres", "redis"),
+            # its Redis keeps only the Celery queue and stream state: 1Gi, not the default 10Gi
+            databases=("postgres", Database("redis", size="1Gi")),
             summary="IPTV: web + Celery worker, Redis, PostgreSQL, LoadBalancer on its static IP",
             secrets=(
                 _db(

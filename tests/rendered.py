@@ -1,6 +1,10 @@
 """Test conveniences: the reference inventory's rendered values and manifests, and the engine's
 checks of them wrapped as assertions.
 
+Plain manifests are read from their files; what declarations generate (a database from its kind's
+template in ``manifests/databases/``, a bundle's namespace) only exists as the catalogue renders
+it, so :func:`catalogue_objects` reads that.
+
 The checks themselves live in the engine (``tasks/engine/kubeschema.py`` for objects,
 ``tasks/engine/valuescheck.py`` for values keys): tests call them, never re-implement them.
 """
@@ -18,9 +22,11 @@ import pytest
 import yaml
 
 from tasks.engine.command import Executor
-from tasks.engine.components import HelmRelease
+from tasks.engine.components import HelmRelease, ManifestBundle
+from tasks.engine.context import run_context
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.engine.render import render_file
+from tasks.stack import STACK
 from tasks.validate.chartdata import REFERENCE, Chart, ChartSource
 from tasks.validate.kubeschema import (
     CrdIndex,
@@ -30,6 +36,7 @@ from tasks.validate.kubeschema import (
 )
 from tasks.validate.validation import CLUSTER_APIS, template_command
 from tasks.validate.valuescheck import ValuesCheck
+from tasks.workloads.workload import DATABASE_TEMPLATES
 
 INVENTORY = load_inventory(None)  # the reference cluster, talos/cluster.yaml
 KUBERNETES_VERSION = kubernetes_schema_version(INVENTORY)
@@ -50,9 +57,36 @@ def rendered_values(release: str) -> dict[str, Any]:
 def manifest_docs(directory: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Every object of every ``*.yaml`` under ``directory``, rendered, with its file."""
     for path in sorted(directory.rglob("*.yaml")):
+        # a template's placeholders are filled per declaration, not from the inventory alone
+        assert not path.is_relative_to(REPO_ROOT / DATABASE_TEMPLATES), (
+            f"{path} is a template: read its objects with catalogue_objects()"
+        )
         for doc in yaml.safe_load_all(rendered(path)):
             if doc:
                 yield path, doc
+
+
+def catalogue_objects(layers: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(step id, object) for every object the steps of ``layers`` apply, as a deploy renders them.
+
+    Manifest bundles (generated databases and namespaces included), and the ``extraManifests``
+    of a Helm release's rendered values.
+    """
+    wanted = set(layers)
+    found: list[tuple[str, dict[str, Any]]] = []
+    with run_context(INVENTORY, dry_run=True, fetch_kubeconfig=False) as ctx:
+        for step in STACK.graph(INVENTORY).steps():
+            if step.layer not in wanted:
+                continue
+            if isinstance(step, ManifestBundle):
+                docs = list(yaml.safe_load_all(step.rendered(ctx)))
+            elif isinstance(step, HelmRelease):
+                values = yaml.safe_load(step.rendered_values(ctx)) or {}
+                docs = [yaml.safe_load(m) for m in values.get("extraManifests", [])]
+            else:
+                continue
+            found += [(step.id, d) for d in docs if isinstance(d, dict)]
+    return found
 
 
 def find_object(directory: Path, kind: str, name: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from tasks import ai
 from tasks.engine.context import run_context
 from tasks.engine.errors import InventoryError
 from tasks.engine.inventory import DEFAULT_INVENTORY, load_inventory
-from tasks.stack import STACK
+from tasks.stack import STACK, WORKLOAD_LAYERS
 from tasks.validate.valuescheck import check_values, schema_errors
 from tests.rendered import chart_of, rendered_values
 
@@ -100,7 +100,18 @@ def test_mcp_server_is_in_cluster_only_with_a_pinned_image():
     assert {"requests", "limits"} <= set(values["resources"])
 
 
-STEPS = {"kubernetes-mcp-server": "ai/kubernetes-mcp-server", "headlamp": "apps/headlamp"}
+def chart_workloads() -> dict[str, str]:
+    """Release (its values file's name) → step id, of every workload installed from a chart."""
+    inv = load_inventory()
+    return {
+        w.chart.release or w.name: w.id
+        for declared in WORKLOAD_LAYERS.values()
+        for w in declared(inv)
+        if w.chart is not None
+    }
+
+
+STEPS = chart_workloads()
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +119,7 @@ def graph():
     return STACK.graph(load_inventory())
 
 
-@pytest.mark.parametrize("chart", ["kubernetes-mcp-server", "headlamp"])
+@pytest.mark.parametrize("chart", sorted(STEPS))
 def test_values_use_only_keys_the_chart_has(reference, graph, chart):
     # maps the chart copies whole (the MCP server's config, probes, resources) are the engine's
     # to know: rendered verbatim, or checked against their Kubernetes type

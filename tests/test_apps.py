@@ -16,8 +16,8 @@ from invoke.exceptions import Exit
 from tasks import apps
 from tasks.engine.context import run_context
 from tasks.engine.inventory import load_inventory
-from tasks.stack import STACK
-from tests.rendered import check_all
+from tasks.stack import STACK, WORKLOAD_LAYERS
+from tests.rendered import catalogue_objects, check_all
 
 ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parents[1]
 PROBE = "--request-timeout=5s"
@@ -161,7 +161,9 @@ def test_unknown_name_lists_the_known_apps(fake_tools):
         run_task("deploy", name=["mealy"])
     message = str(err.value)
     assert "unknown app 'mealy'" in message
-    for name in ("mealie", "wordpress", "dispatcharr", "headlamp", "sterlingpdf"):
+    known = [w.name for w in apps.declared(load_inventory())]
+    assert known  # an empty list would check nothing
+    for name in known:
         assert name in message
 
 
@@ -242,31 +244,8 @@ def test_list_without_a_cluster_says_health_is_unknown(fake_tools, capsys):
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 
 
-def rendered_objects() -> list[tuple[str, dict]]:
-    """(step id, object) for every object the ai and apps layers apply, chart extras included."""
-    import yaml
-
-    from tasks.engine.components import HelmRelease, ManifestBundle
-
-    inv = load_inventory()
-    graph = STACK.graph(inv)
-    found: list[tuple[str, dict]] = []
-    with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
-        for step in graph.steps():
-            if step.layer not in ("ai", "apps"):
-                continue
-            if isinstance(step, ManifestBundle):
-                docs = list(yaml.safe_load_all(step.rendered(ctx)))
-            elif isinstance(step, HelmRelease):
-                values = yaml.safe_load(step.rendered_values(ctx)) or {}
-                docs = [yaml.safe_load(m) for m in values.get("extraManifests", [])]
-            else:
-                continue
-            found += [(step.id, d) for d in docs if isinstance(d, dict)]
-    return found
-
-
-OBJECTS = rendered_objects()
+# (step id, object) for every object the workload layers apply, chart extras included
+OBJECTS = catalogue_objects(WORKLOAD_LAYERS)
 
 
 def obj_id(item: tuple[str, dict]) -> str:
@@ -319,12 +298,18 @@ def test_every_container_is_pinned_and_sized_and_probed(name, container, init):
             assert probe in container, f"{name} has no {probe}"
 
 
-DATABASES = [
-    ("mealie", "mealie-postgres", "10Gi"),
-    ("wordpress", "wordpress-mysql", "10Gi"),
-    ("dispatcharr", "dispatcharr-postgres", "10Gi"),
-    ("dispatcharr", "dispatcharr-redis", "1Gi"),
-]
+def declared_databases() -> list[tuple[str, str, str]]:
+    """(namespace, StatefulSet name, size) of every database the workload layers declare."""
+    inv = load_inventory()
+    return [
+        (w.namespace, f"{w.name}-{db.kind}", db.size)
+        for declared in WORKLOAD_LAYERS.values()
+        for w in declared(inv)
+        for db in w.database_specs()
+    ]
+
+
+DATABASES = declared_databases()
 
 
 @pytest.mark.parametrize("namespace,name,size", DATABASES, ids=[d[1] for d in DATABASES])

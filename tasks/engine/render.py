@@ -3,14 +3,17 @@
 Values files and manifests stay plain YAML that upstream tools can read; the few values that differ
 between clusters (addresses, host names, bucket names) are written ``((network.staticIPs.dispatcharr))``
 and filled from the inventory at render time. The syntax avoids ``${...}`` (used by apps' own config
-files) and ``{{ ... }}`` (Helm's ``tpl``). An unknown placeholder is an error naming file and line.
-Secrets are never placeholders: they reach the cluster as Secrets, referenced by name.
+files) and ``{{ ... }}`` (Helm's ``tpl``). A template the project fills per declaration (e.g. a
+database of an app) is given its own ``values`` beside the inventory's, such as
+``((database.name))``. An unknown placeholder is an error naming file and line. Secrets are never
+placeholders: they reach the cluster as Secrets, referenced by name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,22 +53,39 @@ def inventory_values(inv: Inventory) -> dict[str, str]:
     return out
 
 
-def render_text(text: str, inv: Inventory, source: str = "<text>") -> str:
-    """Replace every ``((path))`` in ``text``; raise naming each unknown placeholder."""
-    values = inventory_values(inv)
+def render_text(
+    text: str,
+    inv: Inventory,
+    source: str = "<text>",
+    values: Mapping[str, str] | None = None,
+) -> str:
+    """Replace every ``((path))`` in ``text``; raise naming each unknown placeholder.
+
+    ``values`` are filled beside the inventory's (a template's own, e.g. ``database.name``); a key
+    that is an inventory path too is refused, so a template cannot shadow the inventory.
+    """
+    known = inventory_values(inv)
+    extra = dict(values or {})
+    shadowed = sorted(set(extra) & set(known))
+    if shadowed:
+        raise ValueError(f"{source}: values {shadowed} are inventory paths already")
+    known.update(extra)
+    hint = "use a path that exists in the inventory, e.g. ((cluster.name))"
+    if extra:
+        hint += ", or one of this file's own: " + ", ".join(f"(({k}))" for k in sorted(extra))
     errors: list[FieldError] = []
 
     def fill(match: re.Match[str]) -> str:
         key = match.group(1)
-        if key in values:
-            return values[key]
+        if key in known:
+            return known[key]
         line = text.count("\n", 0, match.start()) + 1
         errors.append(
             FieldError(
                 source,
                 f"line {line}",
                 f"unknown placeholder (({key}))",
-                "use a path that exists in the inventory, e.g. ((cluster.name))",
+                hint,
             )
         )
         return match.group(0)
@@ -76,10 +96,10 @@ def render_text(text: str, inv: Inventory, source: str = "<text>") -> str:
     return rendered
 
 
-def render_file(path: Path, inv: Inventory) -> str:
-    """Render one values file or manifest."""
+def render_file(path: Path, inv: Inventory, values: Mapping[str, str] | None = None) -> str:
+    """Render one values file, manifest or template (``values``: its own, beside the inventory's)."""
     try:
         shown = str(path.relative_to(REPO_ROOT))
     except ValueError:
         shown = str(path)
-    return render_text(path.read_text(), inv, shown)
+    return render_text(path.read_text(), inv, shown, values)

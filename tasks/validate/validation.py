@@ -8,15 +8,17 @@ and the values merged onto the defaults must satisfy that schema. Chart data com
 ``invoke charts.pull`` fills (``.cache/charts/<chart>-<version>/``, full charts) or else from
 ``../shared/reference/charts`` (values and schemas only). Every file under ``manifests/`` is
 rendered and validated against the Kubernetes JSON schemas of the inventory's Kubernetes minor and
-against the CRDs in ``../shared/reference/crds`` (and ``$ONECLUSTER_EXTRA_CRDS``). Where a full
-chart is cached, ``helm template`` renders the release and its objects are validated the same way.
+against the CRDs in ``../shared/reference/crds`` (and ``$ONECLUSTER_EXTRA_CRDS``); the database
+templates (``manifests/databases/``) are validated as each declared database renders them. Where
+a full chart is cached, ``helm template`` renders the release and its objects are validated the
+same way.
 
 Run ``invoke charts.validate`` (the lint session does): exit 1 on any error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +26,12 @@ from ..engine import helm, yamlio
 from ..engine.catalog import Catalog
 from ..engine.command import Command, Executor, resolve_binary
 from ..engine.components import HelmRelease
+from ..engine.context import run_context
 from ..engine.errors import FieldError, InputError, OneclusterError, ToolMissingError
 from ..engine.inventory import REPO_ROOT, Inventory
 from ..engine.output import echo
 from ..engine.render import render_file
+from ..workloads.workload import DATABASE_TEMPLATES, DatabaseBundle
 from .chartdata import REFERENCE, Chart, ChartSource, cache_path, shown
 from .kubeschema import (
     CrdIndex,
@@ -72,71 +76,154 @@ def run(
     crds = crd_index(reference)
     if reference is None or not (reference / "crds").is_dir():
         report.say("skipped: CRD schemas: no ../shared/reference/crds beside this checkout")
+    charts = check_values_files(releases, inv, source, version, crds, report)
+    check_manifests(catalog, inv, manifests or REPO_ROOT / "manifests", version, crds, report)
+    check_helm_templates(releases, charts, inv, source, version, crds, report, executor)
+    return report
 
+
+# Values files against chart data ----------------------------------------------------------------
+
+
+def check_values_files(
+    releases: list[HelmRelease],
+    inv: Inventory,
+    source: ChartSource,
+    version: str,
+    crds: CrdIndex,
+    report: Report,
+) -> dict[str, Chart | None]:
+    """Check each release's rendered values against its chart; the chart data found, by step id.
+
+    The CRDs a chart ships are added to ``crds``, so manifests using them are validated too.
+    """
     if not source.available():
         report.say(
             f"skipped: values check: no chart data ({shown(source.cache)} is empty: run "
             "`invoke charts.pull` where the network allows, or put ../shared/reference beside "
             "this checkout)"
         )
-        charts: dict[str, Chart | None] = {}
-    else:
-        report.say(f"chart data: {source.describe()}")
-        charts = {}
-        for release in releases:
-            chart, why = source.chart(release)
-            charts[release.id] = chart
-            rel = shown(release.values_path)
-            if chart is None:
-                report.say(f"skipped: {rel}: {why}")
-                continue
-            for crd in chart.crds:
-                crds.add(crd, chart.origin, replace=False)
-            if not release.values_path.exists():
-                report.say(f"skipped: {rel}: no values file (chart defaults)")
-                continue
-            try:
-                values = yamlio.load(render_file(release.values_path, inv))
-            except InputError as exc:  # an unknown ((placeholder)): keep checking the rest
-                report.errors += exc.errors
-                continue
-            except yamlio.YAMLError as exc:
-                report.errors.append(FieldError(rel, "(yaml)", f"not valid YAML: {exc}"))
-                continue
-            result = check_values(values, chart, rel, version)
-            report.errors += result.errors
-            report.lines += [f"note: {n}" for n in result.notes]
-            status = f"{len(result.errors)} error(s)" if result.errors else "ok"
-            report.say(
-                f"values: {rel}: {result.keys} keys against {chart.name} {chart.version} "
-                f"({chart.origin}): {status}"
-            )
+        return {}
+    report.say(f"chart data: {source.describe()}")
+    charts: dict[str, Chart | None] = {}
+    for release in releases:
+        chart, why = source.chart(release)
+        charts[release.id] = chart
+        if chart is None:
+            report.say(f"skipped: {shown(release.values_path)}: {why}")
+            continue
+        for crd in chart.crds:
+            crds.add(crd, chart.origin, replace=False)
+        check_release_values(release, chart, inv, version, report)
+    return charts
 
-    manifest_root = manifests or REPO_ROOT / "manifests"
-    files = (
-        sorted(p for p in manifest_root.rglob("*.y*ml") if p.is_file())
-        if manifest_root.is_dir()
-        else []
+
+def check_release_values(
+    release: HelmRelease, chart: Chart, inv: Inventory, version: str, report: Report
+) -> None:
+    """Check one release's rendered values file against its chart's defaults and schema."""
+    rel = shown(release.values_path)
+    if not release.values_path.exists():
+        report.say(f"skipped: {rel}: no values file (chart defaults)")
+        return
+    try:
+        values = yamlio.load(render_file(release.values_path, inv))
+    except InputError as exc:  # an unknown ((placeholder)): keep checking the rest
+        report.errors += exc.errors
+        return
+    except yamlio.YAMLError as exc:
+        report.errors.append(FieldError(rel, "(yaml)", f"not valid YAML: {exc}"))
+        return
+    result = check_values(values, chart, rel, version)
+    report.errors += result.errors
+    report.lines += [f"note: {n}" for n in result.notes]
+    status = f"{len(result.errors)} error(s)" if result.errors else "ok"
+    report.say(
+        f"values: {rel}: {result.keys} keys against {chart.name} {chart.version} "
+        f"({chart.origin}): {status}"
     )
+
+
+# Manifests against Kubernetes schemas and CRDs --------------------------------------------------
+
+
+def check_manifests(
+    catalog: Catalog,
+    inv: Inventory,
+    root: Path,
+    version: str,
+    crds: CrdIndex,
+    report: Report,
+) -> None:
+    """Validate every manifest that is deployed, as it is deployed.
+
+    A plain file under ``root`` is rendered with the inventory alone. The database templates
+    (``manifests/databases/``) are not: their ``((database.*))`` placeholders are filled per
+    declared database, so each database bundle of ``catalog`` is validated as it renders it.
+    """
+    templates = REPO_ROOT / DATABASE_TEMPLATES
+    files = [
+        p
+        for p in (sorted(root.rglob("*.y*ml")) if root.is_dir() else [])
+        if p.is_file() and not p.is_relative_to(templates)
+    ]
+    databases = [c for c in catalog.components(inv) if isinstance(c, DatabaseBundle)]
     notes: list[str] = []
     count = 0
-    for path in files:
-        rel = shown(path)
-        try:
-            text = render_file(path, inv)
-        except InputError as exc:
-            report.errors += exc.errors
-            continue
-        docs, errs = load_docs(text, rel)
-        report.errors += errs
+    for label, text in _rendered_streams(files, databases, inv, report):
+        docs, errors = load_docs(text, label)
+        report.errors += errors
+        report.errors += validate_objects(docs, label, version, crds, notes)
         count += sum(1 for d in docs if d is not None)
-        report.errors += validate_objects(docs, rel, version, crds, notes)
+    used = {db.template for db in databases}
+    notes += [
+        f"{shown(t)}: no declared database uses this template, not validated"
+        for t in sorted(templates.glob("*.y*ml"))
+        if t not in used
+    ]
     report.say(
-        f"manifests: {len(files)} files, {count} objects against Kubernetes {version} schemas "
-        f"(strict) and {len(crds.schemas)} CRD versions"
+        f"manifests: {len(files)} files, {len(databases)} database bundles from {len(used)} "
+        f"templates; {count} objects against Kubernetes {version} schemas (strict) and "
+        f"{len(crds.schemas)} CRD versions"
     )
     report.lines += [f"note: {n}" for n in notes]
 
+
+def _rendered_streams(
+    files: list[Path], databases: list[DatabaseBundle], inv: Inventory, report: Report
+) -> Iterator[tuple[str, str]]:
+    """(label, rendered YAML) of each file, then of each database bundle as a deploy renders it.
+
+    One that cannot render (an unknown ``((placeholder))``, named by file and line) is reported
+    and left out, so the others are still checked.
+    """
+    for path in files:
+        try:
+            yield shown(path), render_file(path, inv)
+        except InputError as exc:
+            report.errors += exc.errors
+    with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
+        for db in databases:
+            try:
+                yield f"{shown(db.template)} for {db.id}", db.rendered(ctx)
+            except InputError as exc:
+                report.errors += exc.errors
+
+
+# Releases rendered by helm template -------------------------------------------------------------
+
+
+def check_helm_templates(
+    releases: list[HelmRelease],
+    charts: dict[str, Chart | None],
+    inv: Inventory,
+    source: ChartSource,
+    version: str,
+    crds: CrdIndex,
+    report: Report,
+    executor: Executor | None = None,
+) -> None:
+    """Render each release whose full chart is cached with ``helm template``; validate it."""
     helm_missing = _helm_missing()
     for release in releases:
         chart = charts.get(release.id)
@@ -150,7 +237,6 @@ def run(
             )
             continue
         report.errors += template_release(release, inv, source, version, crds, report, executor)
-    return report
 
 
 def _helm_missing() -> str:

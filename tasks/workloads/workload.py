@@ -4,23 +4,41 @@ A :class:`Workload` is what a person means by "an app": its own steps (its datab
 on its StatefulSet rolling out, then the app itself, from manifests or a pinned chart), in its own
 namespace, with the platform steps it needs. ``tasks.py`` beside this gives a layer the tasks
 ``list``, ``deploy --name``, ``status --name`` and ``remove --name`` over its workloads.
+
+A database is generated, not written per app: each kind has one template in the project,
+``manifests/databases/<kind>.yaml`` (``postgres``, ``mysql``, ``redis``): its StatefulSet,
+headless Service and PodDisruptionBudget (and what else the kind needs, e.g. Redis's
+NetworkPolicy), filled per app with ``((database.name))`` (``<app>-<kind>``, also its Secret's
+name), ``((database.namespace))``, ``((database.app))`` (its database and user names, its
+``part-of`` label) and ``((database.size))`` (its volume), beside the inventory's placeholders.
+So adding an app with a PostgreSQL database is one declaration (``databases=("postgres",)``, and
+among its ``secrets`` the Secret ``<app>-postgres`` with key ``password``) plus the app's own
+manifests under ``manifests/<layer>/<app>/``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..engine import yamlio
 from ..engine.command import Command
 from ..engine.components import Component, HelmRelease, ManifestBundle, SecretSpec
 from ..engine.context import RunContext
+from ..engine.errors import OneclusterError
 from ..engine.gates import Gate, rolled_out
 from ..engine.graph import Graph
+from ..engine.inventory import REPO_ROOT, Inventory
 from ..engine.kubectl import namespace_manifest
+from ..engine.render import render_file
 from .state import workloads
 
 # what every database step needs: Longhorn's RWO class
 DATABASE_NEEDS = ("storage/longhorn-ready",)
+# the one template per database kind: <kind>.yaml (repo-relative)
+DATABASE_TEMPLATES = "manifests/databases"
+# a database's volume unless its declaration says otherwise
+DEFAULT_DATABASE_SIZE = "10Gi"
 # kinds ``remove`` keeps unless --purge: the data, and the namespace that holds it
 KEPT_KINDS = ("Namespace", "PersistentVolumeClaim")
 
@@ -41,6 +59,46 @@ class WorkloadBundle(ManifestBundle):
 
     def rendered(self, ctx: RunContext) -> str:
         return "\n---\n".join([self.namespace_doc(), super().rendered(ctx)])
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database of an app: a kind with a template in manifests/databases/, and its volume."""
+
+    kind: str  # postgres, mysql, redis: manifests/databases/<kind>.yaml
+    size: str = DEFAULT_DATABASE_SIZE
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseBundle(WorkloadBundle):
+    """One database of an app: its kind's template filled with the app's names, then applied."""
+
+    database: str  # the kind, e.g. postgres
+    size: str = DEFAULT_DATABASE_SIZE
+    path: str = DATABASE_TEMPLATES
+
+    @property
+    def template(self) -> Path:
+        return self.directory / f"{self.database}.yaml"
+
+    def files(self) -> list[Path]:
+        return [self.template]
+
+    def values(self) -> dict[str, str]:
+        """The template's own placeholders, filled beside the inventory's."""
+        return {
+            "database.name": self.name,
+            "database.namespace": self.namespace,
+            "database.app": self.part_of,
+            "database.size": self.size,
+        }
+
+    def render(self, inv: Inventory) -> str:
+        """The template filled for this database (the objects it adds beside its namespace)."""
+        return render_file(self.template, inv, self.values())
+
+    def rendered(self, ctx: RunContext) -> str:
+        return "\n---\n".join([self.namespace_doc(), self.render(ctx.inventory)])
 
 
 @dataclass(frozen=True)
@@ -65,9 +123,9 @@ class Workload:
     namespace: str
     needs: tuple[str, ...]
     summary: str
-    # sub-folders of manifests/<layer>/<name>/ (e.g. "postgres"), each a StatefulSet called
-    # <name>-<folder>, deployed and rolled out before the app
-    databases: tuple[str, ...] = ()
+    # its databases, each from the template of its kind (a kind alone, e.g. "postgres", has the
+    # default size): a StatefulSet called <name>-<kind>, deployed and rolled out before the app
+    databases: tuple[str | Database, ...] = ()
     # Secrets synced from Infisical before the first of its steps
     secrets: tuple[SecretSpec, ...] = ()
     chart: Chart | None = None
@@ -77,28 +135,41 @@ class Workload:
     def id(self) -> str:
         return f"{self.layer}/{self.name}"
 
+    def database_specs(self) -> list[Database]:
+        """Its databases, a kind alone (``"postgres"``) standing for one of the default size."""
+        specs = [Database(d) if isinstance(d, str) else d for d in self.databases]
+        for db in specs:
+            if not (REPO_ROOT / DATABASE_TEMPLATES / f"{db.kind}.yaml").is_file():
+                kinds = sorted(p.stem for p in (REPO_ROOT / DATABASE_TEMPLATES).glob("*.yaml"))
+                raise OneclusterError(
+                    f"{self.id}: no database template for {db.kind!r} in {DATABASE_TEMPLATES}/ "
+                    f"(use one of {', '.join(kinds)}, or add {db.kind}.yaml there)"
+                )
+        return specs
+
     def components(self) -> list[Component]:
         """The graph steps of this workload, the app itself last."""
         steps: list[Component] = []
         gates: list[str] = []
         secrets = self.secrets
-        for db in self.databases:
-            bundle = WorkloadBundle(
+        for db in self.database_specs():
+            bundle = DatabaseBundle(
                 layer=self.layer,
-                name=f"{self.name}-{db}",
+                name=f"{self.name}-{db.kind}",
                 needs=DATABASE_NEEDS,
-                path=f"manifests/{self.layer}/{self.name}/{db}",
+                database=db.kind,
+                size=db.size,
                 namespace=self.namespace,
                 part_of=self.name,
                 secrets=secrets,
-                summary=f"{db} for {self.name}",
+                summary=f"{db.kind} for {self.name}",
             )
             secrets = ()  # the app needs its database, so one sync of them is enough
             gate = Gate(
                 layer=self.layer,
-                name=f"{self.name}-{db}-ready",
+                name=f"{bundle.name}-ready",
                 needs=(bundle.id,),
-                checks=(rolled_out("statefulset", f"{self.name}-{db}", self.namespace),),
+                checks=(rolled_out("statefulset", bundle.name, self.namespace),),
             )
             steps += [bundle, gate]
             gates.append(gate.id)
