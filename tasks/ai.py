@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .engine import yamlio
 from .engine.components import Component, HelmRelease, SecretSpec
 from .engine.context import RunContext
 from .engine.errors import FieldError, InventoryError
@@ -32,7 +31,7 @@ class McpServerRelease(HelmRelease):
     """The MCP server chart with the access mode of ``settings.ai.mcpAccess`` over its values."""
 
     def rendered_values(self, ctx: RunContext) -> str:
-        values = yaml.safe_load(super().rendered_values(ctx)) or {}
+        values = yamlio.load(super().rendered_values(ctx)) or {}
         access = MCP_ACCESS[mcp_access(ctx.inventory)]
         config = values.setdefault("config", {})
         config["read_only"] = access["read_only"]
@@ -41,7 +40,7 @@ class McpServerRelease(HelmRelease):
         rbac["extraClusterRoleBindings"] = [
             {"name": "access", "roleRef": {"name": access["role"], "external": True}}
         ]
-        return yaml.safe_dump(values, sort_keys=False)
+        return yamlio.dump(values)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,7 +51,7 @@ class OpenClawBundle(WorkloadBundle):
 
     def skills_configmap(self) -> str:
         data = {name: (self.skills_dir / name).read_text() for name in SKILL_FILES}
-        return yaml.safe_dump(
+        return yamlio.dump(
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
@@ -62,8 +61,7 @@ class OpenClawBundle(WorkloadBundle):
                     "labels": {"app.kubernetes.io/part-of": "openclaw"},
                 },
                 "data": data,
-            },
-            sort_keys=False,
+            }
         )
 
     def rendered(self, ctx: RunContext) -> str:
