@@ -21,12 +21,9 @@ from .context import RunContext
 from .errors import OneclusterError
 from .helm import chart_ref
 from .inventory import REPO_ROOT
-from .probes import PROBE_TIMEOUT, Probe, holds, object_refs, quick
+from .probes import GET_NAMES, Probe, holds, object_refs, quick
 from .render import render_file
 from .values import merge_values
-
-# `kubectl get` as a question: names only, answered fast
-_GET = ("get", f"--request-timeout={PROBE_TIMEOUT}", "-o", "name")
 
 
 @dataclass(frozen=True)
@@ -110,7 +107,7 @@ class CrdBundle(Component):
 
     def probes(self, ctx: RunContext) -> list[Probe]:
         return [
-            Probe(f"CRDs from {src}", quick(ctx.kubectl(*_GET, "-f", src))) for src in self.sources
+            Probe(f"CRDs from {src}", quick(ctx.kubectl(*GET_NAMES, "-f", src))) for src in self.sources
         ]
 
 
@@ -243,7 +240,7 @@ class ManifestBundle(Component):
         return [
             Probe(
                 f"{self.id}: {' '.join(refs)} in {ns or 'the cluster'}",
-                quick(ctx.kubectl(*_GET, *(("-n", ns) if ns else ()), *refs)),
+                quick(ctx.kubectl(*GET_NAMES, *(("-n", ns) if ns else ()), *refs)),
             )
             for ns, refs in object_refs(self.rendered(ctx)).items()
         ]

@@ -17,6 +17,8 @@ from .errors import OneclusterError
 
 PROBE_TIMEOUT = "5s"
 PROBE_SECONDS = 20.0
+# `kubectl get` as a question: names only, answered fast (followed by what to look for)
+GET_NAMES = ("get", f"--request-timeout={PROBE_TIMEOUT}", "-o", "name")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import ClassVar
 from ..engine.components import Component
 from ..engine.context import RunContext
 from ..engine.output import echo
-from ..engine.probes import PROBE_TIMEOUT, Probe, quick
+from ..engine.probes import GET_NAMES, Probe, quick
 from . import sync
 
 
@@ -31,11 +31,10 @@ class SecretSync(Component):
         return sync.preflight(ctx, self.secrets, owner=self.id)
 
     def probes(self, ctx: RunContext) -> list[Probe]:
-        get = ("get", f"--request-timeout={PROBE_TIMEOUT}", "-o", "name")
         return [
             Probe(
                 f"Secret {s.namespace}/{s.name}",
-                quick(ctx.kubectl(*get, "secret", s.name, "-n", s.namespace)),
+                quick(ctx.kubectl(*GET_NAMES, "secret", s.name, "-n", s.namespace)),
             )
             for s in self.secrets
         ]
