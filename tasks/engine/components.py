@@ -107,7 +107,8 @@ class CrdBundle(Component):
 
     def probes(self, ctx: RunContext) -> list[Probe]:
         return [
-            Probe(f"CRDs from {src}", quick(ctx.kubectl(*GET_NAMES, "-f", src))) for src in self.sources
+            Probe(f"CRDs from {src}", quick(ctx.kubectl(*GET_NAMES, "-f", src)))
+            for src in self.sources
         ]
 
 
