@@ -219,9 +219,14 @@ class ManifestBundle(Component):
     def files(self) -> list[Path]:
         return sorted(p for p in self.directory.glob("*.yaml") if p.is_file())
 
+    def placeholders(self) -> dict[str, str]:
+        """The bundle's own placeholder values, filled beside the inventory's (none here)."""
+        return {}
+
     def rendered(self, ctx: RunContext) -> str:
         """Every manifest file of the bundle, placeholders filled in, as one YAML stream."""
-        return "\n---\n".join(render_file(p, ctx.inventory) for p in self.files())
+        own = self.placeholders()
+        return "\n---\n".join(render_file(p, ctx.inventory, own) for p in self.files())
 
     def applied(self, ctx: RunContext) -> str:
         """What is fed to ``kubectl apply``: the rendered stream, through ``patch`` if any."""

@@ -28,9 +28,8 @@ from ..engine.context import RunContext
 from ..engine.errors import OneclusterError
 from ..engine.gates import Gate, rolled_out
 from ..engine.graph import Graph
-from ..engine.inventory import REPO_ROOT, Inventory
+from ..engine.inventory import REPO_ROOT
 from ..engine.kubectl import namespace_manifest
-from ..engine.render import render_file
 from .state import workloads
 
 # what every database step needs: Longhorn's RWO class
@@ -84,7 +83,7 @@ class DatabaseBundle(WorkloadBundle):
     def files(self) -> list[Path]:
         return [self.template]
 
-    def values(self) -> dict[str, str]:
+    def placeholders(self) -> dict[str, str]:
         """The template's own placeholders, filled beside the inventory's."""
         return {
             "database.name": self.name,
@@ -92,13 +91,6 @@ class DatabaseBundle(WorkloadBundle):
             "database.app": self.part_of,
             "database.size": self.size,
         }
-
-    def render(self, inv: Inventory) -> str:
-        """The template filled for this database (the objects it adds beside its namespace)."""
-        return render_file(self.template, inv, self.values())
-
-    def rendered(self, ctx: RunContext) -> str:
-        return "\n---\n".join([self.namespace_doc(), self.render(ctx.inventory)])
 
 
 @dataclass(frozen=True)
