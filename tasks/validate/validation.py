@@ -71,13 +71,15 @@ def run(
     """Check every values file, manifest and (where a chart is cached) rendered release."""
     report = Report()
     source = source or ChartSource(reference=reference)
-    releases = helm_releases(catalog, inv)
+    steps = catalog.components(inv)  # built once: the releases and the databases both come from it
+    releases = [c for c in steps if isinstance(c, HelmRelease)]
+    databases = [c for c in steps if isinstance(c, DatabaseBundle)]
     version = kubernetes_schema_version(inv)
     crds = crd_index(reference)
     if reference is None or not (reference / "crds").is_dir():
         report.say("skipped: CRD schemas: no ../shared/reference/crds beside this checkout")
     charts = check_values_files(releases, inv, source, version, crds, report)
-    check_manifests(catalog, inv, manifests or REPO_ROOT / "manifests", version, crds, report)
+    check_manifests(databases, inv, manifests or REPO_ROOT / "manifests", version, crds, report)
     check_helm_templates(releases, charts, inv, source, version, crds, report, executor)
     return report
 
@@ -148,7 +150,7 @@ def check_release_values(
 
 
 def check_manifests(
-    catalog: Catalog,
+    databases: list[DatabaseBundle],
     inv: Inventory,
     root: Path,
     version: str,
@@ -159,7 +161,7 @@ def check_manifests(
 
     A plain file under ``root`` is rendered with the inventory alone. The database templates
     (``manifests/databases/``) are not: their ``((database.*))`` placeholders are filled per
-    declared database, so each database bundle of ``catalog`` is validated as it renders it.
+    declared database, so each of ``databases`` is validated as a deploy renders it.
     """
     templates = REPO_ROOT / DATABASE_TEMPLATES
     files = [
@@ -167,7 +169,6 @@ def check_manifests(
         for p in (sorted(root.rglob("*.y*ml")) if root.is_dir() else [])
         if p.is_file() and not p.is_relative_to(templates)
     ]
-    databases = [c for c in catalog.components(inv) if isinstance(c, DatabaseBundle)]
     notes: list[str] = []
     count = 0
     for label, text in _rendered_streams(files, databases, inv, report):
