@@ -62,4 +62,4 @@ class Catalog:
                 dataclasses.replace(c, needs=tuple(n for n in c.needs if n in ids)) for c in chosen
             ]
 
-        return dataclasses.replace(self, components=components)
+        return self.with_components(components)
