@@ -1,0 +1,94 @@
+"""The argv onecluster builds, parsed by the real helm and kubectl where they are installed.
+
+The recording fakes accept any argv; the real binaries do not. Each distinct command shape the
+reference stack emits (every release's helm upgrade and status, kubectl apply/wait/rollout/get/
+delete) is run by
+the real tool against a kubeconfig whose API server is 127.0.0.1:1, where nothing listens. A tool
+that accepted the flags fails only there, at the connection; a flag or subcommand it does not
+know fails before it with ``unknown flag`` / ``unknown command`` — which this test rejects.
+
+Why global flags may come first: Helm registers ``--kubeconfig`` as a persistent flag of its root
+command (helm ``pkg/cli/environment.go``, ``EnvSettings.AddFlags``, bound to the root's
+``PersistentFlags`` in ``pkg/cmd/root.go``), and kubectl does the same with its ``genericclioptions``
+config flags; cobra then accepts them before the subcommand.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tasks.engine.command import Command, resolve_binary
+from tasks.engine.components import CrdBundle
+from tasks.engine.context import run_context
+from tasks.stack import STACK, WORKLOAD_LAYERS
+from tasks.workloads.workload import removal_commands
+
+UNREACHABLE = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: nowhere, cluster: {server: "https://127.0.0.1:1"}}]
+contexts: [{name: nowhere, context: {cluster: nowhere, user: nobody}}]
+current-context: nowhere
+users: [{name: nobody, user: {token: not-a-secret}}]
+"""
+REFUSED = ("127.0.0.1:1", "connection refused")
+PARSE_ERRORS = ("unknown flag", "unknown command", "unknown shorthand", "flags cannot be placed")
+
+
+def _shape(command: Command) -> tuple[str, ...]:
+    """The tool, its subcommand and first operand, past the global flags (one command each)."""
+    words = [a for a in command.args if not a.startswith("-")]
+    flags_with_values = {"--kubeconfig", "--context"}
+    args = list(command.args)
+    for flag in flags_with_values:
+        if flag in args:
+            words.remove(args[args.index(flag) + 1])
+    return (command.tool, *words[:2])
+
+
+def stack_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Command]:
+    """One command of each shape the reference stack deploys, gates, probes and removes with."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("ONECLUSTER_CACHE", str(tmp_path / "cache"))
+    inv = STACK.load()
+    graph = STACK.graph(inv)
+    found: dict[tuple[str, ...], Command] = {}
+    with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
+        for step in graph.steps():
+            if step.layer in ("talos", "secrets") or isinstance(step, CrdBundle):
+                continue  # talosctl is not here; CRD bundles download from the network
+            commands = [*step.commands(ctx), *(p.command for p in step.probes(ctx))]
+            for command in commands:
+                found.setdefault(_shape(command), command)
+        mealie = next(w for w in WORKLOAD_LAYERS["apps"](inv) if w.name == "mealie")
+        for command in removal_commands(mealie, graph, ctx, purge=True):
+            found.setdefault(_shape(command), command)
+    return list(found.values())
+
+
+@pytest.mark.parametrize("tool", ["helm", "kubectl"])
+def test_the_real_tool_accepts_every_command_shape(tool, tmp_path, monkeypatch):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+    commands = [c for c in stack_commands(tmp_path, monkeypatch) if c.tool == tool]
+    assert len(commands) >= 3, "the stack emits several shapes of this tool's commands"
+    for command in commands:
+        done = subprocess.run(
+            [resolve_binary(tool), *command.args],
+            input=command.stdin,
+            env={**os.environ, **command.env, "HOME": str(tmp_path)},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        err = done.stderr.decode("utf-8", "replace")
+        shown = command.display()
+        assert not any(p in err for p in PARSE_ERRORS), f"{shown}\n{err}"
+        assert done.returncode != 0 and any(r in err for r in REFUSED), f"{shown}\n{err}"
