@@ -2,8 +2,7 @@
 
 The recording fakes accept any argv; the real binaries do not. Each distinct command shape the
 reference stack emits (every release's helm upgrade and status, kubectl apply/wait/rollout/get/
-delete) is run by
-the real tool against a kubeconfig whose API server is 127.0.0.1:1, where nothing listens. A tool
+delete) is run by the real tool against a kubeconfig whose API server is 127.0.0.1:1, where nothing listens. A tool
 that accepted the flags fails only there, at the connection; a flag or subcommand it does not
 know fails before it with ``unknown flag`` / ``unknown command`` — which this test rejects.
 
