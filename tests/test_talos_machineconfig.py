@@ -121,7 +121,9 @@ def test_node_patch_carries_hostname_address_and_install_disk(name):
     (link,) = by_kind(docs, "LinkConfig")
     assert link["name"] == node.link
     assert link["addresses"] == [{"address": f"{node.ip}/24"}]
-    assert link["routes"] == [{"destination": "0.0.0.0/0", "gateway": "192.168.50.1"}]
+    # a default route is a gateway with no destination (siderolabs/talos v1.12.4,
+    # pkg/machinery/config/types/network/link.go: an unspecified destination is rejected)
+    assert link["routes"] == [{"gateway": "192.168.50.1"}]
     (resolver,) = by_kind(docs, "ResolverConfig")
     assert resolver["nameservers"] == [{"address": "192.168.50.1"}, {"address": "1.1.1.1"}]
 

@@ -67,7 +67,9 @@ def node_documents(inv: Inventory, node: Node) -> list[dict[str, Any]]:
             "name": node.link,
             "up": True,
             "addresses": [{"address": f"{node.ip}/{prefix}"}],
-            "routes": [{"destination": "0.0.0.0/0", "gateway": str(inv.network.gateway)}],
+            # the default route is a gateway without a destination: Talos v1.12 rejects 0.0.0.0/0
+            # ("route 0 destination must be a valid IP prefix", network/link.go)
+            "routes": [{"gateway": str(inv.network.gateway)}],
         },
         {
             "apiVersion": "v1alpha1",
