@@ -16,7 +16,7 @@ from .engine.components import Component
 from .engine.inventory import Inventory
 from .secrets import infisical
 from .secrets.steps import SecretSync
-from .talos import machineconfig
+from .talos import machineconfig, versions
 from .talos import steps as talos
 
 # the layers in deployment order (plans, --layer and the post-deploy checks use these names)
@@ -60,6 +60,10 @@ def open_secret_store(inventory: Inventory) -> object:
 STACK = Catalog(
     components=catalog,
     layers=LAYERS,
-    inventory_checks=(machineconfig.schematic_errors,),
+    inventory_checks=(
+        machineconfig.schematic_errors,
+        versions.kubernetes_version_errors,
+        machineconfig.talos_rule_errors,
+    ),
     open_store=open_secret_store,
 )

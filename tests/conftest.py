@@ -36,9 +36,24 @@ class FakeTools:
     config: Path
     rules: list[dict] = field(default_factory=list)
     sleep: float = 0.0
+    # what `talosctl version --client --short` reports (the reference inventory's pin)
+    talosctl_version: str = ""
 
     def _save(self) -> None:
-        self.config.write_text(json.dumps({"sleep": self.sleep, "rules": self.rules}))
+        self.config.write_text(
+            json.dumps(
+                {
+                    "sleep": self.sleep,
+                    "rules": self.rules,
+                    "talosctl_version": self.talosctl_version,
+                }
+            )
+        )
+
+    def set_talosctl_version(self, tag: str) -> None:
+        """Make the fake talosctl client report ``tag`` (e.g. one that mismatches the pin)."""
+        self.talosctl_version = tag
+        self._save()
 
     def rule(
         self,
@@ -88,8 +103,17 @@ def install_fakes(directory: Path) -> FakeTools:
         script.write_text(f"#!{sys.executable}\n" + FAKE_TOOL.read_text())
         script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     fakes = FakeTools(bin_dir, directory / "calls.jsonl", directory / "config.json")
+    fakes.talosctl_version = _pinned_talos_version()
     fakes._save()
     return fakes
+
+
+def _pinned_talos_version() -> str:
+    """cluster.talosVersion of the reference inventory (the client a developer installs)."""
+    from tasks.engine import yamlio
+    from tasks.engine.inventory import DEFAULT_INVENTORY
+
+    return yamlio.load(DEFAULT_INVENTORY.read_text())["cluster"]["talosVersion"]
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from tasks.secrets import infisical
 from tasks.secrets.store import MemoryStore
 
 MARK = "FAKE-TALOS-KEY-MATERIAL-7f3a9c"
+# the read-only probe of the talosctl client's version every Talos run makes first
+CLIENT_PROBE = ["talosctl", "version", "--client", "--short"]
 BUNDLE = f"cluster:\n  id: fake\n  secret: {MARK}-bundle\ncerts:\n  os:\n    key: {MARK}-os-ca\n"
 
 WRITER = """
@@ -89,10 +91,16 @@ class TalosEnv:
         return found
 
     def argvs(self) -> list[list[str]]:
-        return self.fakes.argvs()  # type: ignore[attr-defined]
+        """Every recorded call but the read-only client-version probe (:meth:`client_probes`)."""
+        return [a for a in self.fakes.argvs() if a != CLIENT_PROBE]  # type: ignore[attr-defined]
 
     def talosctl(self) -> list[list[str]]:
-        return self.fakes.argvs("talosctl")  # type: ignore[attr-defined]
+        """Every talosctl call but the read-only client-version probe."""
+        return [a for a in self.fakes.argvs("talosctl") if a != CLIENT_PROBE]  # type: ignore[attr-defined]
+
+    def client_probes(self) -> list[list[str]]:
+        """The ``talosctl version --client --short`` probes a run made (one, before any step)."""
+        return [a for a in self.fakes.argvs() if a == CLIENT_PROBE]  # type: ignore[attr-defined]
 
 
 def make_talos_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_tools) -> TalosEnv:

@@ -9,8 +9,10 @@ Three layers of patches make each node's config (all Talos v1.12, multi-document
   address and default route, ``ResolverConfig``, and on control planes the ``Layer2VIPConfig`` that
   holds the API VIP on that node's link (links may differ between nodes, hence per node).
 
-:func:`schema_errors` checks documents against the Talos JSON schema (``config.schema.json``);
-:func:`node_patch_stack` merges one node's layers so the tests can check them together.
+:func:`schema_errors` checks documents against the Talos JSON schema (``config.schema.json``), the
+first gate; :func:`talos_rule_errors` then checks every node's merged layers against Talos's own
+``Validate`` rules (:mod:`.rules`), as an inventory check that runs before anything touches a
+cluster; :func:`node_patch_stack` merges one node's layers.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import yamlio
-from ..engine.errors import FieldError
+from ..engine.errors import FieldError, InputError
 from ..engine.inventory import REPO_ROOT, Inventory, Node
 from ..engine.render import render_file
+from . import rules
 
 PATCH_DIR = REPO_ROOT / "talos" / "patches"
 COMMON_PATCH = PATCH_DIR / "common.yaml"
@@ -129,14 +132,101 @@ def merge_documents(*layers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
+def node_layers(
+    inv: Inventory, node: Node, rendered: dict[str, str] | None = None
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The patch layers of ``node`` in the order talosctl applies them, each with its source."""
+    rendered = rendered if rendered is not None else rendered_patches(inv)
+    layers = [(_shown(COMMON_PATCH), parse_documents(rendered["common"]))]
+    if node.role == "controlplane":
+        layers.append((_shown(CONTROLPLANE_PATCH), parse_documents(rendered["controlplane"])))
+    layers.append((inv.source, node_documents(inv, node)))
+    return layers
+
+
 def node_patch_stack(inv: Inventory, node: Node) -> list[dict[str, Any]]:
     """Every patch ``node`` gets (common, control plane when it is one, its own), merged."""
-    rendered = rendered_patches(inv)
-    layers = [parse_documents(rendered["common"])]
-    if node.role == "controlplane":
-        layers.append(parse_documents(rendered["controlplane"]))
-    layers.append(node_documents(inv, node))
-    return merge_documents(*layers)
+    return merge_documents(*(docs for _, docs in node_layers(inv, node)))
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT))
+
+
+# the inventory field each generated document (and field) comes from; {i} is the node's index
+GENERATED_FROM = {
+    ("LinkConfig", "name"): "nodes[{i}].link",
+    ("LinkConfig", "addresses"): "nodes[{i}].ip",
+    ("LinkConfig", "routes"): "network.gateway",
+    ("HostnameConfig", ""): "nodes[{i}].name",
+    ("ResolverConfig", ""): "network.nameservers",
+    ("Layer2VIPConfig", "name"): "cluster.vip",
+    ("Layer2VIPConfig", ""): "nodes[{i}].link",
+    (None, "machine"): "nodes[{i}].installDisk",
+}
+
+
+def talos_rule_errors(inv: Inventory) -> list[FieldError]:
+    """Every node's documents against Talos's own ``Validate`` rules (an inventory check).
+
+    Each problem names the file that emits the offending document (a patch file, or the
+    inventory field a generated document comes from), what Talos says, and the fix.
+    """
+    if not _complete(inv):
+        return []  # the type errors of the inventory are reported already
+    try:
+        rendered = rendered_patches(inv)
+    except InputError as exc:
+        return exc.errors
+    errors: list[FieldError] = []
+    for i, node in enumerate(inv.nodes):
+        layers = node_layers(inv, node, rendered)
+        docs = merge_documents(*(d for _, d in layers))
+        machine = rules.Node(node.role == "controlplane", (str(node.ip),))
+        for v in rules.violations(docs, machine):
+            error = _located(v, layers, inv.source, i)
+            if error not in errors:
+                errors.append(error)
+    return errors
+
+
+def _located(
+    v: rules.Violation, layers: list[tuple[str, list[dict[str, Any]]]], inventory: str, i: int
+) -> FieldError:
+    """``v`` as an error of the layer whose document set the field (the last such layer)."""
+    source = _origin(v, layers)
+    if source == inventory:
+        kind = v.document.split("/")[0] if v.document != "v1alpha1.Config" else None
+        top = str(v.path[0]) if v.path else ""
+        template = GENERATED_FROM.get((kind, top)) or GENERATED_FROM.get((kind, ""), "nodes[{i}]")
+        field = f"{template.format(i=i)} ({v.document} {v.field})"
+    else:
+        field = f"{v.document} {v.field}"
+    return FieldError(source, field, v.message, v.fix)
+
+
+def _origin(v: rules.Violation, layers: list[tuple[str, list[dict[str, Any]]]]) -> str:
+    found = ""
+    for source, docs in layers:
+        for doc in docs:
+            if rules.doc_id(doc) != v.document:
+                continue
+            if rules.has_path(doc, v.path) or not found:
+                found = source
+    return found or layers[-1][0]
+
+
+def _complete(inv: Inventory) -> bool:
+    """Whether the inventory has every field the generated documents are made of."""
+    c, net, t = inv.cluster, inv.network, inv.talos
+    if None in (c, net, t, inv.nodes) or t.schematic is None:
+        return False
+    if None in (c.vip, c.talos_version, net.subnet, net.gateway, net.nameservers):
+        return False
+    return all(
+        n is not None and None not in (n.name, n.role, n.ip, n.install_disk, n.link)
+        for n in inv.nodes
+    )
 
 
 def parse_documents(text: str) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
 from ..engine.probes import Probe, api_probe
-from . import machineconfig, secretsbundle, talosctl
+from . import machineconfig, secretsbundle, talosctl, versions
 from .options import HEALTH_TIMEOUT, TalosOptions
 
 
@@ -41,6 +41,10 @@ class TalosStep(Component):
     def probes(self, ctx: RunContext) -> list[Probe]:
         # a Talos step is in place when the cluster it builds answers
         return [api_probe(ctx)]
+
+    def preflight(self, ctx: RunContext) -> list[str]:
+        # the talosctl client must be the pinned Talos release (asked once per run)
+        return versions.client_problems(ctx)
 
     def run(self, ctx: RunContext) -> None:
         if self.action is not None and not ctx.dry_run:
@@ -62,16 +66,17 @@ class BundleStep(TalosStep):
         super().run(ctx)
 
     def preflight(self, ctx: RunContext) -> list[str]:
+        problems = super().preflight(ctx)
         if ctx.dry_run:
-            return []
+            return problems
         try:
             secretsbundle.check_new_pki(ctx)
         except ConfirmationRequired as exc:
-            return [str(exc)]
+            return [*problems, str(exc)]
         if ctx.option(TalosOptions).new_pki or secretsbundle.stored_bundle(ctx) is not None:
-            return []
+            return problems
         problem = secretsbundle.missing_bundle_problem(ctx, generate=self.generate)
-        return [problem] if problem else []
+        return [*problems, problem] if problem else problems
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

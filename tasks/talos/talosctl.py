@@ -125,6 +125,11 @@ def version(talosconfig: str, node: Node) -> Command:
     return on_node(talosconfig, str(node.ip), "version", timeout=30)
 
 
+def client_version() -> Command:
+    """The talosctl client's own version, asking no node (``Client:`` / ``Talos v1.12.4``)."""
+    return _talosctl("version", "--client", "--short", timeout=30)
+
+
 def etcd_status(talosconfig: str, node: Node) -> Command:
     """Succeeds only when etcd runs on ``node``, i.e. the cluster was bootstrapped."""
     return on_node(talosconfig, str(node.ip), "etcd", "status", timeout=30)

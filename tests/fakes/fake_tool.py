@@ -6,6 +6,10 @@ stdin (never the stdin text itself: it may hold rendered values). Behaviour come
 $FAKE_TOOLS_CONFIG: {"sleep": seconds, "rules": [{"tool": t, "match": [substr, ...],
 "exit": n, "stdout": s, "stderr": s, "sleep": seconds, "times": n}]}. The first rule whose substrings
 all appear in the joined argv applies ("times" limits how often a rule fires).
+
+Without a rule, ``talosctl version --client --short`` answers as the real client does
+(``Client:`` then ``Talos <tag>``: cmd/talosctl/cmd/talos/version.go and pkg/machinery/version's
+``Short``) with the config's "talosctl_version" as the tag.
 """
 
 import hashlib
@@ -52,6 +56,9 @@ def main() -> int:
     if log:
         with open(log, "a") as fh:
             fh.write(json.dumps(record) + "\n")
+    client = tool == "talosctl" and argv[:1] == ["version"] and {"--client", "--short"} <= set(argv)
+    if not rule and client and cfg.get("talosctl_version"):
+        sys.stdout.write(f"Client:\nTalos {cfg['talosctl_version']}\n")
     if rule.get("stdout"):
         sys.stdout.write(rule["stdout"])
     if rule.get("stderr"):
