@@ -150,7 +150,8 @@ def node_patch_stack(inv: Inventory, node: Node) -> list[dict[str, Any]]:
 
 
 def _shown(path: Path) -> str:
-    return str(path.relative_to(REPO_ROOT))
+    """A patch file as errors name it: relative to the repository when it is in it."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 # the inventory field each generated document (and field) comes from; {i} is the node's index

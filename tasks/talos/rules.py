@@ -509,9 +509,13 @@ def vip_rules(
         yield Violation(me, ("link",), f"{me}: link must be specified",
                         "name the link that holds the VIP", VIP_GO)  # fmt: skip
     if not node.controlplane:
-        # Talos's v1alpha1 rule for the same thing (a Layer2VIPConfig itself is not checked)
-        yield Violation(me, (), "virtual (shared) IP is not allowed on non-controlplane nodes",
-                        "only control planes hold the API VIP", V1ALPHA1_GO)  # fmt: skip
+        # Talos checks this only for a v1alpha1 VIP (v1alpha1_validation.go); the same holds here
+        yield Violation(
+            me, (),
+            f"{me}: virtual (shared) IP is not allowed on non-controlplane nodes (Talos's rule "
+            "for a v1alpha1 VIP; a worker holding the API VIP takes the API away)",
+            "only control planes hold cluster.vip", "",
+        )  # fmt: skip
     links = {d.get("name") for d in docs if d.get("kind") == "LinkConfig"}
     if link and link not in links:
         yield Violation(
@@ -536,9 +540,7 @@ FILESYSTEMS = ("none", "xfs", "vfat", "ext4", "iso9660", "swap")  # block.Filesy
 VOLUME_TYPES = ("partition", "disk", "tmpfs", "directory", "symlink", "overlay")
 
 
-def provisioning_rules(
-    me: str, spec: Any, *, required: bool, sizes: bool, upstream: str
-) -> Iterator[Violation]:
+def provisioning_rules(me: str, spec: Any, *, required: bool, sizes: bool) -> Iterator[Violation]:
     """``ProvisioningSpec.Validate(required, sizeSupported)`` (volume_config.go)."""
     spec = spec if isinstance(spec, dict) else {}
     match = _text(_get(spec, "diskSelector", "match"))
@@ -595,8 +597,7 @@ def volume_rules(
         yield Violation(me, ("provisioning",),
                         f'{me}: provisioning config is not allowed for the "STATE" volume',
                         "drop provisioning from the STATE volume", VOLUME_GO)  # fmt: skip
-    yield from provisioning_rules(me, doc.get("provisioning"), required=False, sizes=True,
-                                  upstream=VOLUME_GO)  # fmt: skip
+    yield from provisioning_rules(me, doc.get("provisioning"), required=False, sizes=True)  # fmt: skip
 
 
 def user_volume_rules(
@@ -636,7 +637,7 @@ def user_volume_rules(
                   "use volumeType partition, disk or directory")  # fmt: skip
         return
     yield from provisioning_rules(me, doc.get("provisioning"), required=True,
-                                  sizes=vtype == "partition", upstream=USER_VOLUME_GO)  # fmt: skip
+                                  sizes=vtype == "partition")  # fmt: skip
     fstype = _text(fs.get("type")) or "none"
     if fstype.lower() not in FILESYSTEMS:
         yield Violation(me, ("filesystem", "type"), f"{fstype} does not belong to FilesystemType values",
