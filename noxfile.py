@@ -1,4 +1,5 @@
-"""Nox sessions: lint, the offline unit tests, and (opt-in) integration and post-deploy checks."""
+"""Nox sessions: lint, the offline unit tests, and (opt-in) real-talosctl, integration and
+post-deploy checks."""
 
 from __future__ import annotations
 
@@ -82,6 +83,24 @@ def tests(session: nox.Session) -> None:
     """The fast offline unit tests (recording fakes of talosctl, helm, kubectl and kind)."""
     session.install("-e", DEV)
     session.run("pytest", *session.posargs)
+
+
+# the real-talosctl tests fail instead of skipping when this is set and talosctl is missing
+REAL_TALOSCTL = "ONECLUSTER_REAL_TALOSCTL"
+
+
+@nox.session(default=False)
+def talos(session: nox.Session) -> None:
+    """The real talosctl: gen secrets, gen config, patch and validate --mode metal for every node.
+
+    Needs talosctl (the version of cluster.talosVersion) on PATH; fails, not skips, without it.
+    Also runs every offline rule case against `talosctl validate`. CI: the talos-validate job.
+    """
+    session.install("-e", DEV)
+    session.run(
+        "pytest", "-k", "real_talosctl", "tests/test_talos_machineconfig.py",
+        "tests/test_talos_rules.py", *session.posargs, env={REAL_TALOSCTL: "1"},
+    )  # fmt: skip
 
 
 @nox.session(default=False, tags=["cluster"])
