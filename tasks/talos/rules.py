@@ -195,77 +195,20 @@ def parse_size(text: str) -> tuple[int | None, bool, str]:
 # the disk-selector CEL environment (pkg/machinery/cel/celenv/celenv.go, DiskLocator): the
 # variables, the unit constants and the fields of `disk` (api/resource/definitions/block/block.proto,
 # DiskSpec); CEL's own macros and functions besides
-DISK_FIELDS = frozenset(
-    {
-        "size",
-        "io_size",
-        "sector_size",
-        "readonly",
-        "model",
-        "serial",
-        "modalias",
-        "wwid",
-        "bus_path",
-        "sub_system",
-        "transport",
-        "rotational",
-        "cdrom",
-        "dev_path",
-        "pretty_size",
-        "secondary_disks",
-        "uuid",
-        "symlinks",
-    }
-)
-DISK_NAMES = frozenset(
-    {
-        "disk",
-        "system_disk",
-        "true",
-        "false",
-        "null",
-        "in",
-        "KiB",
-        "MiB",
-        "GiB",
-        "TiB",
-        "PiB",
-        "EiB",
-        "kB",
-        "MB",
-        "GB",
-        "TB",
-        "PB",
-        "EB",
-    }
-)
-CEL_FUNCTIONS = frozenset(
-    {
-        "glob",
-        "size",
-        "has",
-        "matches",
-        "startsWith",
-        "endsWith",
-        "contains",
-        "int",
-        "uint",
-        "double",
-        "string",
-        "bool",
-        "bytes",
-        "type",
-        "duration",
-        "timestamp",
-        "exists",
-        "all",
-        "exists_one",
-        "map",
-        "filter",
-        "in",
-        "dyn",
-    }
-)
+DISK_FIELDS = frozenset((
+    "size", "io_size", "sector_size", "readonly", "model", "serial", "modalias", "wwid",
+    "bus_path", "sub_system", "transport", "rotational", "cdrom", "dev_path", "pretty_size",
+    "secondary_disks", "uuid", "symlinks"
+))  # fmt: skip
+DISK_NAMES = frozenset((
+    "disk", "system_disk", "true", "false", "null", "in", "KiB", "MiB", "GiB", "TiB", "PiB",
+    "EiB", "kB", "MB", "GB", "TB", "PB", "EB"
+))  # fmt: skip
+CEL_FUNCTIONS = frozenset((
+    "glob", "size", "has", "matches", "startsWith", "endsWith", "contains", "int", "uint",
+    "double", "string", "bool", "bytes", "type", "duration", "timestamp", "exists", "all",
+    "exists_one", "map", "filter", "in", "dyn"
+))  # fmt: skip
 _CEL_TOKEN = re.compile(
     r"""(?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
     r"""|(?P<number>0[xX][0-9a-fA-F]+[uU]?|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[uU]?)"""
@@ -472,18 +415,19 @@ def resolver_rules(
             yield Violation(me, ("nameservers", i, "address"), problem,
                             "write each nameserver as an IP address", RESOLVER_GO)  # fmt: skip
     network = _get(_v1alpha1(docs), "machine", "network") or {}
-    for key, message in (
-        ("searchDomains", ".machine.network.searchDomains is already set in v1alpha1 config"),
-        ("nameservers", ".machine.network.nameservers is already set in v1alpha1 config"),
-        (
-            "disableSearchDomain",
-            ".machine.network.disableSearchDomain is already set in v1alpha1 config",
-        ),
-    ):
-        present = network.get(key) is True if key == "disableSearchDomain" else key in network
+    # in Talos's order; the first conflict is the one it reports (Resolvers() is nil unless one
+    # of machine.network.nameservers parses as an address)
+    conflicts = (
+        ("searchDomains", network.get("searchDomains") is not None),
+        ("nameservers", any(parse_addr(_text(a))[0] for a in network.get("nameservers") or [])),
+        ("disableSearchDomain", network.get("disableSearchDomain") is True),
+    )
+    for key, present in conflicts:
         if present:
-            yield Violation(me, (key,), message,
-                            f"drop machine.network.{key}: ResolverConfig sets it", RESOLVER_GO)  # fmt: skip
+            yield Violation(
+                me, (key,), f".machine.network.{key} is already set in v1alpha1 config",
+                f"drop machine.network.{key}: ResolverConfig sets it", RESOLVER_GO,
+            )  # fmt: skip
             return
 
 
