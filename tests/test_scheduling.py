@@ -10,6 +10,7 @@ from tasks.engine.graph import Graph
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.stack import catalog
 from tests.kyverno import AUTOGEN_ANNOTATION, admit, computed_rules
+from tests.rendered import catalogue_objects, manifest_docs
 from tests.settings import at, parsed, settings_test
 
 SCHEDULER = "scheduler-plugins-scheduler"
@@ -200,3 +201,63 @@ def test_kyverno_gate_waits_for_the_policy_crd(graph: Graph) -> None:
         argvs = [c.argv for c in gate.commands(ctx)]
     assert any("crd/clusterpolicies.kyverno.io" in a for a in argvs)
     assert all(any(x.startswith("--timeout=") for x in a) for a in argvs)
+
+
+# The scheduler cannot stop the cluster --------------------------------------------------------
+
+GUARD = REPO_ROOT / "manifests" / "scheduling" / "scheduler-guard"
+
+ANTI_AFFINITY = "scheduler.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+HA = [
+    (SP, "scheduler.replicaCount", 2),
+    (SP, "scheduler.leaderElect", True),
+    (SP, "scheduler.priorityClassName", "platform-critical"),
+    (SP, f"{ANTI_AFFINITY}.0.topologyKey", "kubernetes.io/hostname"),
+    # the controller serves Coscheduling/ElasticQuota only, which are off
+    (SP, "controller.replicaCount", 0),
+]
+test_ha_setting = settings_test(HA)
+
+
+@pytest.mark.parametrize("part", ["scheduler", "controller"])
+def test_scheduler_plugins_containers_have_requests_and_limits(part: str) -> None:
+    resources = at(parsed(SP), f"{part}.resources")
+    for kind in ("requests", "limits"):
+        assert set(resources[kind]) == {"cpu", "memory"}, (part, kind)
+
+
+def test_the_priority_class_outranks_every_app() -> None:
+    (pc,) = [d for p, d in manifest_docs(GUARD) if d["kind"] == "PriorityClass"]
+    assert pc["metadata"]["name"] == at(parsed(SP), "scheduler.priorityClassName")
+    assert pc["globalDefault"] is False
+    assert 0 < pc["value"] < 1_000_000_000  # above the apps (0), below system-* classes
+    # no workload of the apps or ai layers claims a higher priority
+    for _, doc in catalogue_objects(["apps", "ai"]):
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        assert spec.get("priorityClassName") in (None, ""), doc["metadata"]["name"]
+
+
+def test_a_pdb_keeps_one_scheduler_through_drains() -> None:
+    (pdb,) = [d for p, d in manifest_docs(GUARD) if d["kind"] == "PodDisruptionBudget"]
+    assert pdb["metadata"]["namespace"] == "scheduler-plugins"
+    assert pdb["spec"]["minAvailable"] == 1
+    # the label the chart gives the scheduler's Pods (templates/deployment.yaml at v0.34.7)
+    assert pdb["spec"]["selector"] == {"matchLabels": {"component": "scheduler"}}
+    assert at(parsed(SP), "scheduler.replicaCount") > pdb["spec"]["minAvailable"]
+
+
+def test_priority_class_and_pdb_exist_before_the_scheduler(graph: Graph) -> None:
+    assert "scheduling/scheduler-guard" in graph.components["scheduling/scheduler-plugins"].needs
+
+
+def test_the_scheduler_gate_reports_a_scheduler_that_is_not_serving(graph: Graph) -> None:
+    from tasks.engine.context import run_context
+
+    gate = graph.components["scheduling/scheduler-plugins-ready"]
+    with run_context(load_inventory(), dry_run=True, fetch_kubeconfig=False) as ctx:
+        argvs = [c.argv for c in gate.commands(ctx)]
+        probes = [p.what for p in gate.probes(ctx)]
+    joined = [" ".join(a) for a in argvs]
+    assert any("rollout status deployment/scheduler-plugins-scheduler" in j for j in joined)
+    assert any("--for=condition=Available" in j and SCHEDULER in j for j in joined)
+    assert len(probes) == 2  # what a status check asks a live cluster, read-only
