@@ -523,3 +523,13 @@ def test_the_tunnel_takes_only_prometheus_scrapes() -> None:
     assert admits(docs, prometheus, tunnel, 2000)
     assert not admits(docs, prometheus, tunnel, 8080)
     assert not admits(docs, Peer("mealie", {"app.kubernetes.io/name": "mealie"}), tunnel, 2000)
+
+
+@pytest.mark.parametrize("release", ["kube-vip", "kube-vip-cloud-provider"])
+def test_kube_vip_containers_have_requests_and_limits(reference: Path, release: str) -> None:
+    """Sized here (kube-vip) or by the chart's own defaults (the cloud provider); neither chart has
+    a probe key, which the README's list of exceptions says."""
+    chart_defaults = yaml.safe_load((reference / "charts" / release / "values.yaml").read_text())
+    resources = rendered_values(release).get("resources") or chart_defaults["resources"]
+    for kind in ("requests", "limits"):
+        assert set(resources[kind]) == {"cpu", "memory"}, kind
