@@ -10,6 +10,7 @@ from tasks.engine.graph import Graph
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.stack import catalog
 from tests.kyverno import AUTOGEN_ANNOTATION, admit, computed_rules
+from tests.netpol import Peer, admits
 from tests.rendered import catalogue_objects, manifest_docs
 from tests.settings import at, parsed, settings_test
 
@@ -261,3 +262,11 @@ def test_the_scheduler_gate_reports_a_scheduler_that_is_not_serving(graph: Graph
     assert any("rollout status deployment/scheduler-plugins-scheduler" in j for j in joined)
     assert any("--for=condition=Available" in j and SCHEDULER in j for j in joined)
     assert len(probes) == 2  # what a status check asks a live cluster, read-only
+
+
+def test_nothing_may_connect_to_the_scheduler() -> None:
+    policies = [d for _, d in manifest_docs(GUARD)]
+    scheduler = Peer("scheduler-plugins", {"component": "scheduler"}, {})
+    for source in (Peer("mealie", {}), Peer("scheduler-plugins", {}), Peer("kube-system", {})):
+        for port in (10259, 443):
+            assert not admits(policies, source, scheduler, port)
