@@ -14,6 +14,18 @@ from .engine.inventory import REPO_ROOT, Inventory
 from .workloads.workload import Chart, Workload, WorkloadBundle
 
 MCP_NAMESPACE = "mcp"
+# The assistants' namespaces deny all ingress, and the MCP server's admits only them
+# (manifests/ai/*/network-policy.yaml): enforced once kube-network-policies runs.
+POLICIES = "network/network-policies-ready"
+MCP_POLICY = WorkloadBundle(
+    layer="ai",
+    name="kubernetes-mcp-server-policy",
+    needs=("talos/health", POLICIES),
+    namespace=MCP_NAMESPACE,
+    part_of="kubernetes-mcp-server",
+    path="manifests/ai/kubernetes-mcp-server",
+    summary="NetworkPolicies of namespace mcp: only Nanobot and OpenClaw reach the MCP server",
+)
 # What the inventory switch settings.ai.mcpAccess does: the ClusterRole its ServiceAccount is
 # bound to, and the server's own guards (config.toml). RBAC is what really holds; the server
 # flags only hide tools, so read-only also drops to the built-in `view` role.
@@ -113,7 +125,8 @@ def declared(inv: Inventory) -> list[Workload]:
             layer="ai",
             name="kubernetes-mcp-server",
             namespace=MCP_NAMESPACE,
-            needs=("talos/health",),
+            # the server is cluster-admin in the seed: its policy is in place before it starts
+            needs=("talos/health", MCP_POLICY.id),
             summary="Kubernetes MCP server (HTTP, ClusterIP), access from settings.ai.mcpAccess",
             chart=Chart(
                 chart="oci://ghcr.io/containers/charts/kubernetes-mcp-server",
@@ -126,7 +139,7 @@ def declared(inv: Inventory) -> list[Workload]:
             layer="ai",
             name="nanobot",
             namespace="nanobot",
-            needs=(mcp, "storage/longhorn-ready"),
+            needs=(mcp, "storage/longhorn-ready", POLICIES),
             summary="Jarvis: Slack Socket Mode, outbound only, memory on a volume",
             secrets=(
                 SecretSpec(
@@ -144,7 +157,7 @@ def declared(inv: Inventory) -> list[Workload]:
             layer="ai",
             name="openclaw",
             namespace="openclaw",
-            needs=(mcp, "storage/longhorn-ready"),
+            needs=(mcp, "storage/longhorn-ready", POLICIES),
             summary="OpenClaw gateway: skills from the repo, its own volume, the same MCP server",
             bundle=OpenClawBundle,
             secrets=(
@@ -162,5 +175,5 @@ def declared(inv: Inventory) -> list[Workload]:
 
 
 def components(inv: Inventory) -> list[Component]:
-    """Every AI workload's steps."""
-    return [c for w in declared(inv) for c in w.components()]
+    """The MCP server's policies, then every AI workload's steps."""
+    return [MCP_POLICY, *(c for w in declared(inv) for c in w.components())]

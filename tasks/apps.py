@@ -8,8 +8,11 @@ from .workloads.workload import Chart, Database, Workload
 
 # Public apps are reached through default-gateway (Cloudflare tunnel → Traefik); LAN-only ones
 # through the Traefik LAN entry. Shared volumes come from Longhorn's RWX class (longhorn-extras).
-PUBLIC = ("network/gateway-programmed", "storage/longhorn-extras")
-LAN = ("network/gateway-programmed",)
+# Every app namespace holds a default-deny ingress policy (manifests/apps/<app>/network-policy.yaml,
+# Headlamp's in its values), which only means something once kube-network-policies enforces it.
+POLICIES = "network/network-policies-ready"
+PUBLIC = ("network/gateway-programmed", "storage/longhorn-extras", POLICIES)
+LAN = ("network/gateway-programmed", POLICIES)
 
 
 def _db(namespace: str, name: str, **keys: str) -> SecretSpec:
@@ -52,6 +55,7 @@ def declared(inv: Inventory) -> list[Workload]:
                 "network/kube-vip",
                 "network/kube-vip-cloud-provider",
                 "storage/longhorn-extras",
+                POLICIES,
             ),
             # its Redis keeps only the Celery queue and stream state: 1Gi, not the default 10Gi
             databases=("postgres", Database("redis", size="1Gi")),
@@ -60,6 +64,8 @@ def declared(inv: Inventory) -> list[Workload]:
                 _db(
                     "dispatcharr", "dispatcharr-postgres", password="DISPATCHARR_POSTGRES_PASSWORD"
                 ),
+                # Redis requires a password too, not only its NetworkPolicy
+                _db("dispatcharr", "dispatcharr-redis", password="DISPATCHARR_REDIS_PASSWORD"),
             ),
         ),
         Workload(

@@ -1,4 +1,4 @@
-"""Networking: kube-vip, Gateway API, cert-manager, Traefik, default-gateway and cloudflared."""
+"""Networking: NetworkPolicy enforcement, kube-vip, Gateway API, cert-manager, Traefik, the tunnel."""
 
 from __future__ import annotations
 
@@ -38,10 +38,18 @@ ISSUER_DNS_TOKEN = SecretSpec(
 )
 TUNNEL_TOKEN = SecretSpec("cloudflared", "cloudflared-tunnel", {"token": "CLOUDFLARE_TUNNEL_TOKEN"})
 WILDCARD_SECRET = "wildcard-tls"
+# Flannel (Talos v1.12's CNI) enforces no NetworkPolicy: kube-network-policies beside it does.
+# Whatever relies on a policy (every app and assistant namespace, the Redis and MCP policies)
+# needs this gate.
+NETWORK_POLICIES_READY = "network/network-policies-ready"
 
 
 def components(inv: Inventory) -> list[Component]:
-    """kube-vip for LoadBalancer Services, then Gateway API, certificates, Traefik, the tunnel."""
+    """Policy enforcement; kube-vip; then Gateway API, certificates, Traefik, the tunnel."""
+    network_policies = ManifestBundle(
+        layer=LAYER, name="network-policies", needs=("talos/health",),
+        summary="kube-network-policies DaemonSet: enforces NetworkPolicy beside Flannel",
+    )  # fmt: skip
     kube_vip = HelmRelease(
         layer=LAYER, name="kube-vip", needs=("talos/health", *MONITORING_CRDS),
         repo=KUBE_VIP_REPO, version="0.9.9", namespace="kube-system",
@@ -79,10 +87,17 @@ def components(inv: Inventory) -> list[Component]:
         needs=("network/traefik-ready", "network/wildcard-certificate-ready"),
     )  # fmt: skip
     cloudflared = ManifestBundle(
-        layer=LAYER, name="cloudflared", needs=("network/traefik-ready", *MONITORING_CRDS),
+        layer=LAYER, name="cloudflared",
+        needs=("network/traefik-ready", NETWORK_POLICIES_READY, *MONITORING_CRDS),
         secrets=(TUNNEL_TOKEN,),
     )  # fmt: skip
     return [
+        network_policies,
+        gate_after(
+            network_policies,
+            rolled_out("daemonset", "kube-network-policies", "kube-system"),
+            name="network-policies-ready",
+        ),
         kube_vip,
         cloud_provider,
         gate_after(

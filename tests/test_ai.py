@@ -17,7 +17,8 @@ from tasks.engine.errors import InventoryError
 from tasks.engine.inventory import DEFAULT_INVENTORY, load_inventory
 from tasks.stack import STACK, WORKLOAD_LAYERS
 from tasks.validate.valuescheck import check_values, schema_errors
-from tests.rendered import chart_of, rendered_values
+from tests.netpol import Peer, admits
+from tests.rendered import catalogue_objects, chart_of, rendered_values
 
 ROOT = Path(__file__).resolve().parents[1]
 MCP_VALUES = ROOT / "helm-values" / "kubernetes-mcp-server.yaml"
@@ -262,3 +263,77 @@ def test_ai_deploy_of_nanobot_brings_the_mcp_server_and_its_secrets(fake_tools, 
     call_task("ai.deploy", name=["nanobot"], dry_run=True)
     printed = re.findall(r"^# (\S+) \(\w+\)$", capsys.readouterr().out, re.MULTILINE)
     assert printed == ["secrets/nanobot", "ai/kubernetes-mcp-server", "ai/nanobot"]
+
+
+# Who may reach the MCP server ------------------------------------------------------------------
+
+
+def _pod_of(objects: list[tuple[str, dict]], namespace: str, name: str) -> Peer:
+    """The Pods of Deployment ``namespace/name`` as the rendered manifests make them."""
+    (deploy,) = [
+        d
+        for _, d in objects
+        if d["kind"] == "Deployment"
+        and d["metadata"]["name"] == name
+        and d["metadata"]["namespace"] == namespace
+    ]
+    template = deploy["spec"]["template"]
+    ports = {
+        p["name"]: p["containerPort"]
+        for c in template["spec"]["containers"]
+        for p in c.get("ports", [])
+        if "name" in p
+    }
+    return Peer(namespace, template["metadata"]["labels"], ports)
+
+
+@pytest.fixture(scope="module")
+def ai_objects() -> list[tuple[str, dict]]:
+    return catalogue_objects(["ai", "apps", "network"])
+
+
+def test_the_mcp_policy_is_applied_before_the_server(ai_objects) -> None:
+    graph = STACK.graph(load_inventory())
+    assert "ai/kubernetes-mcp-server-policy" in graph["ai/kubernetes-mcp-server"].needs
+    assert "network/network-policies-ready" in graph["ai/kubernetes-mcp-server-policy"].needs
+
+
+@pytest.mark.parametrize(
+    ("namespace", "labels", "admitted"),
+    [
+        ("nanobot", {"app.kubernetes.io/name": "nanobot"}, True),
+        ("openclaw", {"app.kubernetes.io/name": "openclaw"}, True),
+        # the assistants' labels in another namespace are not the assistants
+        ("mealie", {"app.kubernetes.io/name": "nanobot"}, False),
+        ("openclaw", {"app.kubernetes.io/name": "something-else"}, False),
+        ("traefik", {"app.kubernetes.io/name": "traefik"}, False),
+        ("monitoring", {"app.kubernetes.io/name": "prometheus"}, False),
+        ("default", {}, False),
+        ("mcp", {"app.kubernetes.io/name": "curl"}, False),  # not even from its own namespace
+    ],
+)
+def test_only_nanobot_and_openclaw_reach_the_mcp_server(
+    ai_objects, namespace: str, labels: dict, admitted: bool
+) -> None:
+    policies = [d for _, d in ai_objects]
+    server = Peer("mcp", {"app.kubernetes.io/name": "kubernetes-mcp-server"}, {"http": 8080})
+    assert admits(policies, Peer(namespace, labels), server, 8080) is admitted
+
+
+def test_the_rendered_assistants_are_the_ones_admitted(ai_objects) -> None:
+    """The labels the policy names are the ones the assistants' Deployments give their Pods."""
+    policies = [d for _, d in ai_objects]
+    server = Peer("mcp", {"app.kubernetes.io/name": "kubernetes-mcp-server"}, {"http": 8080})
+    for namespace in ("nanobot", "openclaw"):
+        assistant = _pod_of(ai_objects, namespace, namespace)
+        assert admits(policies, assistant, server, 8080)
+        assert not admits(policies, assistant, server, 9999)  # the server's port only
+
+
+def test_nothing_reaches_the_assistants(ai_objects) -> None:
+    policies = [d for _, d in ai_objects]
+    mcp_pod = Peer("mcp", {"app.kubernetes.io/name": "kubernetes-mcp-server"})
+    for namespace in ("nanobot", "openclaw"):
+        assistant = _pod_of(ai_objects, namespace, namespace)
+        for port in (*assistant.ports.values(), 80):
+            assert not admits(policies, mcp_pod, assistant, port)

@@ -17,6 +17,7 @@ from tasks import apps
 from tasks.engine.context import run_context
 from tasks.engine.inventory import load_inventory
 from tasks.stack import STACK, WORKLOAD_LAYERS
+from tests.netpol import Peer, admits
 from tests.rendered import catalogue_objects, check_all
 
 ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -543,3 +544,77 @@ def test_status_without_a_cluster_says_so(fake_tools):
     with pytest.raises(Exit) as err:
         run_task("status", name="mealie")
     assert "cluster API does not answer" in str(err.value)
+
+
+# Dispatcharr's Redis: a password as well as its policy -----------------------------------------
+
+
+def test_dispatcharr_reaches_its_redis_with_the_password_from_infisical():
+    graph = STACK.graph(load_inventory())
+    (redis_secret,) = graph["apps/dispatcharr-redis"].secrets
+    assert (redis_secret.name, dict(redis_secret.keys)) == (
+        "dispatcharr-redis",
+        {"password": "DISPATCHARR_REDIS_PASSWORD"},
+    )
+    env = find("ConfigMap", "dispatcharr-env", "dispatcharr")["data"]
+    # a broker URL of its own would carry no password: Dispatcharr builds it from REDIS_*
+    assert "CELERY_BROKER_URL" not in env and "REDIS_URL" not in env
+    assert env["REDIS_HOST"] == "dispatcharr-redis"
+    for name in ("dispatcharr-web", "dispatcharr-celery"):
+        (container,) = find("Deployment", name, "dispatcharr")["spec"]["template"]["spec"][
+            "containers"
+        ]
+        refs = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in container["env"]}
+        assert refs["REDIS_PASSWORD"] == {"name": "dispatcharr-redis", "key": "password"}, name
+
+
+def _peer(kind: str, name: str, ns: str) -> Peer:
+    template = find(kind, name, ns)["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for c in template["spec"]["containers"]
+             for p in c.get("ports", []) if "name" in p}  # fmt: skip
+    return Peer(ns, template["metadata"]["labels"], ports)
+
+
+def test_dispatcharr_redis_admits_only_dispatcharr():
+    policies = [d for _, d in OBJECTS]
+    redis = _peer("StatefulSet", "dispatcharr-redis", "dispatcharr")
+    assert admits(policies, _peer("Deployment", "dispatcharr-celery", "dispatcharr"), redis, 6379)
+    assert admits(policies, _peer("Deployment", "dispatcharr-web", "dispatcharr"), redis, 6379)
+    assert not admits(policies, _peer("Deployment", "mealie", "mealie"), redis, 6379)
+    assert not admits(policies, Peer("traefik", {"app.kubernetes.io/name": "traefik"}), redis, 6379)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "ns", "port"),
+    [
+        ("Deployment", "mealie", "mealie", 9000),
+        ("Deployment", "wordpress", "wordpress", 80),
+        ("Deployment", "sterlingpdf", "sterlingpdf", 8080),
+    ],
+)
+def test_routed_apps_take_traefik_and_nothing_else(kind, name, ns, port):
+    policies = [d for _, d in OBJECTS]
+    app = _peer(kind, name, ns)
+    traefik = Peer("traefik", {"app.kubernetes.io/name": "traefik"})
+    assert admits(policies, traefik, app, port)
+    assert not admits(policies, traefik, app, port + 1)
+    assert not admits(policies, Peer("openclaw", {"app.kubernetes.io/name": "openclaw"}), app, port)
+
+
+def test_an_apps_pods_reach_its_own_databases_only():
+    policies = [d for _, d in OBJECTS]
+    mealie = _peer("Deployment", "mealie", "mealie")
+    postgres = _peer("StatefulSet", "mealie-postgres", "mealie")
+    assert admits(policies, mealie, postgres, 5432)
+    assert not admits(policies, _peer("Deployment", "wordpress", "wordpress"), postgres, 5432)
+
+
+def test_dispatcharr_web_port_is_open_to_its_lan_clients_and_the_rest_closed():
+    policies = [d for _, d in OBJECTS]
+    web = _peer("Deployment", "dispatcharr-web", "dispatcharr")
+    anyone = Peer("default", {})
+    assert admits(policies, anyone, web, 9191)
+    assert not admits(policies, anyone, web, 8000)
+    assert not admits(
+        policies, anyone, _peer("Deployment", "dispatcharr-celery", "dispatcharr"), 9191
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tasks.engine.components import SecretSpec
 from tasks.engine.context import run_context
 from tasks.engine.errors import InputError, OneclusterError
 from tasks.engine.inventory import REPO_ROOT, load_inventory
@@ -209,3 +210,37 @@ def test_a_broken_template_is_reported_per_database_with_file_and_line(tmp_path:
         assert any(
             str(template.relative_to(REPO_ROOT)) in x and "not validated" in x for x in report.lines
         )
+
+
+def test_redis_requires_the_password_of_its_secret():
+    """Its NetworkPolicy is not its only guard: redis-server gets `requirepass` from the Secret
+    named like the database (on stdin, never in argv), and redis-cli the same through
+    REDISCLI_AUTH."""
+    (bundle, _gate, _app) = new_app("redis").components()
+    pod = objects(bundle)["StatefulSet"]["spec"]["template"]["spec"]
+    (redis,) = pod["containers"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in redis["env"]}
+    assert env == {
+        "REDIS_PASSWORD": {"name": "notes-redis", "key": "password"},
+        "REDISCLI_AUTH": {"name": "notes-redis", "key": "password"},
+    }
+    script = " ".join(redis["args"])
+    assert "requirepass $REDIS_PASSWORD" in script
+    assert "exec redis-server -" in script
+    assert "--requirepass" not in script and "-a" not in " ".join(redis["command"])
+
+
+def test_each_database_syncs_its_own_secret_before_it_starts():
+    app = Workload(
+        layer="apps", name="notes", namespace="notes-ns", needs=(), summary="a new app",
+        databases=("postgres", "redis"),
+        secrets=(
+            SecretSpec("notes-ns", "notes-postgres", {"password": "NOTES_POSTGRES_PASSWORD"}),
+            SecretSpec("notes-ns", "notes-redis", {"password": "NOTES_REDIS_PASSWORD"}),
+            SecretSpec("notes-ns", "notes", {"API_KEY": "NOTES_API_KEY"}),
+        ),
+    )  # fmt: skip
+    postgres, _, redis, _, notes = app.components()
+    assert [s.name for s in postgres.secrets] == ["notes-postgres"]
+    assert [s.name for s in redis.secrets] == ["notes-redis"]
+    assert [s.name for s in notes.secrets] == ["notes"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tasks import network
 from tasks.engine.components import HelmRelease
@@ -18,7 +19,10 @@ from tasks.engine.runner import RunFailed
 from tasks.stack import STACK
 from tasks.validate.chartdata import crd_docs
 from tasks.validate.valuescheck import check_values, schema_errors
+from tests.netpol import Peer, admits
 from tests.rendered import (
+    INVENTORY,
+    catalogue_objects,
     chart_of,
     check_all,
     check_manifest,
@@ -27,6 +31,7 @@ from tests.rendered import (
     helm_template,
     lookup,
     manifest_cases,
+    manifest_docs,
     rendered,
     rendered_values,
     unknown_keys,
@@ -420,3 +425,111 @@ def test_failed_gate_says_what_it_waited_for_and_what_it_saw(fake_tools) -> None
     assert "network/traefik-ready: waited for deployment/traefik in traefik rolled out" in message
     assert "timed out waiting for the condition" in message and "1/2" in message
     assert "skipped:" in message and "network/default-gateway" in message
+
+
+# NetworkPolicy enforcement -------------------------------------------------------------------
+
+POLICY_LAYERS = ("network", "ai", "apps")
+NETPOL_DIR = REPO_ROOT / "manifests" / "network" / "network-policies"
+
+
+def test_a_network_policy_implementation_runs_on_every_node() -> None:
+    """Talos v1.12's Flannel enforces no NetworkPolicy: kube-network-policies, pinned, does."""
+    ds = find_object(NETPOL_DIR, "DaemonSet", "kube-network-policies")
+    pod = ds["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.k8s.io/networking/kube-network-policies:v1.1.1"
+    assert pod["tolerations"] == [{"operator": "Exists"}]  # control planes and tainted nodes too
+    assert pod["priorityClassName"] == "system-node-critical"
+    assert pod["hostNetwork"] is True
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] == 9080
+
+
+def test_the_policy_agent_may_read_what_it_enforces() -> None:
+    role = find_object(NETPOL_DIR, "ClusterRole", "kube-network-policies")
+    granted = {
+        (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+    }
+    assert {("", "pods"), ("", "namespaces"), ("networking.k8s.io", "networkpolicies")} <= granted
+
+
+def test_talos_keeps_flannel_as_the_cni() -> None:
+    """The policy agent completes Flannel: no patch replaces Talos' default CNI."""
+    for patch in (REPO_ROOT / "talos" / "patches").glob("*.yaml"):
+        for doc in yaml.safe_load_all(patch.read_text()):
+            cni = ((doc or {}).get("cluster") or {}).get("network", {}).get("cni")
+            assert cni in (None, {"name": "flannel"}), patch
+
+
+def _requires(graph, step: str, need: str) -> bool:
+    seen, todo = set(), [step]
+    while todo:
+        current = todo.pop()
+        if current == need:
+            return True
+        if current not in seen:
+            seen.add(current)
+            todo += list(graph.components[current].needs)
+    return False
+
+
+def test_everything_that_relies_on_a_policy_runs_after_enforcement_starts() -> None:
+    """Every step that applies a NetworkPolicy (or deploys what one protects) needs the gate."""
+    graph = STACK.graph(INVENTORY)
+    with_policies = {step for step, doc in catalogue_objects(POLICY_LAYERS)
+                     if doc["kind"] == "NetworkPolicy"}  # fmt: skip
+    assert {"ai/kubernetes-mcp-server-policy", "apps/dispatcharr-redis", "apps/headlamp"} <= (
+        with_policies
+    )
+    workloads = {c for c in graph.components if c.split("/")[0] in ("ai", "apps")}
+    for step in sorted(with_policies | workloads):
+        if graph.components[step].kind == "gate":
+            continue
+        assert _requires(graph, step, "network/network-policies-ready"), step
+
+
+def _namespaces(objects: list[tuple[str, dict]]) -> set[str]:
+    found = {d["metadata"]["name"] for _, d in objects if d["kind"] == "Namespace"}
+    found |= {d["metadata"]["namespace"] for _, d in objects if d["metadata"].get("namespace")}
+    return found
+
+
+def test_every_namespace_of_the_workloads_and_the_tunnel_denies_ingress_by_default() -> None:
+    """Each namespace the ai and apps layers create, and cloudflared's, holds a policy selecting
+    every Pod with no ingress rule: whatever is not allowed next to it is refused."""
+    objects = catalogue_objects(POLICY_LAYERS)
+    namespaces = _namespaces([(s, d) for s, d in objects if not s.startswith("network/")])
+    namespaces |= {"cloudflared"}
+    denies = {
+        d["metadata"]["namespace"]
+        for _, d in objects
+        if d["kind"] == "NetworkPolicy"
+        and d["spec"]["podSelector"] == {}
+        and d["spec"].get("policyTypes") == ["Ingress"]
+        and not d["spec"].get("ingress")
+    }
+    assert namespaces >= {"mcp", "nanobot", "openclaw", "mealie", "wordpress", "dispatcharr",
+                          "headlamp", "sterlingpdf"}  # fmt: skip
+    assert sorted(namespaces - denies) == []
+
+
+def test_the_tunnel_takes_only_prometheus_scrapes() -> None:
+    docs = [d for _, d in manifest_docs(REPO_ROOT / "manifests" / "network" / "cloudflared")]
+    tunnel = Peer("cloudflared", {"app.kubernetes.io/name": "cloudflared"}, {"metrics": 2000})
+    prometheus = Peer("monitoring", {"app.kubernetes.io/name": "prometheus"})
+    assert admits(docs, prometheus, tunnel, 2000)
+    assert not admits(docs, prometheus, tunnel, 8080)
+    assert not admits(docs, Peer("mealie", {"app.kubernetes.io/name": "mealie"}), tunnel, 2000)
+
+
+@pytest.mark.parametrize("release", ["kube-vip", "kube-vip-cloud-provider"])
+def test_kube_vip_containers_have_requests_and_limits(reference: Path, release: str) -> None:
+    """Sized here (kube-vip) or by the chart's own defaults (the cloud provider); neither chart has
+    a probe key, which the README's list of exceptions says."""
+    chart_defaults = yaml.safe_load((reference / "charts" / release / "values.yaml").read_text())
+    resources = rendered_values(release).get("resources") or chart_defaults["resources"]
+    for kind in ("requests", "limits"):
+        assert set(resources[kind]) == {"cpu", "memory"}, kind

@@ -149,3 +149,56 @@ def test_values_files_exist_for_every_release_of_the_layer(graph: Graph) -> None
     for comp in graph.components.values():
         if comp.layer == "observability" and isinstance(comp, HelmRelease):
             assert Path(comp.values_path).is_file(), comp.values_path
+
+
+# Every chart container sized, and probed where the chart has no probe of its own ---------------
+
+SIZED = [
+    (KPS, "prometheus.prometheusSpec.resources"),  # the Prometheus object
+    (KPS, "alertmanager.alertmanagerSpec.resources"),  # the Alertmanager object
+    (KPS, "prometheusOperator.resources"),
+    (KPS, "prometheusOperator.prometheusConfigReloader.resources"),
+    (KPS, "kube-state-metrics.resources"),
+    (KPS, "prometheus-node-exporter.resources"),
+    (KPS, "grafana.resources"),
+    (KPS, "grafana.sidecar.resources"),
+    (KPS, "grafana.initChownData.resources"),
+    (LOKI, "singleBinary.resources"),
+    (LOKI, "gateway.resources"),
+    (LOKI, "sidecar.resources"),
+    (LOKI, "minio.resources"),
+    (ALLOY, "alloy.resources"),
+    (ALLOY, "configReloader.resources"),
+]
+
+
+@pytest.mark.parametrize(("relative", "key"), SIZED, ids=[f"{f}:{k}" for f, k in SIZED])
+def test_chart_container_has_requests_and_limits(relative: str, key: str) -> None:
+    resources = at(parsed(relative), key)
+    for kind in ("requests", "limits"):
+        assert set(resources[kind]) == {"cpu", "memory"}, kind
+
+
+# (file, key) of a probe the chart leaves empty ({}), set here
+PROBED = [
+    (LOKI, "loki.livenessProbe"),
+    (LOKI, "gateway.livenessProbe"),
+    (ALLOY, "alloy.livenessProbe"),
+]
+
+
+@pytest.mark.parametrize(("relative", "key"), PROBED, ids=[f"{f}:{k}" for f, k in PROBED])
+def test_probe_the_chart_leaves_empty_is_set(relative: str, key: str) -> None:
+    probe = at(parsed(relative), key)
+    assert {"httpGet", "tcpSocket", "exec"} & set(probe)
+    assert probe["failureThreshold"] >= 3
+
+
+def test_the_config_reloaders_of_prometheus_and_alertmanager_are_probed() -> None:
+    assert at(parsed(KPS), "prometheusOperator.prometheusConfigReloader.enableProbe") is True
+
+
+def test_grafana_lets_go_of_its_rwo_volume_before_the_new_pod_starts() -> None:
+    grafana = at(parsed(KPS), "grafana")
+    assert grafana["persistence"]["accessModes"] == ["ReadWriteOnce"]
+    assert grafana["deploymentStrategy"] == {"type": "Recreate"}

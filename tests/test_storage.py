@@ -234,3 +234,12 @@ def test_namespace_is_applied_before_the_release_runs(fake_tools) -> None:
     applied = [i for i, c in enumerate(calls) if c["stdin_sha256"] == namespace.hexdigest()]
     assert applied and "apply" in calls[applied[0]]["argv"]
     assert applied[0] < first("upgrade", "--install", "longhorn") < first("longhorn-csi-plugin")
+
+
+def test_longhorn_manager_has_requests_and_limits() -> None:
+    """The one Longhorn container the chart sizes by values (the README lists the others)."""
+    resources = yaml.safe_load(rendered(REPO_ROOT / "helm-values" / "longhorn.yaml"))[
+        "longhornManager"
+    ]["resources"]
+    for kind in ("requests", "limits"):
+        assert set(resources[kind]) == {"cpu", "memory"}, kind

@@ -33,7 +33,8 @@ from ..engine.kubectl import namespace_manifest
 from .state import workloads
 
 # what every database step needs: Longhorn's RWO class
-DATABASE_NEEDS = ("storage/longhorn-ready",)
+# a database's NetworkPolicy (Redis) holds only once kube-network-policies enforces it
+DATABASE_NEEDS = ("storage/longhorn-ready", "network/network-policies-ready")
 # the one template per database kind: <kind>.yaml (repo-relative)
 DATABASE_TEMPLATES = "manifests/databases"
 # a database's volume unless its declaration says otherwise
@@ -143,20 +144,24 @@ class Workload:
         """The graph steps of this workload, the app itself last."""
         steps: list[Component] = []
         gates: list[str] = []
-        secrets = self.secrets
-        for db in self.database_specs():
+        specs = self.database_specs()
+        names = {f"{self.name}-{db.kind}" for db in specs}
+        # a database's own Secret (named like it) is synced before that database; the rest before
+        # the app
+        secrets = tuple(s for s in self.secrets if s.name not in names)
+        for db in specs:
+            name = f"{self.name}-{db.kind}"
             bundle = DatabaseBundle(
                 layer=self.layer,
-                name=f"{self.name}-{db.kind}",
+                name=name,
                 needs=DATABASE_NEEDS,
                 database=db.kind,
                 size=db.size,
                 namespace=self.namespace,
                 part_of=self.name,
-                secrets=secrets,
+                secrets=tuple(s for s in self.secrets if s.name == name),
                 summary=f"{db.kind} for {self.name}",
             )
-            secrets = ()  # the app needs its database, so one sync of them is enough
             gate = Gate(
                 layer=self.layer,
                 name=f"{bundle.name}-ready",
