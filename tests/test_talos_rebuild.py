@@ -35,6 +35,11 @@ def rebuild(cluster=None, **options):
     )  # fmt: skip
 
 
+def probe(node) -> list[str]:
+    """The maintenance-mode probe of ``node``."""
+    return ["talosctl", "get", "disks", "--insecure", "--nodes", str(node.ip), "-o", "json"]
+
+
 def expected_configs() -> list[list[str]]:
     """gen config with the patches, then for each node: its patch applied, then validated."""
     calls = [
@@ -75,6 +80,10 @@ def test_rebuild_of_reference_cluster_runs_exact_talosctl_sequence(env, fake_too
     wd = workdir_of(calls)
     got = normalise(calls, wd)
     configs = expected_configs()
+    # before a bundle is generated, every node is asked whether it is in maintenance mode
+    n = len(INV.nodes)
+    assert sorted(got[:n]) == sorted(probe(node) for node in INV.nodes)
+    got = got[n:]
     assert got[0] == ["talosctl", "gen", "secrets", "--talos-version", "v1.12.4",
                       "--output-file", "$WD/secrets.yaml"]  # fmt: skip
     assert got[1 : 1 + len(configs)] == configs
@@ -84,7 +93,7 @@ def test_rebuild_of_reference_cluster_runs_exact_talosctl_sequence(env, fake_too
     applies = [a for a in rest if a not in tail]
     assert sorted(applies) == sorted(
         [call for n in INV.nodes for call in (
-            ["talosctl", "get", "disks", "--insecure", "--nodes", str(n.ip)],
+            probe(n),
             ["talosctl", "apply-config", "--insecure", "--nodes", str(n.ip),
              "--file", f"$WD/nodes/{n.name}.yaml"],
         )]
