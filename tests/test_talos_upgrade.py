@@ -454,3 +454,56 @@ def test_poll_returns_last_problems_after_timeout():
     bad = upgrade.poll(lambda: next(answers), 2.0, 1.0, clock=lambda: next(ticks),
                        sleep=slept.append)  # fmt: skip
     assert bad == ["b"] and slept == [1.0]
+
+
+def test_the_real_kubectl_accepts_the_upgrades_commands(tmp_path, monkeypatch):
+    """drain, uncordon, wait and the Longhorn queries, parsed by the real kubectl: a flag it does
+    not know fails before the connection to the unreachable API server (as in test_real_tools)."""
+    import os
+    import shutil
+    import subprocess
+
+    from test_real_tools import PARSE_ERRORS, REFUSED, UNREACHABLE
+
+    from tasks.engine.command import resolve_binary
+    from tasks.engine.context import run_context
+
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBECTL", raising=False)
+    with run_context(INV, dry_run=True, fetch_kubeconfig=False) as ctx:
+        commands = [
+            c for c in upgrade.plan(ctx, [INV.node("talostrk2")], "1m") if c.tool == "kubectl"
+        ]
+    verbs = {
+        next(a for a in c.args if not a.startswith("-") and a != str(kubeconfig)) for c in commands
+    }
+    assert verbs == {"get", "drain", "uncordon", "wait"}
+    for command in commands:
+        done = subprocess.run(
+            [resolve_binary("kubectl"), *command.args, "--request-timeout=5s"],
+            env={**os.environ, "HOME": str(tmp_path)},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        err = done.stderr.decode("utf-8", "replace")
+        assert not any(p in err for p in PARSE_ERRORS), f"{command.display()}\n{err}"
+        assert done.returncode != 0 and any(r in err for r in REFUSED), (
+            f"{command.display()}\n{err}"
+        )
+
+
+def test_longhorn_waits_out_one_nodes_upgrade_before_rebuilding_its_replicas():
+    """``replicaReplenishmentWaitInterval`` (seconds, chart default 600) covers one node's
+    upgrade: ``talosctl upgrade --wait`` and the node's Ready wait, each up to ``--timeout``."""
+    import inspect
+
+    from rendered import rendered_values
+
+    default = inspect.signature(talos_tasks.upgrade_.body).parameters["timeout"].default
+    interval = rendered_values("longhorn")["defaultSettings"]["replicaReplenishmentWaitInterval"]
+    assert int(interval) >= 2 * upgrade.parse_duration(default)
