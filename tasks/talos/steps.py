@@ -61,7 +61,15 @@ class BundleStep(TalosStep):
 
     def run(self, ctx: RunContext) -> None:
         if ctx.dry_run:
-            then = "generate one only if it holds none" if self.generate else "never generate one"
+            if not self.generate:
+                then = "never generate one"
+            elif ctx.option(TalosOptions).new_pki:
+                then = "generate a new one and replace it (--new-pki)"
+            else:
+                then = (
+                    "generate one only if it holds none and every node answers in maintenance "
+                    "mode (the read-only probes below)"
+                )
             echo(f"# read {secretsbundle.SECRET_NAME} from the secret store; {then}")
         super().run(ctx)
 
