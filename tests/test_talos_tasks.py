@@ -168,6 +168,16 @@ def test_talosconfig_replaces_the_clusters_context_and_keeps_the_others(env, tmp
     assert "replaced context homelab of cluster homelab" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("text", ["- not\n- a mapping\n", "contexts: [a]\n", "{unclosed: [\n"])
+def test_talosconfig_never_overwrites_a_file_that_is_no_talosconfig(env, tmp_path, text):
+    target = tmp_path / "talosconfig"
+    target.write_text(text)
+    with pytest.raises(Exit) as err:
+        talos_tasks.talosconfig(task_context())
+    assert "is not a talosconfig" in err.value.message and "--output PATH" in err.value.message
+    assert target.read_text() == text
+
+
 def test_talosconfig_into_a_new_file(env, tmp_path):
     target = tmp_path / "new" / "config"
     talos_tasks.talosconfig(task_context(), output=str(target))

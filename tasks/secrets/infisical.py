@@ -303,6 +303,8 @@ class InfisicalStore:
                     if not self._existing(name):  # failed for another reason than the race
                         raise
             stored = self.read([name]).get(name)
+            if self._names is not None:
+                self._names.add(name)
             if stored is None:
                 raise SecretsError(
                     f"Infisical secret {name} exists in {self.where} but has no value."

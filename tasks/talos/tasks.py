@@ -17,7 +17,7 @@ from ..engine.cli import catalog_of, onecluster_task
 from ..engine.command import Command
 from ..engine.components import Component
 from ..engine.context import RunContext, user_kubeconfig, user_talosconfig
-from ..engine.errors import ConfirmationRequired, FlagError
+from ..engine.errors import ConfirmationRequired, FlagError, OneclusterError
 from ..engine.execute import execute
 from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
@@ -134,8 +134,15 @@ def replace_context(target: Path, generated: str) -> list[str]:
     Returns the names of the contexts replaced.
     """
     new = yamlio.load(generated) or {}
-    old = yamlio.load(target.read_text()) if target.exists() else None
-    old = old if isinstance(old, dict) else {}
+    try:
+        old = (yamlio.load(target.read_text()) if target.exists() else None) or {}
+    except yamlio.YAMLError as exc:
+        old = exc
+    if not isinstance(old, dict) or not isinstance(old.get("contexts") or {}, dict):
+        raise OneclusterError(
+            f"{target} is not a talosconfig (a YAML mapping with `contexts`): nothing was "
+            "changed. Move it away, or write the talosconfig elsewhere with --output PATH."
+        )
     contexts = dict(old.get("contexts") or {})
     replaced = sorted(name for name in new.get("contexts") or {} if name in contexts)
     contexts.update(new.get("contexts") or {})
