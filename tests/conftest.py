@@ -64,8 +64,15 @@ class FakeTools:
         stderr: str = "",
         sleep: float | None = None,
         times: int | None = None,
+        when: dict | None = None,
+        sets: dict | None = None,
+        signal: int | None = None,
     ) -> None:
-        """Make calls of ``tool`` whose argv contains every ``match`` behave as given."""
+        """Make calls of ``tool`` whose argv contains every ``match`` behave as given.
+
+        ``when``: only while the fakes' shared state holds these values; ``sets``: values the rule
+        stores when it fires; ``signal``: the call ends killed by it (an interrupted tool).
+        """
         r: dict = {
             "tool": tool,
             "match": list(match),
@@ -77,12 +84,20 @@ class FakeTools:
             r["sleep"] = sleep
         if times is not None:
             r["times"] = times
+        for key, value in (("when", when), ("set", sets), ("signal", signal)):
+            if value is not None:
+                r[key] = value
         self.rules.append(r)
         self._save()
 
     def set_sleep(self, seconds: float) -> None:
         self.sleep = seconds
         self._save()
+
+    def state(self) -> dict:
+        """What the fakes remember (the ``set`` values of the rules that fired)."""
+        path = self.log.parent / "state.json"
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def calls(self, tool: str | None = None) -> list[dict]:
         if not self.log.exists():

@@ -3,12 +3,17 @@
 The recording fake on PATH records argv but writes nothing; the real talosctl writes the secrets
 bundle, configs and talosconfig. ``talosctl_writer`` wraps the fake: it writes those files (each
 holding ``MARK``, standing in for key material), records whether the bundle file given to
-``--with-secrets`` existed (and its modes) at that moment, then runs the recording fake.
-Tests then prove that no file holding ``MARK`` survives a run.
+``--with-secrets`` existed (and its modes, and a hash of what it held) at that moment, then runs
+the recording fake. Tests then prove that no file holding ``MARK`` survives a run. Like the real
+talosctl it also answers ``get disks -o json`` with the disks of ``$TALOS_TEST_DISKS`` (one JSON
+object per disk, ``cmd/talosctl/cmd/talos/output/json.go``), writes a talosconfig as YAML with
+one context named after the cluster, and writes ``etcd snapshot <path>``'s file.
+With ``$TALOS_TEST_UNIQUE_BUNDLES`` set, every ``gen secrets`` writes a bundle of its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -20,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.engine.inventory import DEFAULT_INVENTORY
+from tasks.engine.inventory import DEFAULT_INVENTORY, load_inventory
 from tasks.secrets import infisical
 from tasks.secrets.store import MemoryStore
 
@@ -30,7 +35,7 @@ CLIENT_PROBE = ["talosctl", "version", "--client", "--short"]
 BUNDLE = f"cluster:\n  id: fake\n  secret: {MARK}-bundle\ncerts:\n  os:\n    key: {MARK}-os-ca\n"
 
 WRITER = """
-import json, os, runpy, sys
+import hashlib, json, os, runpy, sys, uuid
 from pathlib import Path
 
 args = sys.argv[1:]
@@ -48,17 +53,36 @@ if "--with-secrets" in args:
         rec["mode"] = p.stat().st_mode & 0o777
         rec["dir_mode"] = p.parent.stat().st_mode & 0o777
         rec["matches"] = p.read_text() == bundle
+        rec["sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
     with open(os.environ["TALOS_TEST_PROBES"], "a") as fh:
         fh.write(json.dumps(rec) + "\\n")
+
+
+def talosconfig(name):
+    ctx = {"endpoints": [], "ca": "Q0E=", "crt": "Q1JU", "key": f"{mark}-client-key"}
+    return json.dumps({"context": name, "contexts": {name: ctx}})  # JSON is YAML
+
+
 if args[:2] == ["gen", "secrets"]:
-    Path(val("--output-file")).write_text(bundle)
+    unique = f"nonce: {uuid.uuid4().hex}\\n" if os.environ.get("TALOS_TEST_UNIQUE_BUNDLES") else ""
+    Path(val("--output-file")).write_text(bundle + unique)
 elif args[:2] == ["gen", "config"]:
     out, types = Path(val("--output")), val("--output-types").split(",")
-    if len(types) == 1:
-        out.write_text(f"# {types[0]} {mark}\\n")
+    if types == ["talosconfig"]:
+        out.write_text(talosconfig(args[2]))
     else:
         for t in types:
-            (out / (t if t == "talosconfig" else t + ".yaml")).write_text(f"# {t} {mark}\\n")
+            text = talosconfig(args[2]) if t == "talosconfig" else f"# {t} {mark}\\n"
+            (out / (t if t == "talosconfig" else t + ".yaml")).write_text(text)
+elif args[:2] == ["get", "disks"]:
+    for path in json.loads(os.environ.get("TALOS_TEST_DISKS", "{}")).get(val("--nodes"), []):
+        disk = {"node": val("--nodes"),
+                "metadata": {"namespace": "runtime", "type": "Disks.block.talos.dev",
+                             "id": path.rsplit("/", 1)[-1]},
+                "spec": {"dev_path": path, "symlinks": [f"/dev/disk/by-id/wwn-{hashlib.md5(path.encode()).hexdigest()[:8]}"]}}
+        print(json.dumps(disk, indent=4))
+elif "etcd" in args and "snapshot" in args:
+    Path(val("snapshot")).write_text("fake etcd snapshot\\n")
 elif args[:2] == ["machineconfig", "patch"]:
     Path(val("--output")).write_text(f"# node config {mark}\\n")
 fake = os.environ["TALOS_TEST_FAKE"]
@@ -112,6 +136,8 @@ def make_talos_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_tools) 
     monkeypatch.setenv("TALOS_TEST_FAKE", str(fake_tools.bin_dir / "talosctl"))
     monkeypatch.setenv("TALOS_TEST_MARK", MARK)
     monkeypatch.setenv("TALOS_TEST_BUNDLE", BUNDLE)
+    disks = {str(n.ip): [n.install_disk, "/dev/sdb"] for n in load_inventory().nodes}
+    monkeypatch.setenv("TALOS_TEST_DISKS", json.dumps(disks))
     probes = tmp_path / "probes.jsonl"
     monkeypatch.setenv("TALOS_TEST_PROBES", str(probes))
     tmp = tmp_path / "tmp"
@@ -164,7 +190,8 @@ def test_writer_records_bundle_file_and_hands_over_to_the_recorder(
     )  # fmt: skip
     assert env.probe_records() == [
         {"path": str(secrets), "exists": True, "mode": 0o600,
-         "dir_mode": tmp_path.stat().st_mode & 0o777, "matches": True}
+         "dir_mode": tmp_path.stat().st_mode & 0o777, "matches": True,
+         "sha256": hashlib.sha256(BUNDLE.encode()).hexdigest()}
     ]  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == ["controlplane.yaml", "talosconfig"]
     assert env.talosctl()[0][:3] == ["talosctl", "gen", "config"]

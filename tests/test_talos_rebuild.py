@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 import pytest
 from conftest import task_context
 from invoke.exceptions import Exit
@@ -11,6 +14,7 @@ from tasks.engine.errors import OneclusterError
 from tasks.engine.execute import execute
 from tasks.engine.inventory import load_inventory
 from tasks.engine.runner import RunFailed
+from tasks.secrets.store import MemoryStore
 from tasks.stack import STACK
 from tasks.talos import tasks as talos_tasks
 from tasks.talos.options import TalosOptions
@@ -33,6 +37,11 @@ def rebuild(cluster=None, **options):
         STACK, cluster=cluster, layers=["talos"],
         options=(TalosOptions(poll_interval=0, **options),),
     )  # fmt: skip
+
+
+def probe(node) -> list[str]:
+    """The maintenance-mode probe of ``node``."""
+    return ["talosctl", "get", "disks", "--insecure", "--nodes", str(node.ip), "-o", "json"]
 
 
 def expected_configs() -> list[list[str]]:
@@ -75,6 +84,10 @@ def test_rebuild_of_reference_cluster_runs_exact_talosctl_sequence(env, fake_too
     wd = workdir_of(calls)
     got = normalise(calls, wd)
     configs = expected_configs()
+    # before a bundle is generated, every node is asked whether it is in maintenance mode
+    n = len(INV.nodes)
+    assert sorted(got[:n]) == sorted(probe(node) for node in INV.nodes)
+    got = got[n:]
     assert got[0] == ["talosctl", "gen", "secrets", "--talos-version", "v1.12.4",
                       "--output-file", "$WD/secrets.yaml"]  # fmt: skip
     assert got[1 : 1 + len(configs)] == configs
@@ -84,7 +97,7 @@ def test_rebuild_of_reference_cluster_runs_exact_talosctl_sequence(env, fake_too
     applies = [a for a in rest if a not in tail]
     assert sorted(applies) == sorted(
         [call for n in INV.nodes for call in (
-            ["talosctl", "get", "disks", "--insecure", "--nodes", str(n.ip)],
+            probe(n),
             ["talosctl", "apply-config", "--insecure", "--nodes", str(n.ip),
              "--file", f"$WD/nodes/{n.name}.yaml"],
         )]
@@ -219,3 +232,100 @@ def test_dry_run_prints_the_rebuild_and_runs_nothing(env, capsys):
     for n in INV.nodes:
         assert f"--file '$ONECLUSTER_WORKDIR/nodes/{n.name}.yaml'" in printed
     assert printed.count(" bootstrap --nodes 192.168.50.11") == 1
+
+
+# The PKI cannot be lost by accident ------------------------------------------------------------
+
+REFUSED = (
+    "rpc error: code = Unavailable desc = connection error: remote error: tls: certificate required"
+)
+
+
+def test_no_bundle_is_generated_while_a_node_runs_configured(env, fake_tools):
+    # cluster.bootstrapped is false, the store is empty, but talostrk5 holds a config already
+    fake_tools.rule("talosctl", "get disks --insecure --nodes 192.168.50.15", exit=1,
+                    stderr=REFUSED)  # fmt: skip
+    with pytest.raises(RunFailed) as err:
+        rebuild()
+    message = str(err.value)
+    assert "talostrk5 (192.168.50.15) answer outside maintenance mode" in message
+    assert f"Restore {SECRET_NAME} in Infisical" in message and "talos.reset --yes" in message
+    assert not [a for a in env.talosctl() if a[1:3] == ["gen", "secrets"]]
+    assert not [a for a in env.talosctl() if "apply-config" in a]
+    assert env.store.names() == set()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [{"signal": 2}, {"exit": 1, "stderr": "context deadline exceeded"}],
+    ids=["interrupted", "timed-out"],
+)
+def test_a_probe_that_cannot_tell_stops_the_bundle_step(env, fake_tools, failure):
+    fake_tools.rule("talosctl", "get disks --insecure --nodes 192.168.50.13", **failure)
+    with pytest.raises(RunFailed) as err:
+        rebuild()
+    assert "could not tell whether talostrk3 (192.168.50.13) is in maintenance mode" in str(
+        err.value
+    )
+    assert not [a for a in env.talosctl() if a[1:3] == ["gen", "secrets"]]
+    assert env.store.names() == set()
+
+
+def test_new_pki_yes_does_not_ask_the_nodes(env, tmp_path, fake_tools):
+    fake_tools.rule("talosctl", "get disks --insecure", exit=1, stderr=REFUSED)
+    talos_tasks.genconfig(task_context(), new_pki=True, yes=True)
+    assert not [a for a in env.talosctl() if a[1:3] == ["get", "disks"]]
+    assert env.store.read([SECRET_NAME]) == {SECRET_NAME: BUNDLE}
+
+
+class RacingStore(MemoryStore):
+    """A store where two runs race: a create waits until the other run is about to create too.
+
+    Each run reads the store before it generates and creates, so both find it empty, both
+    generate a bundle of their own, and only then do their creates meet.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(2, timeout=120)
+        self.creates: list[str] = []
+
+    def create(self, name, value):
+        self.creates.append(value)
+        self.barrier.wait()
+        return super().create(name, value)
+
+
+def test_two_racing_rebuilds_end_with_one_bundle_and_both_use_it(env, monkeypatch, capsys):
+    from tasks.secrets import infisical
+
+    monkeypatch.setenv("TALOS_TEST_UNIQUE_BUNDLES", "1")  # each gen secrets makes its own PKI
+    store = RacingStore()
+    monkeypatch.setattr(infisical, "open_store", lambda inventory: store)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            rebuild()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert errors == []
+    # both generated a bundle, both tried to store theirs, one is in the store
+    assert len([a for a in env.talosctl() if a[1:3] == ["gen", "secrets"]]) == 2
+    assert len(store.creates) == 2 and store.creates[0] != store.creates[1]
+    assert store.names() == {SECRET_NAME}
+    (kept,) = store.read([SECRET_NAME]).values()
+    assert kept in store.creates
+    # and both runs rendered their configs from that one bundle
+    used = {r["sha256"] for r in env.probe_records()}
+    assert len(env.probe_records()) == 2
+    assert used == {hashlib.sha256(kept.encode()).hexdigest()}
+    assert "another run stored TALOS_SECRETS_BUNDLE meanwhile: using that one" in (
+        capsys.readouterr().out
+    )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import call_task, task_context
 from invoke.exceptions import Exit
-from test_talos_fixtures import BUNDLE, make_talos_env, normalise, workdir_of
+from test_talos_fixtures import BUNDLE, MARK, make_talos_env, normalise, workdir_of
 
 from tasks.engine.execute import plan
 from tasks.engine.inventory import load_inventory
@@ -47,7 +49,8 @@ DRY_RUNS = {
     ]),
     "talosconfig": (talos_tasks.talosconfig, {"output": "/tmp/t"}, [
         f"talosctl {TC} config endpoint 192.168.50.11 192.168.50.15 192.168.50.16",
-        "talosctl --talosconfig /tmp/t config merge '$ONECLUSTER_WORKDIR/talosconfig'",
+        "# put context homelab of $ONECLUSTER_WORKDIR/talosconfig into /tmp/t, replacing a "
+        "context of that name (other contexts are kept)",
     ]),
     "health": (talos_tasks.health, {"timeout": "3m"}, [
         f"talosctl {TC} health --control-plane-nodes 192.168.50.11,192.168.50.15,192.168.50.16 "
@@ -59,6 +62,13 @@ DRY_RUNS = {
     "reset": (talos_tasks.reset, {}, [
         f"talosctl {TC} reset --graceful=false --reboot --system-labels-to-wipe STATE "
         "--system-labels-to-wipe EPHEMERAL --wait=false --nodes 192.168.50.12",
+        "left untouched: the user volumes (u-longhorn;",
+    ]),
+    "reset-wipe-volumes": (talos_tasks.reset, {"wipe_volumes": True}, [
+        f"talosctl {TC} reset --graceful=false --reboot --system-labels-to-wipe STATE "
+        "--system-labels-to-wipe EPHEMERAL --system-labels-to-wipe u-longhorn --wait=false "
+        "--nodes 192.168.50.12",
+        "the user volumes (u-longhorn) are wiped too",
     ]),
 }  # fmt: skip
 
@@ -138,19 +148,123 @@ def test_rebuild_never_touches_the_users_kubeconfig_or_talosconfig(env, fake_too
         assert str(tmp_path / "talosconfig") not in argv
 
 
-def test_talosconfig_merges_into_the_users_talosconfig(env, tmp_path):
+def test_talosconfig_replaces_the_clusters_context_and_keeps_the_others(env, tmp_path, capsys):
+    target = tmp_path / "talosconfig"  # $TALOSCONFIG
+    old = {"endpoints": ["10.0.0.1"], "ca": "b2xk", "crt": "b2xk", "key": "old-key"}
+    other = {"endpoints": ["10.9.9.9"], "ca": "eA==", "crt": "eA==", "key": "other-key"}
+    target.write_text(
+        yaml.safe_dump({"context": "lab", "contexts": {"homelab": old, "lab": other}})
+    )
     talos_tasks.talosconfig(task_context())
-    merge = [a for a in env.talosctl() if "merge" in a]
-    assert merge and merge[0][:3] == ["talosctl", "--talosconfig", str(tmp_path / "talosconfig")]
+    talos_tasks.talosconfig(task_context())  # a second export replaces again: no homelab-1
+    data = yaml.safe_load(target.read_text())
+    assert sorted(data["contexts"]) == ["homelab", "lab"]
+    assert data["contexts"]["lab"] == other
+    assert data["contexts"]["homelab"]["key"] == f"{MARK}-client-key"
+    assert data["context"] == "homelab"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir() if "onecluster-tmp" in p.name] == []
+    assert not [a for a in env.talosctl() if "merge" in a]
+    assert "replaced context homelab of cluster homelab" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["- not\n- a mapping\n", "contexts: [a]\n", "{unclosed: [\n"])
+def test_talosconfig_never_overwrites_a_file_that_is_no_talosconfig(env, tmp_path, text):
+    target = tmp_path / "talosconfig"
+    target.write_text(text)
+    with pytest.raises(Exit) as err:
+        talos_tasks.talosconfig(task_context())
+    assert "is not a talosconfig" in err.value.message and "--output PATH" in err.value.message
+    assert target.read_text() == text
+
+
+def test_talosconfig_into_a_new_file(env, tmp_path):
+    target = tmp_path / "new" / "config"
+    talos_tasks.talosconfig(task_context(), output=str(target))
+    data = yaml.safe_load(target.read_text())
+    assert (data["context"], list(data["contexts"])) == ("homelab", ["homelab"])
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+REFUSED = (
+    "rpc error: code = Unavailable desc = connection error: remote error: tls: certificate required"
+)
 
 
 def test_apply_detects_maintenance_per_node(env, fake_tools):
-    fake_tools.rule("talosctl", "get disks --insecure --nodes 192.168.50.13", exit=1)
+    fake_tools.rule(
+        "talosctl", "get disks --insecure --nodes 192.168.50.13", exit=1, stderr=REFUSED
+    )
     talos_tasks.apply(task_context())
     applies = {a[a.index("--nodes") + 1]: a for a in env.talosctl() if "apply-config" in a}
     assert "--insecure" not in applies["192.168.50.13"]
     assert "--talosconfig" in applies["192.168.50.13"]
     assert all("--insecure" in a for ip, a in applies.items() if ip != "192.168.50.13")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"exit": 1, "stderr": "dial tcp 192.168.50.13:50000: connect: no route to host"},
+        {"signal": 2},  # an interrupted probe (Ctrl-C)
+        {"exit": 1, "stderr": ""},
+    ],
+    ids=["unreachable", "interrupted", "silent"],
+)
+def test_apply_stops_when_the_maintenance_probe_cannot_tell(env, fake_tools, failure):
+    fake_tools.rule("talosctl", "get disks --insecure --nodes 192.168.50.13", **failure)
+    with pytest.raises(Exit) as err:
+        talos_tasks.apply(task_context(), node="talostrk3")
+    assert "could not tell whether talostrk3 (192.168.50.13) is in maintenance mode" in (
+        err.value.message
+    )
+    assert not [a for a in env.talosctl() if "apply-config" in a]
+
+
+def test_apply_checks_the_install_disk_against_the_disks_the_node_reports(env, monkeypatch):
+    monkeypatch.setenv("TALOS_TEST_DISKS", json.dumps({"192.168.50.12": ["/dev/nvme0n1"]}))
+    with pytest.raises(Exit) as err:
+        talos_tasks.apply(task_context(), node="talostrk2")
+    message = err.value.message
+    assert "nodes[talostrk2].installDisk: /dev/sda does not exist on talostrk2" in message
+    assert "reported /dev/nvme0n1" in message and "set installDisk to one of them" in message
+    assert not [a for a in env.talosctl() if "apply-config" in a]
+
+
+def test_apply_accepts_an_install_disk_named_by_a_by_id_link(env, tmp_path, monkeypatch):
+    from test_talos_fixtures import write_inventory
+
+    link = "/dev/disk/by-id/wwn-" + hashlib.md5(b"/dev/sda").hexdigest()[:8]
+    cluster = write_inventory(tmp_path, lambda d: d["nodes"][3].update(installDisk=link))
+    talos_tasks.apply(task_context(), cluster=cluster, node="talostrk2")
+    assert [a for a in env.talosctl() if "apply-config" in a]
+
+
+def test_health_timeout_is_validated_before_anything_runs(env):
+    with pytest.raises(Exit) as err:
+        talos_tasks.health(task_context(), timeout="ten minutes")
+    assert "--timeout expected a duration" in err.value.message
+    assert env.argvs() == []
+
+
+def test_reset_without_wipe_volumes_says_what_it_leaves(env, capsys):
+    talos_tasks.reset(task_context(), yes=True, node="talostrk2")
+    (cmd,) = [a for a in env.talosctl() if "reset" in a]
+    assert "u-longhorn" not in cmd
+    assert "left untouched: the user volumes (u-longhorn;" in capsys.readouterr().out
+
+
+def test_reset_wipe_volumes_needs_yes_and_wipes_the_longhorn_volume(env, capsys):
+    with pytest.raises(Exit) as err:
+        talos_tasks.reset(task_context(), wipe_volumes=True)
+    assert "the user volumes (the Longhorn data)" in err.value.message
+    assert env.argvs() == []
+    talos_tasks.reset(task_context(), wipe_volumes=True, yes=True)
+    resets = [a for a in env.talosctl() if "reset" in a]
+    assert len(resets) == len(INV.nodes)
+    for argv in resets:
+        labels = [argv[i + 1] for i, a in enumerate(argv) if a == "--system-labels-to-wipe"]
+        assert labels == ["STATE", "EPHEMERAL", "u-longhorn"]
 
 
 def test_tasks_on_a_running_cluster_never_generate_a_bundle(env, monkeypatch):
@@ -225,6 +339,10 @@ def test_plan_leaves_out_gen_secrets_when_the_runs_store_holds_a_bundle(env):
 
     (bundle,) = [c for c in talos_tasks.components(INV) if c.name == "secrets-bundle"]
     with run_context(INV, dry_run=True, fetch_kubeconfig=True) as ctx:
-        assert [c.argv[1:3] for c in bundle.commands(ctx)] == [["gen", "secrets"]]
+        # every node is asked whether it runs already, then the bundle is generated
+        assert [c.argv[1:3] for c in bundle.commands(ctx)] == [
+            *[["get", "disks"]] * len(INV.nodes),
+            ["gen", "secrets"],
+        ]
         ctx.state["store"] = env.store
         assert bundle.commands(ctx) == []

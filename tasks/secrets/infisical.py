@@ -282,42 +282,77 @@ class InfisicalStore:
         """Create or update ``name`` tagged with this cluster; refuse another cluster's secret."""
         register_secret(value)
         with self._lock:
-            self._write(name, value)
+            if self._existing(name):
+                self._update(name, value)
+            else:
+                self._create(name, value)
 
-    def _write(self, name: str, value: str) -> None:
+    def create(self, name: str, value: str) -> str:
+        """Create ``name`` only if absent; return the stored value (another run's, if it won).
+
+        Infisical refuses a second secret of one name in a folder (HTTP 400 "Secret already
+        exist"), so two processes racing here end with one secret: the loser reads the winner's.
+        """
+        register_secret(value)
+        with self._lock:
+            if not self._existing(name):
+                try:
+                    self._create(name, value)
+                    return value
+                except SecretsError:
+                    if not self._existing(name):  # failed for another reason than the race
+                        raise
+            stored = self.read([name]).get(name)
+            if self._names is not None:
+                self._names.add(name)
+            if stored is None:
+                raise SecretsError(
+                    f"Infisical secret {name} exists in {self.where} but has no value."
+                )
+            return stored
+
+    def _existing(self, name: str) -> bool:
+        """Whether ``name`` exists in the folder: refuse it when it lacks this cluster's tag."""
         w = self.where
         existing = {s.secretKey: s for s in self._list(values=False, tagged=False)}
-        if name in existing:
-            tags = {t.get("slug") if isinstance(t, dict) else t.slug for t in existing[name].tags}
-            if w.tag not in tags:
-                raise SecretsError(
-                    f"Infisical secret {name} already exists in {w} without the tag {w.tag!r}: "
-                    "it belongs to another cluster or was made by hand. Tag it with the cluster's "
-                    "name in Infisical, or use another path. Nothing was changed."
-                )
-            self._call(
-                f"update secret {name} in {w}",
-                lambda: self._client.secrets.update_secret_by_name(
-                    current_secret_name=name,
-                    secret_path=w.path,
-                    environment_slug=w.environment,
-                    project_id=w.project_id,
-                    secret_value=value,
-                ),
+        if name not in existing:
+            return False
+        tags = {t.get("slug") if isinstance(t, dict) else t.slug for t in existing[name].tags}
+        if w.tag not in tags:
+            raise SecretsError(
+                f"Infisical secret {name} already exists in {w} without the tag {w.tag!r}: "
+                "it belongs to another cluster or was made by hand. Tag it with the cluster's "
+                "name in Infisical, or use another path. Nothing was changed."
             )
-        else:
-            tag_id = self._ensure_tag()
-            self._call(
-                f"create secret {name} in {w}",
-                lambda: self._client.secrets.create_secret_by_name(
-                    secret_name=name,
-                    secret_path=w.path,
-                    environment_slug=w.environment,
-                    project_id=w.project_id,
-                    secret_value=value,
-                    tags_ids=[tag_id],
-                ),
-            )
+        return True
+
+    def _update(self, name: str, value: str) -> None:
+        w = self.where
+        self._call(
+            f"update secret {name} in {w}",
+            lambda: self._client.secrets.update_secret_by_name(
+                current_secret_name=name,
+                secret_path=w.path,
+                environment_slug=w.environment,
+                project_id=w.project_id,
+                secret_value=value,
+            ),
+        )
+
+    def _create(self, name: str, value: str) -> None:
+        w = self.where
+        tag_id = self._ensure_tag()
+        self._call(
+            f"create secret {name} in {w}",
+            lambda: self._client.secrets.create_secret_by_name(
+                secret_name=name,
+                secret_path=w.path,
+                environment_slug=w.environment,
+                project_id=w.project_id,
+                secret_value=value,
+                tags_ids=[tag_id],
+            ),
+        )
         if self._names is not None:
             self._names.add(name)
 

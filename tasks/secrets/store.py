@@ -7,6 +7,7 @@ filtered by the cluster's tag. Everything that reads or writes secret values goe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
@@ -28,12 +29,21 @@ class SecretStore(Protocol):
         """Create or update one secret (tagged with the cluster's name)."""
         ...
 
+    def create(self, name: str, value: str) -> str:
+        """Create ``name`` only if it does not exist; return the value the store now holds.
+
+        When another run created it first, that value is returned and ``value`` is dropped:
+        nothing is ever overwritten.
+        """
+        ...
+
 
 class MemoryStore:
     """A dict-backed :class:`SecretStore` (tests, and dry-runs that must not reach Infisical)."""
 
     def __init__(self, values: Mapping[str, str] | None = None) -> None:
         self._values = dict(values or {})
+        self._lock = threading.Lock()
         for v in self._values.values():
             register_secret(v)
 
@@ -45,4 +55,10 @@ class MemoryStore:
 
     def write(self, name: str, value: str) -> None:
         register_secret(value)
-        self._values[name] = value
+        with self._lock:
+            self._values[name] = value
+
+    def create(self, name: str, value: str) -> str:
+        register_secret(value)
+        with self._lock:
+            return self._values.setdefault(name, value)

@@ -25,5 +25,10 @@ class TalosOptions:
     # where kubeconfig / talosconfig exports go (the user's files, or --output)
     kubeconfig_target: str | None = None
     talosconfig_target: str | None = None
+    # where talos.upgrade keeps the etcd snapshot taken before each control plane (None: the
+    # run's private workdir, removed with it)
+    snapshot_dir: str | None = None
+    # talos.reset also wipes the user volumes (the Longhorn data)
+    wipe_volumes: bool = False
     # seconds between polls of a gate (None: each wait's own default); tests set 0
     poll_interval: float | None = None

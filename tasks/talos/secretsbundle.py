@@ -1,10 +1,14 @@
 """The Talos secrets bundle: the cluster's PKI and tokens, kept in the secret store only.
 
 ``talosctl gen secrets`` runs only when the store holds no bundle; from then on every rebuild reads
-the same bundle back, so the PKI never changes by accident. A missing bundle for a cluster the
-inventory marks as bootstrapped is an error unless ``--new-pki --yes`` is given: generating a new
-one would lock the owner out of the running cluster. The bundle exists on disk only for the one
-talosctl call that reads it, as a 0600 file inside the run's 0700 work directory.
+the same bundle back, so the PKI never changes by accident. Without ``--new-pki --yes`` a missing
+bundle is an error when the cluster runs already, told two ways: the inventory marks it
+``bootstrapped``, or a node answers outside maintenance mode (every node is asked first; a node
+that cannot tell stops the run too, :mod:`.maintenance`). A new bundle would lock the owner out
+of the running cluster. The bundle is stored create-only: when another run stored one while this
+one generated its own, this run drops its own and uses that one, so two racing rebuilds end with
+one PKI. It exists on disk only for the one talosctl call that reads it, as a 0600 file inside
+the run's 0700 work directory.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..engine.errors import ConfirmationRequired, SecretsError
 from ..engine.output import echo, register_secret
-from . import talosctl
+from . import maintenance, talosctl
 from .options import TalosOptions
 
 if TYPE_CHECKING:
@@ -65,6 +69,28 @@ def missing_bundle_problem(ctx: RunContext, *, generate: bool) -> str | None:
     return None
 
 
+def running_cluster_problem(ctx: RunContext) -> str | None:
+    """Why no bundle may be generated because a node is configured already, or None.
+
+    A node that cannot tell raises :class:`.maintenance.ProbeError`: no guess either way.
+    """
+    inv = ctx.inventory
+    configured = [
+        f.node for f in maintenance.probe_all(ctx, inv.nodes) if f.mode == maintenance.CONFIGURED
+    ]
+    if not configured:
+        return None
+    names = ", ".join(f"{n.name} ({n.ip})" for n in configured)
+    return (
+        f"the secret store holds no {SECRET_NAME} for cluster {inv.name}, but {names} answer "
+        "outside maintenance mode: they run with a PKI made earlier, and a new bundle would lock "
+        f"you out of them. Restore {SECRET_NAME} in Infisical (the cluster's tag "
+        f"{inv.name!r}); or wipe those nodes back to maintenance mode (`invoke talos.reset --yes`) "
+        "to start over; or, to replace the PKI anyway, run "
+        "`invoke talos.genconfig --new-pki --yes`."
+    )
+
+
 def ensure_bundle(ctx: RunContext, *, generate: bool) -> str:
     """Load the bundle into ``ctx.state`` (generating and storing it when allowed); return it."""
     check_new_pki(ctx)
@@ -76,6 +102,8 @@ def ensure_bundle(ctx: RunContext, *, generate: bool) -> str:
         ctx.state[STATE_KEY] = found
         return found
     problem = missing_bundle_problem(ctx, generate=generate)
+    if problem is None and not replace:
+        problem = running_cluster_problem(ctx)
     if problem:
         raise SecretsError(problem)
     path = ctx.workdir / FILE_NAME
@@ -88,8 +116,18 @@ def ensure_bundle(ctx: RunContext, *, generate: bool) -> str:
     finally:
         path.unlink(missing_ok=True)
     register_secret(bundle)
-    ctx.secret_store().write(SECRET_NAME, bundle)
-    echo(f"[talos/secrets-bundle] generated a new bundle and stored it as {SECRET_NAME}")
+    store = ctx.secret_store()
+    if replace:
+        store.write(SECRET_NAME, bundle)
+        echo(f"[talos/secrets-bundle] generated a new bundle and replaced {SECRET_NAME}")
+    elif (stored := store.create(SECRET_NAME, bundle)) != bundle:
+        echo(
+            f"[talos/secrets-bundle] another run stored {SECRET_NAME} meanwhile: using that one "
+            "(this run's bundle was dropped)"
+        )
+        bundle = stored
+    else:
+        echo(f"[talos/secrets-bundle] generated a new bundle and stored it as {SECRET_NAME}")
     ctx.state[STATE_KEY] = bundle
     return bundle
 

@@ -16,12 +16,12 @@ from typing import ClassVar
 from ..engine.command import Command
 from ..engine.components import Component
 from ..engine.context import RunContext
-from ..engine.errors import CommandError, ConfirmationRequired, GateError
+from ..engine.errors import CommandError, ConfirmationRequired, GateError, InventoryError
 from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
 from ..engine.probes import Probe, api_probe
-from . import machineconfig, secretsbundle, talosctl, versions
+from . import machineconfig, maintenance, secretsbundle, talosctl, versions
 from .options import HEALTH_TIMEOUT, TalosOptions
 
 
@@ -34,6 +34,8 @@ class TalosStep(Component):
 
     build: Callable[[RunContext], list[Command]]
     action: Callable[[RunContext], None] | None = None
+    # what --dry-run prints instead of the plain command list (e.g. marking read-only probes)
+    dry_action: Callable[[RunContext], None] | None = None
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return self.build(ctx)
@@ -47,7 +49,9 @@ class TalosStep(Component):
         return versions.client_problems(ctx)
 
     def run(self, ctx: RunContext) -> None:
-        if self.action is not None and not ctx.dry_run:
+        if ctx.dry_run and self.dry_action is not None:
+            self.dry_action(ctx)
+        elif self.action is not None and not ctx.dry_run:
             self.action(ctx)
         else:
             super().run(ctx)
@@ -61,7 +65,15 @@ class BundleStep(TalosStep):
 
     def run(self, ctx: RunContext) -> None:
         if ctx.dry_run:
-            then = "generate one only if it holds none" if self.generate else "never generate one"
+            if not self.generate:
+                then = "never generate one"
+            elif ctx.option(TalosOptions).new_pki:
+                then = "generate a new one and replace it (--new-pki)"
+            else:
+                then = (
+                    "generate one only if it holds none and every node answers in maintenance "
+                    "mode (the read-only probes below)"
+                )
             echo(f"# read {secretsbundle.SECRET_NAME} from the secret store; {then}")
         super().run(ctx)
 
@@ -94,9 +106,14 @@ def _bundle_commands(generate: bool) -> Callable[[RunContext], list[Command]]:
         # dry-runs never open Infisical; a store already in the run's state (tests) is consulted
         store = ctx.state.get("store")
         stored = store is not None and secretsbundle.SECRET_NAME in store.names()
-        if not generate or (stored and not ctx.option(TalosOptions).new_pki):
+        new_pki = ctx.option(TalosOptions).new_pki
+        if not generate or (stored and not new_pki):
             return []
-        return [talosctl.gen_secrets(ctx.inventory, ctx.workdir / secretsbundle.FILE_NAME)]
+        gen = talosctl.gen_secrets(ctx.inventory, ctx.workdir / secretsbundle.FILE_NAME)
+        if new_pki:
+            return [gen]
+        # a bundle is generated only when no node answers outside maintenance mode
+        return [*(talosctl.maintenance_probe(n) for n in ctx.inventory.nodes), gen]
 
     return build
 
@@ -178,14 +195,6 @@ def _export_configs(ctx: RunContext, out: Path) -> None:
         _write_private(dest, src.read_text())
 
 
-def _in_maintenance(ctx: RunContext, node: Node) -> bool:
-    try:
-        ctx.executor.query(talosctl.maintenance_probe(node))
-    except CommandError:
-        return False
-    return True
-
-
 def _node_config(ctx: RunContext, node: Node) -> Path:
     return _paths(ctx)["nodes"] / f"{node.name}.yaml"
 
@@ -196,7 +205,8 @@ def _apply_commands(node: Node) -> Callable[[RunContext], list[Command]]:
         apply = talosctl.apply_config(ctx.talosconfig, node, file, insecure=True)
         if ctx.option(TalosOptions).insecure:
             return [apply]
-        # maintenance mode is detected at run time; a configured node gets the authenticated form
+        # maintenance mode is detected at run time (a probe that cannot tell stops the step); a
+        # configured node gets the authenticated form
         return [talosctl.maintenance_probe(node), apply]
 
     return build
@@ -204,7 +214,13 @@ def _apply_commands(node: Node) -> Callable[[RunContext], list[Command]]:
 
 def _apply_action(node: Node) -> Callable[[RunContext], None]:
     def action(ctx: RunContext) -> None:
-        insecure = ctx.option(TalosOptions).insecure or _in_maintenance(ctx, node)
+        insecure = ctx.option(TalosOptions).insecure
+        if not insecure:
+            found = maintenance.probe(ctx, node)
+            problem = maintenance.install_disk_problem(ctx.inventory.source, found)
+            if problem:
+                raise InventoryError([problem])
+            insecure = found.mode == maintenance.MAINTENANCE
         mode = "maintenance mode (--insecure)" if insecure else "configured (authenticated)"
         echo(f"[talos/apply-{node.name}] {node.name} is {mode}")
         cmd = talosctl.apply_config(
@@ -365,5 +381,9 @@ def step(
     summary: str = "",
     needs: tuple[str, ...] = ("talos/talosconfig",),
     kind: type = TalosStep,
+    dry_action: Callable[[RunContext], None] | None = None,
 ) -> Component:
-    return kind(layer="talos", name=name, needs=needs, build=build, action=action, summary=summary)
+    return kind(
+        layer="talos", name=name, needs=needs, build=build, action=action, summary=summary,
+        dry_action=dry_action,
+    )  # fmt: skip

@@ -100,17 +100,18 @@ def config_endpoints(talosconfig: str, inv: Inventory) -> list[Command]:
     ]
 
 
-def config_merge(target: str, source: str) -> Command:
-    """Merge the talosconfig ``source`` into ``target`` (the user's, when asked)."""
-    return _talosctl("--talosconfig", target, "config", "merge", source)
-
-
 # Nodes -----------------------------------------------------------------------------------------
 
 
 def maintenance_probe(node: Node) -> Command:
-    """Succeeds only while ``node`` is in maintenance mode (later it demands a client cert)."""
-    return _talosctl("get", "disks", "--insecure", "--nodes", str(node.ip), timeout=30)
+    """Succeeds only while ``node`` is in maintenance mode (later it demands a client cert).
+
+    ``-o json`` prints one JSON object per disk (``cmd/talosctl/cmd/talos/output/json.go``), whose
+    ``spec.dev_path`` and ``spec.symlinks`` say which install disks exist.
+    """
+    return _talosctl(
+        "get", "disks", "--insecure", "--nodes", str(node.ip), "-o", "json", timeout=30
+    )
 
 
 def apply_config(talosconfig: str, node: Node, file: Path, *, insecure: bool) -> Command:
@@ -121,7 +122,11 @@ def apply_config(talosconfig: str, node: Node, file: Path, *, insecure: bool) ->
 
 
 def version(talosconfig: str, node: Node) -> Command:
-    """Answers once the node's API serves the applied config (authenticated)."""
+    """Answers once the node's API serves the applied config; prints the node's ``Tag:``.
+
+    The server block is always the long form (``cmd/talosctl/cmd/talos/version.go``: ``--short``
+    shortens the client's only), so the node's version is its ``Tag:`` line after ``Server:``.
+    """
     return on_node(talosconfig, str(node.ip), "version", timeout=30)
 
 
@@ -133,6 +138,11 @@ def client_version() -> Command:
 def etcd_status(talosconfig: str, node: Node) -> Command:
     """Succeeds only when etcd runs on ``node``, i.e. the cluster was bootstrapped."""
     return on_node(talosconfig, str(node.ip), "etcd", "status", timeout=30)
+
+
+def etcd_snapshot(talosconfig: str, node: Node, path: str) -> Command:
+    """Stream an etcd snapshot of ``node`` to ``path`` (talosctl writes it 0600 via ``.part``)."""
+    return on_node(talosconfig, str(node.ip), "etcd", "snapshot", path)
 
 
 def bootstrap(talosconfig: str, node: Node) -> Command:
@@ -159,7 +169,12 @@ def health(talosconfig: str, inv: Inventory, timeout: str) -> Command:
 
 
 def upgrade(talosconfig: str, inv: Inventory, node: Node, timeout: str) -> Command:
-    """Upgrade ``node`` to the inventory's installer image and wait for it to come back."""
+    """Upgrade ``node`` to the inventory's installer image and wait for it to come back.
+
+    ``--wait`` tracks the node until it is back with a new boot ID
+    (``cmd/talosctl/cmd/talos/upgrade.go``); it does not prove the node booted the new image,
+    which is why the rolling upgrade asks the node's version afterwards.
+    """
     return on_node(
         talosconfig, str(node.ip), "upgrade",
         "--image", installer_image(inv), "--wait", "--timeout", timeout,
@@ -175,9 +190,16 @@ def upgrade_k8s(talosconfig: str, inv: Inventory, *, dry_run: bool) -> Command:
     )
 
 
-def reset(talosconfig: str, node: Node, *, graceful: bool) -> Command:
-    """Wipe STATE and EPHEMERAL and reboot: the node comes back in maintenance mode."""
-    wipe = [a for label in SYSTEM_LABELS_TO_WIPE for a in ("--system-labels-to-wipe", label)]
+def reset(talosconfig: str, node: Node, *, graceful: bool, volumes: Sequence[str] = ()) -> Command:
+    """Wipe STATE and EPHEMERAL (and the user ``volumes``, e.g. ``u-longhorn``) and reboot.
+
+    ``--system-labels-to-wipe`` names volumes by their ``VolumeStatus`` ID, and a user volume's ID
+    is ``u-<name>`` (``constants.UserVolumePrefix``; ``internal/app/machined/internal/server/
+    v1alpha1/v1alpha1_server.go``, Reset). ``--user-disks-to-wipe`` would not do: it refuses the
+    system disk, where the Longhorn volume lives. The node comes back in maintenance mode.
+    """
+    labels = (*SYSTEM_LABELS_TO_WIPE, *volumes)
+    wipe = [a for label in labels for a in ("--system-labels-to-wipe", label)]
     return on_node(
         talosconfig, str(node.ip), "reset",
         f"--graceful={str(graceful).lower()}", "--reboot", *wipe, "--wait=false",

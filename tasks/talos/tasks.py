@@ -7,20 +7,22 @@ task's talosconfig, made from the stored bundle, never overwrites the user's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..engine import yamlio
 from ..engine.cli import catalog_of, onecluster_task
 from ..engine.command import Command
 from ..engine.components import Component
 from ..engine.context import RunContext, user_kubeconfig, user_talosconfig
-from ..engine.errors import ConfirmationRequired
+from ..engine.errors import ConfirmationRequired, FlagError, OneclusterError
 from ..engine.execute import execute
 from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration
-from . import talosctl, upgrade
+from . import machineconfig, talosctl, upgrade
 from .options import HEALTH_TIMEOUT, TalosOptions
 from .steps import (
     TalosGate,
@@ -119,22 +121,75 @@ def kubeconfig(c, cluster=None, dry_run=False, output=None):
 
 
 def _export_talosconfig(ctx: RunContext) -> list[Command]:
-    target = str(ctx.option(TalosOptions).talosconfig_target)
-    return [
-        *talosctl.config_endpoints(ctx.talosconfig, ctx.inventory),
-        talosctl.config_merge(target, ctx.talosconfig),
-    ]
+    return talosctl.config_endpoints(ctx.talosconfig, ctx.inventory)
+
+
+def replace_context(target: Path, generated: str) -> list[str]:
+    """Put the contexts of ``generated`` into the talosconfig ``target``, replacing same-named ones.
+
+    ``talosctl config merge`` renames a context that exists already (``homelab-1``,
+    ``homelab-2``, ...: ``pkg/machinery/client/config/config.go``, ``Config.Merge``), so every
+    export would add one. Here the cluster's context is replaced, every other context is kept,
+    the current context becomes the cluster's, and the file is written 0600 in one rename.
+    Returns the names of the contexts replaced.
+    """
+    new = yamlio.load(generated) or {}
+    try:
+        old = (yamlio.load(target.read_text()) if target.exists() else None) or {}
+    except yamlio.YAMLError as exc:
+        old = exc
+    if not isinstance(old, dict) or not isinstance(old.get("contexts") or {}, dict):
+        raise OneclusterError(
+            f"{target} is not a talosconfig (a YAML mapping with `contexts`): nothing was "
+            "changed. Move it away, or write the talosconfig elsewhere with --output PATH."
+        )
+    contexts = dict(old.get("contexts") or {})
+    replaced = sorted(name for name in new.get("contexts") or {} if name in contexts)
+    contexts.update(new.get("contexts") or {})
+    merged = {**old, "context": new.get("context") or old.get("context"), "contexts": contexts}
+    tmp = target.with_name(f".{target.name}.onecluster-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(yamlio.dump(merged))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return replaced
+
+
+def _export_talosconfig_action(ctx: RunContext) -> None:
+    target = Path(str(ctx.option(TalosOptions).talosconfig_target))
+    for cmd in _export_talosconfig(ctx):
+        ctx.run(cmd, prefix="[talos/export-talosconfig] $ ")
+    replaced = replace_context(target, Path(ctx.talosconfig).read_text())
+    what = f"replaced context {', '.join(replaced)}" if replaced else "added the context"
+    echo(f"[talos/export-talosconfig] {what} of cluster {ctx.inventory.name} in {target}")
+
+
+def _export_talosconfig_dry(ctx: RunContext) -> None:
+    for cmd in _export_talosconfig(ctx):
+        ctx.run(cmd, prefix="[talos/export-talosconfig] $ ")
+    target = ctx.option(TalosOptions).talosconfig_target
+    echo(
+        f"# put context {ctx.inventory.name} of {ctx.talosconfig} into {target}, replacing a "
+        "context of that name (other contexts are kept)"
+    )
 
 
 @onecluster_task(help=dict(output="write here instead of $TALOSCONFIG or ~/.talos/config"))
 def talosconfig(c, cluster=None, dry_run=False, output=None):
-    """Generate the admin talosconfig and merge it into yours (or --output PATH)."""
+    """Generate the admin talosconfig and put its context into yours (or --output PATH)."""
     target = output or user_talosconfig()
     if not dry_run:
         Path(target).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    export = step(
+        "export-talosconfig", _export_talosconfig, _export_talosconfig_action,
+        dry_action=_export_talosconfig_dry,
+    )  # fmt: skip
     _run(
         c,
-        lambda inv: with_talosconfig(step("export-talosconfig", _export_talosconfig)),
+        lambda inv: with_talosconfig(export),
         cluster=cluster, dry_run=dry_run, options=TalosOptions(talosconfig_target=target),
     )  # fmt: skip
 
@@ -142,6 +197,7 @@ def talosconfig(c, cluster=None, dry_run=False, output=None):
 @onecluster_task(help=dict(timeout=f"how long to wait (default {HEALTH_TIMEOUT})"))
 def health(c, cluster=None, dry_run=False, timeout=HEALTH_TIMEOUT):
     """Wait until every control plane and worker in the inventory is healthy."""
+    parse_duration(timeout, "--timeout")
     _run(
         c,
         lambda inv: with_talosconfig(step("health", health_commands, kind=TalosGate)),
@@ -158,8 +214,12 @@ def upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list[
                 "upgrade",
                 lambda ctx: upgrade.plan(ctx, nodes, timeout),
                 lambda ctx: upgrade.rolling_upgrade(ctx, nodes, timeout),
-                summary=f"upgrade {', '.join(n.name for n in nodes)} one at a time, gated",
+                summary=(
+                    f"upgrade {', '.join(n.name for n in nodes)} one at a time: drained, "
+                    "snapshotted (control planes), version checked, gated"
+                ),
                 needs=("talos/kubeconfig",),
+                dry_action=lambda ctx: upgrade.print_plan(ctx, nodes, timeout),
             ),
         )
 
@@ -169,14 +229,18 @@ def upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list[
 @onecluster_task(
     help=dict(
         node="upgrade this node only",
-        timeout="per-node limit for the upgrade and for each gate (default 15m)",
+        timeout="per-node limit for the drain, the upgrade and each gate (default 15m)",
+        snapshot_dir="keep the etcd snapshots here (0600 files; default: the private workdir, "
+        "removed when the run ends)",
     )
 )  # fmt: skip
-def upgrade_(c, cluster=None, dry_run=False, node=None, timeout="15m"):
-    """Upgrade Talos one node at a time, waiting for node, cluster and Longhorn health between."""
+def upgrade_(c, cluster=None, dry_run=False, node=None, timeout="15m", snapshot_dir=None):
+    """Upgrade Talos one node at a time: drain, snapshot, upgrade, check version and health."""
     parse_duration(timeout, "--timeout")
-    _run(c, upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run,
-              options=TalosOptions(timeout=timeout))  # fmt: skip
+    if snapshot_dir and Path(snapshot_dir).exists() and not Path(snapshot_dir).is_dir():
+        raise FlagError(f"--snapshot-dir {snapshot_dir} exists and is not a directory")
+    options = TalosOptions(timeout=timeout, snapshot_dir=snapshot_dir)
+    _run(c, upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run, options=options)
 
 
 def _upgrade_k8s_commands(ctx: RunContext) -> list[Command]:
@@ -203,25 +267,64 @@ def reset_order(inv: Inventory, only: str | None) -> list[Node]:
     return [*inv.workers, *reversed(inv.control_planes)]
 
 
+def user_volume_labels(inv: Inventory) -> list[str]:
+    """The wipe labels (``u-<name>``) of the user volumes the Talos patches declare."""
+    docs = [
+        d for text in machineconfig.rendered_patches(inv).values() for d in yamlio.documents(text)
+    ]
+    return [
+        f"u-{d['name']}"
+        for d in docs
+        if isinstance(d, dict) and d.get("kind") == "UserVolumeConfig" and d.get("name")
+    ]
+
+
 @onecluster_task(
     help=dict(
         node="reset this node only (gracefully: it leaves etcd first)",
         yes="confirm: wipes the nodes' STATE and EPHEMERAL partitions",
+        wipe_volumes="also wipe the user volumes (u-longhorn: every Longhorn replica on the node)",
     )
 )  # fmt: skip
-def reset(c, cluster=None, dry_run=False, node=None, yes=False):
+def reset(c, cluster=None, dry_run=False, node=None, yes=False, wipe_volumes=False):
     """Wipe the nodes back to maintenance mode so cluster.rebuild can start over (needs --yes)."""
     if not (yes or dry_run):
+        also = " and the user volumes (the Longhorn data)" if wipe_volumes else ""
         raise ConfirmationRequired(
-            "talos.reset wipes the nodes' configuration and data (STATE and EPHEMERAL) and "
-            "reboots them into maintenance mode. Add --yes to do it (--dry-run to see how)."
+            f"talos.reset wipes the nodes' configuration and data (STATE and EPHEMERAL){also} "
+            "and reboots them into maintenance mode. Add --yes to do it (--dry-run to see how)."
         )
 
     def build(ctx: RunContext) -> list[Command]:
         nodes = reset_order(ctx.inventory, node)
-        return [talosctl.reset(ctx.talosconfig, n, graceful=bool(node)) for n in nodes]
+        volumes = user_volume_labels(ctx.inventory) if wipe_volumes else []
+        return [
+            talosctl.reset(ctx.talosconfig, n, graceful=bool(node), volumes=volumes) for n in nodes
+        ]
 
-    _run(c, lambda inv: with_talosconfig(step("reset", build)), cluster=cluster, dry_run=dry_run)
+    def run(ctx: RunContext) -> None:  # the same for a run and a dry-run (which prints)
+        for cmd in build(ctx):
+            ctx.run(cmd, prefix="[talos/reset] $ ")
+        _say_what_reset_leaves(ctx)
+
+    _run(
+        c, lambda inv: with_talosconfig(step("reset", build, run, dry_action=run)),
+        cluster=cluster, dry_run=dry_run, options=TalosOptions(wipe_volumes=wipe_volumes),
+    )  # fmt: skip
+
+
+def _say_what_reset_leaves(ctx: RunContext) -> None:
+    labels = ", ".join(user_volume_labels(ctx.inventory)) or "none declared"
+    if ctx.option(TalosOptions).wipe_volumes:
+        echo(
+            f"[talos/reset] the user volumes ({labels}) are wiped too: their Longhorn data is gone"
+        )
+    else:
+        echo(
+            f"[talos/reset] left untouched: the user volumes ({labels}; Longhorn's replicas under "
+            "/var/mnt/longhorn) and every disk that is not the system disk. A rebuild's Longhorn "
+            "finds the old replicas there; add --wipe-volumes --yes to wipe them too."
+        )
 
 
 TASKS = (
