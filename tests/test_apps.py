@@ -314,15 +314,43 @@ DATABASES = declared_databases()
 
 
 @pytest.mark.parametrize("namespace,name,size", DATABASES, ids=[d[1] for d in DATABASES])
-def test_every_database_is_on_rwo_longhorn_with_a_pdb(namespace, name, size):
+def test_every_database_is_on_rwo_longhorn(namespace, name, size):
     sts = find("StatefulSet", name, namespace)
     (claim,) = sts["spec"]["volumeClaimTemplates"]
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert claim["spec"]["storageClassName"] == "longhorn"
     assert claim["spec"]["resources"]["requests"]["storage"] == size
-    pdb = find("PodDisruptionBudget", name, namespace)
-    labels = sts["spec"]["template"]["metadata"]["labels"]
-    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def _replicas(doc: dict) -> int:
+    return doc["spec"].get("replicas", 1)
+
+
+def _selected(pdb: dict) -> list[dict]:
+    """The workloads (Deployment, StatefulSet) in the PDB's namespace its selector matches."""
+    wanted = pdb["spec"]["selector"]["matchLabels"].items()
+    return [
+        doc
+        for _, doc in OBJECTS
+        if doc["kind"] in ("Deployment", "StatefulSet")
+        and doc["metadata"].get("namespace") == pdb["metadata"].get("namespace")
+        and wanted <= doc["spec"]["template"]["metadata"]["labels"].items()
+    ]
+
+
+@pytest.mark.parametrize(
+    "pdb",
+    [d for _, d in OBJECTS if d["kind"] == "PodDisruptionBudget"],
+    ids=lambda d: f"{d['metadata'].get('namespace')}/{d['metadata']['name']}",
+)
+def test_no_budget_blocks_a_drain(pdb):
+    # talos.upgrade drains every node with `kubectl drain` (evictions honour PDBs) and stops the
+    # whole upgrade when the drain cannot finish: a budget that allows no disruption would stop
+    # every upgrade at the node that runs the pod
+    (workload,) = _selected(pdb)
+    spec = pdb["spec"]
+    assert "minAvailable" not in spec or spec["minAvailable"] < _replicas(workload), pdb
+    assert spec.get("maxUnavailable", 1) != 0, pdb
 
 
 def _secret_refs(doc: dict) -> set[str]:

@@ -63,7 +63,7 @@ def test_a_new_app_gets_its_postgres_from_one_declaration():
     )
     assert gate.needs == (bundle.id,) and gate.id in app.needs
     found = objects(bundle)
-    assert set(found) == {"Namespace", "Service", "StatefulSet", "PodDisruptionBudget"}
+    assert set(found) == {"Namespace", "Service", "StatefulSet"}
     for doc in found.values():
         if doc["kind"] != "Namespace":
             assert (doc["metadata"]["name"], doc["metadata"]["namespace"]) == (
@@ -75,7 +75,9 @@ def test_a_new_app_gets_its_postgres_from_one_declaration():
     assert labels["app.kubernetes.io/instance"] == "notes-postgres"
     assert labels["app.kubernetes.io/part-of"] == "notes"
     assert found["Service"]["spec"]["selector"] == labels
-    assert found["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    # no PDB: `talos.upgrade` drains each node and stops when a drain cannot finish, so a budget
+    # on the one pod would stop every upgrade; the pod stops cleanly within its grace period
+    assert sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60
     (container,) = sts["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     assert env["POSTGRES_DB"]["value"] == env["POSTGRES_USER"]["value"] == "notes"
@@ -103,7 +105,8 @@ def test_every_template_renders_valid_objects_for_any_app(kind):
         and bundle.template == REPO_ROOT / DATABASE_TEMPLATES / f"{kind}.yaml"
     )
     found = objects(bundle)
-    assert {"StatefulSet", "Service", "PodDisruptionBudget"} <= set(found)
+    assert {"StatefulSet", "Service"} <= set(found)
+    assert "PodDisruptionBudget" not in found
     text = bundle.template.read_text()
     # nothing of one app is left in the template: every name comes from the declaration
     for taken in (w.name for declared in WORKLOAD_LAYERS.values() for w in declared(INV)):

@@ -7,7 +7,7 @@ namespace, with the platform steps it needs. ``tasks.py`` beside this gives a la
 
 A database is generated, not written per app: each kind has one template in the project,
 ``manifests/databases/<kind>.yaml`` (``postgres``, ``mysql``, ``redis``): its StatefulSet,
-headless Service and PodDisruptionBudget (and what else the kind needs, e.g. Redis's
+headless Service (and what else the kind needs, e.g. Redis's
 NetworkPolicy), filled per app with ``((database.name))`` (``<app>-<kind>``, also its Secret's
 name), ``((database.namespace))``, ``((database.app))`` (its database and user names, its
 ``part-of`` label) and ``((database.size))`` (its volume), beside the inventory's placeholders.
