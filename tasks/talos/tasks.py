@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..engine.cli import catalog_of, onecluster_task
+from ..engine.cli import catalog_of, duration, onecluster_task
 from ..engine.command import Command
 from ..engine.components import Component
 from ..engine.context import RunContext, user_kubeconfig, user_talosconfig
@@ -19,7 +19,6 @@ from ..engine.errors import ConfirmationRequired
 from ..engine.execute import execute
 from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
-from ..engine.poll import parse_duration
 from . import talosctl, upgrade
 from .options import HEALTH_TIMEOUT, TalosOptions
 from .steps import (
@@ -139,7 +138,9 @@ def talosconfig(c, cluster=None, dry_run=False, output=None):
     )  # fmt: skip
 
 
-@onecluster_task(help=dict(timeout=f"how long to wait (default {HEALTH_TIMEOUT})"))
+@onecluster_task(
+    help=dict(timeout=f"how long to wait (default {HEALTH_TIMEOUT})"), checks=dict(timeout=duration)
+)
 def health(c, cluster=None, dry_run=False, timeout=HEALTH_TIMEOUT):
     """Wait until every control plane and worker in the inventory is healthy."""
     _run(
@@ -170,11 +171,11 @@ def upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list[
     help=dict(
         node="upgrade this node only",
         timeout="per-node limit for the upgrade and for each gate (default 15m)",
-    )
+    ),
+    checks=dict(timeout=duration),
 )  # fmt: skip
 def upgrade_(c, cluster=None, dry_run=False, node=None, timeout="15m"):
     """Upgrade Talos one node at a time, waiting for node, cluster and Longhorn health between."""
-    parse_duration(timeout, "--timeout")
     _run(c, upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run,
               options=TalosOptions(timeout=timeout))  # fmt: skip
 
@@ -217,11 +218,15 @@ def reset(c, cluster=None, dry_run=False, node=None, yes=False):
             "reboots them into maintenance mode. Add --yes to do it (--dry-run to see how)."
         )
 
-    def build(ctx: RunContext) -> list[Command]:
-        nodes = reset_order(ctx.inventory, node)
-        return [talosctl.reset(ctx.talosconfig, n, graceful=bool(node)) for n in nodes]
+    def steps(inv: Inventory) -> list[Component]:
+        nodes = reset_order(inv, node)  # an unknown --node is an error before any step runs
 
-    _run(c, lambda inv: with_talosconfig(step("reset", build)), cluster=cluster, dry_run=dry_run)
+        def build(ctx: RunContext) -> list[Command]:
+            return [talosctl.reset(ctx.talosconfig, n, graceful=bool(node)) for n in nodes]
+
+        return with_talosconfig(step("reset", build))
+
+    _run(c, steps, cluster=cluster, dry_run=dry_run)
 
 
 TASKS = (
