@@ -304,3 +304,19 @@ def test_unreadable_kubeconfig_is_a_clear_error(inventory, infisical, tmp_path, 
         pytest.raises(SecretsError, match=f"cannot use kubeconfig {missing}"),
     ):
         secretsync.sync(context, [APP], owner="secrets/app")
+
+
+def test_an_error_cut_short_never_shows_part_of_a_secret(ctx, kube, infisical):
+    # issue 13: the API's message was cut to 300 characters before redaction, and a cut inside the
+    # base64 form of a value left a piece no registered value matched, printed in clear
+    value = "".join(f"{i:03d}-Zq" for i in range(100))  # 600 characters: base64 spans the cut
+    infisical.put(PROJECT, "prod", "/", "LONG_VALUE", value, "homelab")
+    secretsync.sync(ctx, [APP], owner="secrets/app")  # namespace apps now exists
+    kube.fail(500, echo_body=True)  # the server echoes the Secret it was sent, base64 and all
+    with pytest.raises(SecretsError) as failed:
+        secretsync.sync(ctx, [SecretSpec("apps", "long", {"value": "LONG_VALUE"})], owner="x")
+    text = str(failed.value)
+    assert "HTTP 500" in text and "***" in text
+    encoded = base64.b64encode(value.encode()).decode()
+    pieces = {s[i : i + 12] for s in (value, encoded) for i in range(len(s) - 11)}
+    assert [p for p in pieces if p in text] == []

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from ..engine.errors import SecretsError
 from ..engine.inventory import Inventory
-from ..engine.output import redact, register_secret
+from ..engine.output import clipped, redact, register_secret
 
 CLIENT_ID = "INFISICAL_CLIENT_ID"
 CLIENT_SECRET = "INFISICAL_CLIENT_SECRET"
@@ -191,7 +191,7 @@ def _explain(exc: Exception, what: str, where: Location) -> SecretsError:
         status = exc.status_code
         detail = ""
         if isinstance(exc.response, dict) and isinstance(exc.response.get("message"), str):
-            detail = f" ({exc.response['message'][:200]})"
+            detail = f" ({clipped(exc.response['message'], 200)})"
         if status in (401, 403):
             text = (
                 f"Infisical refused the machine identity (HTTP {status}){detail} while trying "
