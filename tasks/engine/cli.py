@@ -165,9 +165,19 @@ class Flag(Argument):
 
 
 class OneclusterTask(Task):
-    """Invoke's task whose flags are :class:`Flag` s."""
+    """Invoke's task whose flags are :class:`Flag` s.
+
+    Invoke's ``get_arguments`` pops each flag's help out of ``task.help`` as it builds the
+    arguments, so a second program in one process (the tests) would print none; here it works on
+    a copy.
+    """
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        texts = dict(self.help)
+        try:
+            built = super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = texts
         return [
             Flag(
                 names=a.names,
@@ -179,7 +189,7 @@ class OneclusterTask(Task):
                 incrementable=a.incrementable,
                 attr_name=a.attr_name,
             )
-            for a in super().get_arguments(ignore_unknown_help)
+            for a in built
         ]
 
 
