@@ -38,11 +38,11 @@ def _flags(task) -> dict[str, object]:
     return {a.attr_name or a.name: a.default for a in probe.get_arguments() if a.takes_value}
 
 
-# semantically bad values, per flag (a flag not listed takes any string: a path it writes to)
+# semantically bad values, per flag
 BAD_VALUES = {
     "jobs": ["abc", "1.5", "0", "-3", "1000"],
     "format": ["bogus", "JSON"],
-    "timeout": ["soon", "-5m", "1.5h"],
+    "timeout": ["soon", "-5m", "1.5h", "0s"],
     "profile": ["nope"],
     "name": ["nope"],
     "node": ["nope"],
@@ -50,7 +50,10 @@ BAD_VALUES = {
     "step": ["nope/x"],
     "component": ["nope/x"],
     "from_": ["nope/x"],
-    "reference": ["/nonexistent/reference"],
+    "reference": ["/nonexistent/reference", "/etc/passwd"],
+    "cache": ["/etc/passwd", "/etc/passwd/charts"],
+    "out": ["/etc/passwd"],
+    "output": ["/etc", "/etc/passwd/config"],
     "cluster": ["/nonexistent/cluster.yaml"],
 }
 # what a task needs besides the bad flag so that the bad flag is what it trips on

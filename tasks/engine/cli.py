@@ -84,8 +84,11 @@ def one_of(*allowed: str, what: str = "value") -> Check:
 
 
 def duration(flag: str, value: Any) -> object:
-    """A check: the value is a duration (``30s``, ``10m``, ``1h``)."""
-    return parse_duration(value, flag)
+    """A check: the value is a duration (``30s``, ``10m``, ``1h``) longer than nothing."""
+    seconds = parse_duration(value, flag)
+    if seconds <= 0:
+        raise FlagError(f"{flag} {value}: a wait of no time always fails; give e.g. 30s or 10m")
+    return seconds
 
 
 def jobs(flag: str, value: Any) -> object:
@@ -99,6 +102,33 @@ def directory(flag: str, value: Any) -> object:
     """A check: the value names an existing directory."""
     if not Path(value).is_dir():
         raise FlagError(f"{flag} {value}: no such directory; give an existing one or leave it out")
+    return value
+
+
+def _blocked_by_a_file(path: Path) -> Path | None:
+    """The first existing ancestor of ``path`` (or ``path``) that is not a directory, if any."""
+    for each in (path, *path.parents):
+        if each.exists():
+            return None if each.is_dir() else each
+    return None
+
+
+def new_directory(flag: str, value: Any) -> object:
+    """A check: the value is a directory, or one that can be made (no file in its way)."""
+    blocker = _blocked_by_a_file(Path(value))
+    if blocker is not None:
+        raise FlagError(f"{flag} {value}: {blocker} is a file, not a directory; give a directory")
+    return value
+
+
+def file_to_write(flag: str, value: Any) -> object:
+    """A check: the value can be written as a file (not a directory, no file in its way)."""
+    path = Path(value)
+    if path.is_dir():
+        raise FlagError(f"{flag} {value}: is a directory; give the path of a file")
+    blocker = _blocked_by_a_file(path.parent)
+    if blocker is not None:
+        raise FlagError(f"{flag} {value}: {blocker} is a file, not a directory")
     return value
 
 

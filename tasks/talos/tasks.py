@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..engine.cli import catalog_of, duration, onecluster_task
+from ..engine.cli import catalog_of, duration, file_to_write, new_directory, onecluster_task
 from ..engine.command import Command
 from ..engine.components import Component
 from ..engine.context import RunContext, user_kubeconfig, user_talosconfig
@@ -54,7 +54,8 @@ def _run(
         out="also write the node configs and talosconfig to this directory (they hold secrets)",
         new_pki="generate a new secrets bundle even for a bootstrapped cluster (needs --yes)",
         yes="confirm --new-pki",
-    )
+    ),
+    checks=dict(out=new_directory),
 )  # fmt: skip
 def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False):
     """Render and validate every node's machine config (to a directory only with --out)."""
@@ -106,7 +107,10 @@ def bootstrap(c, cluster=None, dry_run=False):
     )  # fmt: skip
 
 
-@onecluster_task(help=dict(output="write here instead of $KUBECONFIG or ~/.kube/config"))
+@onecluster_task(
+    help=dict(output="write here instead of $KUBECONFIG or ~/.kube/config"),
+    checks=dict(output=file_to_write),
+)
 def kubeconfig(c, cluster=None, dry_run=False, output=None):
     """Fetch the admin kubeconfig and merge it into your kubeconfig (or --output PATH)."""
     target = output or user_kubeconfig()
@@ -125,7 +129,10 @@ def _export_talosconfig(ctx: RunContext) -> list[Command]:
     ]
 
 
-@onecluster_task(help=dict(output="write here instead of $TALOSCONFIG or ~/.talos/config"))
+@onecluster_task(
+    help=dict(output="write here instead of $TALOSCONFIG or ~/.talos/config"),
+    checks=dict(output=file_to_write),
+)
 def talosconfig(c, cluster=None, dry_run=False, output=None):
     """Generate the admin talosconfig and merge it into yours (or --output PATH)."""
     target = output or user_talosconfig()
