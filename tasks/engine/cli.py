@@ -98,13 +98,6 @@ def jobs(flag: str, value: Any) -> object:
     return value
 
 
-def directory(flag: str, value: Any) -> object:
-    """A check: the value names an existing directory."""
-    if not Path(value).is_dir():
-        raise FlagError(f"{flag} {value}: no such directory; give an existing one or leave it out")
-    return value
-
-
 def _blocked_by_a_file(path: Path) -> Path | None:
     """The first existing ancestor of ``path`` (or ``path``) that is not a directory, if any."""
     for each in (path, *path.parents):
