@@ -13,7 +13,9 @@
   (``iterable``) flags would otherwise take a bare ``--name`` as "no names", i.e. everything;
 - every value is checked before the task body runs: the shared flags here (``--jobs`` a whole
   number from 1 to :data:`MAX_JOBS`, no flag an empty string), a task's own through ``checks``
-  (:func:`one_of` for a format, :func:`duration` for a timeout);
+  (:func:`one_of` for a format, :func:`duration` for a timeout, :func:`new_directory` and
+  :func:`file_to_write` for paths a task writes); names (``--layer``, ``--node``, ``--name``)
+  are checked against the inventory by the code that resolves them, before any step runs;
 - the shared flags (``--cluster``, ``--dry-run``, ``--jobs``, ``--from``) get their help here, and
   a repeatable flag's help starts with its value placeholder (``LAYER, repeatable: ...``), which
   Invoke's help shows for no list flag.
@@ -154,6 +156,9 @@ class Flag(Argument):
     the originals, which ``--help`` prints, keep ``--cluster=STRING``. :meth:`set_value` turns
     that ``True``, or a failed conversion, into an ``error: ...`` Invoke prints before any task
     starts (exit 1).
+
+    Not caught: a repeatable flag given bare *after* a value (``--layer a --layer``), which keeps
+    ``[a]``: Invoke's parser tells its arguments nothing when a flag is seen again.
     """
 
     def __init__(self, **kwargs: Any) -> None:
