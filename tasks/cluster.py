@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .engine.catalog import Catalog
-from .engine.cli import catalog_of, layer_settings, onecluster_task
-from .engine.errors import OneclusterError, choice
+from .engine.cli import catalog_of, layer_settings, one_of, onecluster_task
+from .engine.errors import FlagError, OneclusterError
 from .engine.execute import execute, plan
 from .engine.output import echo
 from .engine.plan import FORMATS
@@ -21,10 +21,13 @@ def _catalog(c, profile: str | None) -> Catalog:
     stack = catalog_of(c)
     if profile is None:
         return stack
-    return PROFILES[choice("--profile", profile, sorted(PROFILES), "profile")].catalog(stack)
+    return PROFILES[profile].catalog(stack)
 
 
-@onecluster_task(help=dict(profile=PROFILE_HELP))
+PROFILE_CHECK = one_of(*sorted(PROFILES), what="profile")
+
+
+@onecluster_task(help=dict(profile=PROFILE_HELP), checks=dict(profile=PROFILE_CHECK))
 def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None, profile=None):
     """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order."""
     execute(_catalog(c, profile), cluster=cluster, from_step=from_, dry_run=dry_run, jobs=jobs)
@@ -33,13 +36,14 @@ def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None, profile=None):
 @onecluster_task(
     name="plan",
     help=dict(
-        layer="only this layer (repeatable)",
-        step="only this step and its needs (repeatable)",
+        layer="only this layer",
+        step="only this step and its needs",
         format=f"output format: {', '.join(FORMATS)}",
         dry_run="accepted like every task's; the plan itself never runs a command",
         profile=PROFILE_HELP,
     ),
     iterable=["layer", "step"],
+    checks=dict(format=one_of(*FORMATS, what="format"), profile=PROFILE_CHECK),
 )
 def plan_(
     c, cluster=None, layer=None, step=None, from_=None, format="table", dry_run=False, profile=None
@@ -59,13 +63,19 @@ def plan_(
 
 @onecluster_task(
     help=dict(
-        layer="deploy this layer (repeatable)",
-        step="deploy this step and its needs (repeatable)",
+        layer="deploy this layer",
+        step="deploy this step and its needs",
     ),
     iterable=["layer", "step"],
 )
 def deploy(c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=None):
     """Deploy selected layers or steps (with their needs) onto a running cluster."""
+    if not (layer or step or from_):
+        raise FlagError(
+            "cluster.deploy deploys only what you select, and nothing was: give --layer LAYER "
+            "or --step STEP (repeatable), or --from STEP (`invoke cluster.plan` lists them; "
+            "`invoke cluster.rebuild` builds everything)"
+        )
     execute(
         catalog_of(c),
         cluster=cluster,

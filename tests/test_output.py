@@ -8,7 +8,7 @@ import pytest
 
 from tasks.engine.command import Command, Executor
 from tasks.engine.errors import CommandError
-from tasks.engine.output import echo, redact, redact_argv, register_secret, table
+from tasks.engine.output import clipped, echo, redact, redact_argv, register_secret, table
 
 SECRET = "s3cr3t-value-0b1c2d"
 
@@ -68,3 +68,12 @@ def test_failed_command_error_is_redacted(fake_tools):
 
 def test_table_aligns_columns():
     assert table(("a", "bb"), [("xxx", 1)]).splitlines() == ["a    bb", "---  --", "xxx  1"]
+
+
+def test_clipped_redacts_before_it_cuts():
+    # a cut first would leave the start of the secret, which no registered value matches
+    register_secret("s3cr3t-value-that-is-long")
+    text = "x" * 10 + "s3cr3t-value-that-is-long" + "y" * 10
+    assert clipped(text, 20) == "x" * 10 + "***" + "y" * 4 + "..."
+    assert "s3cr3t" not in clipped(text, 16)
+    assert clipped("short", 20) == "short"

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import call_task
 from fakes.infisical_server import FakeInfisical
 from fakes.kube_apiserver import FakeKubeAPI
 
@@ -196,3 +197,16 @@ def test_no_value_leaks_anywhere(setup: Setup, capfd, caplog):
         assert _leaks(needles, text) == []
     files = _files_with(needles, [ROOT, Path(tempfile.gettempdir())], started)
     assert files == []
+
+
+def test_a_sync_lists_the_clusters_values_once(setup: Setup):
+    # issue 13: each sync step listed every value of the cluster again (11 listings in one run)
+    call_task("secrets.sync", jobs=4)
+    listings = [
+        r
+        for r in setup.infisical.requests
+        if r.path == "/api/v3/secrets/raw" and r.query.get("viewSecretValue") == "true"
+    ]
+    synced = [k for k in setup.kube.objects if k[0] == "Secret"]
+    assert len(synced) >= 10  # every declared Secret is in the cluster: the sync really ran
+    assert len(listings) == 1

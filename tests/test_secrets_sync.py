@@ -102,10 +102,13 @@ def test_resync_with_nothing_changed_changes_nothing(ctx, kube):
     assert after == before
 
 
-def test_a_changed_value_in_infisical_updates_the_secret(ctx, kube, infisical):
+def test_a_changed_value_in_infisical_updates_the_secret(inventory, ctx, kube, infisical):
     secretsync.sync(ctx, [TUNNEL], owner="secrets/tunnel")
     infisical.put(PROJECT, "prod", "/", "TUNNEL_TOKEN", "tunnel-token-rotated", "homelab")
-    outcomes = secretsync.sync(ctx, [TUNNEL], owner="secrets/tunnel")
+    with run_context(  # the next run: a run reads Infisical's values once, when it starts
+        inventory, dry_run=False, fetch_kubeconfig=False, open_store=STACK.open_store
+    ) as next_run:
+        outcomes = secretsync.sync(next_run, [TUNNEL], owner="secrets/tunnel")
     assert [o.action for o in outcomes] == ["configured"]
     assert kube.secret_values("tunnel", "tunnel-token") == {"token": "tunnel-token-rotated"}
 
@@ -304,3 +307,19 @@ def test_unreadable_kubeconfig_is_a_clear_error(inventory, infisical, tmp_path, 
         pytest.raises(SecretsError, match=f"cannot use kubeconfig {missing}"),
     ):
         secretsync.sync(context, [APP], owner="secrets/app")
+
+
+def test_an_error_cut_short_never_shows_part_of_a_secret(ctx, kube, infisical):
+    # issue 13: the API's message was cut to 300 characters before redaction, and a cut inside the
+    # base64 form of a value left a piece no registered value matched, printed in clear
+    value = "".join(f"{i:03d}-Zq" for i in range(100))  # 600 characters: base64 spans the cut
+    infisical.put(PROJECT, "prod", "/", "LONG_VALUE", value, "homelab")
+    secretsync.sync(ctx, [APP], owner="secrets/app")  # namespace apps now exists
+    kube.fail(500, echo_body=True)  # the server echoes the Secret it was sent, base64 and all
+    with pytest.raises(SecretsError) as failed:
+        secretsync.sync(ctx, [SecretSpec("apps", "long", {"value": "LONG_VALUE"})], owner="x")
+    text = str(failed.value)
+    assert "HTTP 500" in text and "***" in text
+    encoded = base64.b64encode(value.encode()).decode()
+    pieces = {s[i : i + 12] for s in (value, encoded) for i in range(len(s) - 11)}
+    assert [p for p in pieces if p in text] == []

@@ -63,7 +63,7 @@ def resolve_binary(tool: str) -> str:
         found = shutil.which(override)
         if found:
             return found
-        raise ToolMissingError(tool, spec.env_var, spec.hint)
+        raise ToolMissingError(tool, spec.env_var, spec.hint, override=override)
     found = shutil.which(tool)
     if not found:
         raise ToolMissingError(tool, spec.env_var, spec.hint)
@@ -81,11 +81,7 @@ def check_tools(tools: Sequence[str]) -> None:
     if len(missing) == 1:
         raise missing[0]
     if missing:
-        raise ToolMissingError(
-            ", ".join(m.tool for m in missing),
-            "TOOL",
-            "; ".join(str(m) for m in missing),
-        )
+        raise ToolMissingError.several(missing)
 
 
 @dataclass(frozen=True)

@@ -50,14 +50,36 @@ class GraphError(OneclusterError):
 
 
 class ToolMissingError(OneclusterError):
-    """A required external binary is not installed."""
+    """A required external binary is not installed, or ``$TOOL`` does not point at it.
 
-    def __init__(self, tool: str, env_var: str, hint: str) -> None:
+    ``override`` is the value of ``$env_var`` when it is set but names no executable: the message
+    then says that, not that the variable is unset.
+    """
+
+    def __init__(self, tool: str, env_var: str, hint: str, override: str | None = None) -> None:
         self.tool = tool
-        super().__init__(
-            f"{tool} was not found on PATH and ${env_var} is not set. Install it: {hint} "
-            f"(or point ${env_var} at the binary)."
+        if override:
+            message = (
+                f"${env_var} is set to {override!r}, which is neither an executable file nor a "
+                f"command on PATH. Point ${env_var} at the {tool} binary, or unset it to use "
+                f"{tool} from PATH (install it: {hint})."
+            )
+        else:
+            message = (
+                f"{tool} was not found on PATH (and ${env_var} is not set). Install it: {hint} "
+                f"(or point ${env_var} at the binary)."
+            )
+        super().__init__(message)
+
+    @classmethod
+    def several(cls, missing: Sequence[ToolMissingError]) -> ToolMissingError:
+        """One error for several missing tools: each one's own message, a line each."""
+        error = cls.__new__(cls)
+        error.tool = ", ".join(m.tool for m in missing)
+        OneclusterError.__init__(
+            error, f"{len(missing)} tools are missing:\n" + "\n".join(f"  - {m}" for m in missing)
         )
+        return error
 
 
 class CommandError(OneclusterError):

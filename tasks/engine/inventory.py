@@ -58,7 +58,7 @@ def load_inventory(
     file = inventory_path(path)
     shown = _display(file)
     try:
-        text = file.read_text()
+        data = yamlio.load(yamlio.read_text(file, shown), shown)
     except OSError as exc:
         raise InventoryError(
             [
@@ -70,14 +70,8 @@ def load_inventory(
                 )
             ]
         ) from None
-    try:
-        data = yamlio.load(text)
-    except yamlio.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(file)"
-        raise InventoryError(
-            [FieldError(shown, where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
-        ) from None
+    except yamlio.YAMLInputError as exc:  # too large, not UTF-8, not YAML: with file and line
+        raise InventoryError(exc.errors) from None
     return parse_inventory(data, shown, checks)
 
 

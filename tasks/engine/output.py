@@ -55,6 +55,16 @@ def redact(text: str) -> str:
     return text
 
 
+def clipped(text: str, limit: int) -> str:
+    """``text`` redacted, then cut to ``limit`` characters (``...`` marks a cut).
+
+    Always in this order: a cut first could split a secret (or its base64 form) so that no
+    registered value matches the piece left, and that piece would print in clear.
+    """
+    text = redact(text)
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
 def redact_argv(argv: Sequence[str]) -> list[str]:
     """Redact each argument of a command line."""
     return [redact(a) for a in argv]

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import yamlio
 from .errors import FieldError, InputError
 from .inventory import REPO_ROOT, Inventory
 from .schema import yaml_key
@@ -97,9 +98,23 @@ def render_text(
 
 
 def render_file(path: Path, inv: Inventory, values: Mapping[str, str] | None = None) -> str:
-    """Render one values file, manifest or template (``values``: its own, beside the inventory's)."""
+    """Render one values file, manifest or template (``values``: its own, beside the inventory's).
+
+    The file is read as every input file is (:func:`yamlio.read_text`: size limit, UTF-8), and a
+    YAML one is parsed once rendered, so a duplicate key or an alias bomb is an error naming this
+    file and line rather than a problem of some text further on.
+    """
     try:
         shown = str(path.relative_to(REPO_ROOT))
     except ValueError:
         shown = str(path)
-    return render_text(path.read_text(), inv, shown, values)
+    try:
+        text = yamlio.read_text(path, shown)
+    except OSError as exc:
+        raise InputError(
+            [FieldError(shown, "(file)", f"cannot read: {exc.strerror}")], what=shown
+        ) from None
+    rendered = render_text(text, inv, shown, values)
+    if path.suffix in (".yaml", ".yml"):
+        yamlio.load_all(rendered, shown)
+    return rendered

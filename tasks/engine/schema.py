@@ -47,7 +47,7 @@ def describe(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(describe(a) for a in get_args(tp) if a is not type(None))
     if dataclasses.is_dataclass(tp):
-        keys = ", ".join(yaml_key(f) for f in dataclasses.fields(tp))
+        keys = ", ".join(yaml_key(f) for f in dataclasses.fields(tp) if f.init)
         return f"a mapping with keys {keys}"
     return getattr(tp, "__name__", str(tp))
 
@@ -112,6 +112,13 @@ class Loader:
         return None
 
     def _load_dataclass(self, tp: Any, data: Any, path: str) -> Any:
+        if data is None and not path:
+            self.error(
+                path,
+                f"the file is empty (expected {describe(tp)})",
+                "write the mapping into it, e.g. starting from a copy of the reference file",
+            )
+            return None
         if not isinstance(data, dict):
             return self._wrong(tp, data, path)
         hints = get_type_hints(tp)

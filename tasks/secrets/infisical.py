@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from ..engine.errors import SecretsError
 from ..engine.inventory import Inventory
-from ..engine.output import redact, register_secret
+from ..engine.output import clipped, redact, register_secret
 
 CLIENT_ID = "INFISICAL_CLIENT_ID"
 CLIENT_SECRET = "INFISICAL_CLIENT_SECRET"
@@ -191,7 +191,7 @@ def _explain(exc: Exception, what: str, where: Location) -> SecretsError:
         status = exc.status_code
         detail = ""
         if isinstance(exc.response, dict) and isinstance(exc.response.get("message"), str):
-            detail = f" ({exc.response['message'][:200]})"
+            detail = f" ({clipped(exc.response['message'], 200)})"
         if status in (401, 403):
             text = (
                 f"Infisical refused the machine identity (HTTP {status}){detail} while trying "
@@ -225,12 +225,18 @@ def _explain(exc: Exception, what: str, where: Location) -> SecretsError:
 
 
 class InfisicalStore:
-    """A SecretStore over one Infisical project, environment, path and cluster tag."""
+    """A SecretStore over one Infisical project, environment, path and cluster tag.
+
+    A run opens one store (``RunContext.secret_store``), and the store lists the cluster's values
+    once, at the first :meth:`read`: every sync step of the run reads from that one listing (it
+    would otherwise download every value again per step). What the run writes is kept in it too.
+    """
 
     def __init__(self, client: Any, where: Location) -> None:
         self._client = client
         self.where = where
         self._names: set[str] | None = None
+        self._values: dict[str, str] | None = None
         self._tag_id: str | None = None
         # sync steps run in parallel and share this store; the SDK shares one requests.Session
         self._lock = threading.RLock()
@@ -272,11 +278,15 @@ class InfisicalStore:
             return set(self._names)
 
     def read(self, names: Iterable[str]) -> dict[str, str]:
-        """The values of ``names`` (tagged with this cluster) that exist; all registered at once."""
-        wanted = set(names)
-        return {
-            s.secretKey: s.secretValue for s in self._list(values=True) if s.secretKey in wanted
-        }
+        """The values of ``names`` (tagged with this cluster) that exist; all registered at once.
+
+        The first read of the store lists every value of the cluster; later reads use that list.
+        """
+        with self._lock:
+            if self._values is None:
+                self._values = {s.secretKey: s.secretValue for s in self._list(values=True)}
+            values = self._values
+        return {n: values[n] for n in set(names) if n in values}
 
     def write(self, name: str, value: str) -> None:
         """Create or update ``name`` tagged with this cluster; refuse another cluster's secret."""
@@ -302,7 +312,10 @@ class InfisicalStore:
                 except SecretsError:
                     if not self._existing(name):  # failed for another reason than the race
                         raise
-            stored = self.read([name]).get(name)
+            stored = (self._values or {}).get(name)
+            if stored is None:  # the run's listing predates the other run's create: list again
+                self._values = None
+                stored = self.read([name]).get(name)
             if self._names is not None:
                 self._names.add(name)
             if stored is None:
@@ -355,6 +368,8 @@ class InfisicalStore:
         )
         if self._names is not None:
             self._names.add(name)
+        if self._values is not None:
+            self._values[name] = value
 
     def _ensure_tag(self) -> str:
         """The id of the project's tag named after the cluster, created when missing."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.errors import SecretsError
 from ..engine.kubectl import namespace_manifest
-from ..engine.output import echo, redact, register_secret
+from ..engine.output import clipped, echo, redact, register_secret
 from .infisical import missing_credentials
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def api_client(kubeconfig: str) -> Any:
         return config.new_client_from_config(config_file=kubeconfig)
     except (ConfigException, OSError, ValueError) as exc:
         raise SecretsError(
-            f"cannot use kubeconfig {kubeconfig}: {redact(str(exc))[:300]} (fix: point "
+            f"cannot use kubeconfig {kubeconfig}: {clipped(str(exc), 300)} (fix: point "
             "$KUBECONFIG at the cluster's kubeconfig, e.g. the one `invoke talos.kubeconfig` writes)"
         ) from None
 
@@ -149,7 +149,7 @@ def _api_error(exc: Exception, what: str) -> SecretsError:
 
         message = ""
         try:
-            message = str(json.loads(exc.body or "{}").get("message", ""))[:300]
+            message = clipped(str(json.loads(exc.body or "{}").get("message", "")), 300)
         except (ValueError, AttributeError):
             message = ""
         hint = {

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..engine.cli import catalog_of, onecluster_task
-from ..engine.errors import choice
+from ..engine.cli import catalog_of, one_of, onecluster_task
 from ..engine.execute import execute
 from ..engine.output import echo, table
 from .requirements import check_secrets, listing, selected
@@ -13,8 +12,8 @@ from .requirements import check_secrets, listing, selected
 FORMATS = ("table", "json")
 
 SELECT_HELP = {
-    "component": "only this component's secrets, by id or name, e.g. network/traefik (repeatable)",
-    "layer": "only secrets of components in this layer, e.g. network (repeatable)",
+    "component": "only this component's secrets, by id or name, e.g. network/traefik",
+    "layer": "only secrets of components in this layer, e.g. network",
 }
 
 
@@ -26,10 +25,10 @@ SELECT_HELP = {
         **SELECT_HELP,
     ),
     iterable=["component", "layer"],
+    checks=dict(format=one_of(*FORMATS, what="format")),
 )
 def list_(c, cluster=None, component=None, layer=None, format="table", dry_run=False):
     """List, per component, the Infisical secret names it needs (table or json)."""
-    choice("--format", format, FORMATS, "format")
     inventory, reqs = selected(catalog_of(c), cluster, component, layer)
     data = listing(inventory, reqs)
     if format == "json":

@@ -282,7 +282,7 @@ def schematic_errors(inv: Inventory) -> list[FieldError]:
         path = REPO_ROOT / path
     field = "talos.schematic.file"
     try:
-        data = yamlio.load(path.read_text())
+        data = yamlio.load(yamlio.read_text(path, spec.file), spec.file)
     except OSError:
         return [
             FieldError(
@@ -292,8 +292,10 @@ def schematic_errors(inv: Inventory) -> list[FieldError]:
                 "point it at the schematic YAML, e.g. talos/schematic.yaml",
             )
         ]
-    except yamlio.YAMLError as exc:
-        return [FieldError(inv.source, field, f"{spec.file} is not valid YAML: {exc}")]
+    except yamlio.YAMLInputError as exc:  # too large, not UTF-8, not YAML: file and line
+        return [
+            FieldError(inv.source, field, f"{spec.file} cannot be used: {e}") for e in exc.errors
+        ]
     ext = ((data or {}).get("customization") or {}).get("systemExtensions") or {}
     listed = ext.get("officialExtensions") or [] if isinstance(ext, dict) else []
     missing = [e for e in REQUIRED_EXTENSIONS if e not in listed]

@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import yamlio
-from ..engine.cli import catalog_of, onecluster_task
+from ..engine.cli import catalog_of, duration, file_to_write, new_directory, onecluster_task
 from ..engine.command import Command
 from ..engine.components import Component
 from ..engine.context import RunContext, user_kubeconfig, user_talosconfig
-from ..engine.errors import ConfirmationRequired, FlagError, OneclusterError
+from ..engine.errors import ConfirmationRequired, OneclusterError
 from ..engine.execute import execute
 from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
-from ..engine.poll import parse_duration
 from . import machineconfig, talosctl, upgrade
 from .options import HEALTH_TIMEOUT, TalosOptions
 from .steps import (
@@ -57,7 +56,8 @@ def _run(
         out="also write the node configs and talosconfig to this directory (they hold secrets)",
         new_pki="generate a new secrets bundle even for a bootstrapped cluster (needs --yes)",
         yes="confirm --new-pki",
-    )
+    ),
+    checks=dict(out=new_directory),
 )  # fmt: skip
 def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False):
     """Render and validate every node's machine config (to a directory only with --out)."""
@@ -109,7 +109,10 @@ def bootstrap(c, cluster=None, dry_run=False):
     )  # fmt: skip
 
 
-@onecluster_task(help=dict(output="write here instead of $KUBECONFIG or ~/.kube/config"))
+@onecluster_task(
+    help=dict(output="write here instead of $KUBECONFIG or ~/.kube/config"),
+    checks=dict(output=file_to_write),
+)
 def kubeconfig(c, cluster=None, dry_run=False, output=None):
     """Fetch the admin kubeconfig and merge it into your kubeconfig (or --output PATH)."""
     target = output or user_kubeconfig()
@@ -177,7 +180,10 @@ def _export_talosconfig_dry(ctx: RunContext) -> None:
     )
 
 
-@onecluster_task(help=dict(output="write here instead of $TALOSCONFIG or ~/.talos/config"))
+@onecluster_task(
+    help=dict(output="write here instead of $TALOSCONFIG or ~/.talos/config"),
+    checks=dict(output=file_to_write),
+)
 def talosconfig(c, cluster=None, dry_run=False, output=None):
     """Generate the admin talosconfig and put its context into yours (or --output PATH)."""
     target = output or user_talosconfig()
@@ -194,10 +200,11 @@ def talosconfig(c, cluster=None, dry_run=False, output=None):
     )  # fmt: skip
 
 
-@onecluster_task(help=dict(timeout=f"how long to wait (default {HEALTH_TIMEOUT})"))
+@onecluster_task(
+    help=dict(timeout=f"how long to wait (default {HEALTH_TIMEOUT})"), checks=dict(timeout=duration)
+)
 def health(c, cluster=None, dry_run=False, timeout=HEALTH_TIMEOUT):
     """Wait until every control plane and worker in the inventory is healthy."""
-    parse_duration(timeout, "--timeout")
     _run(
         c,
         lambda inv: with_talosconfig(step("health", health_commands, kind=TalosGate)),
@@ -232,13 +239,11 @@ def upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list[
         timeout="per-node limit for the drain, the upgrade and each gate (default 15m)",
         snapshot_dir="keep the etcd snapshots here (0600 files; default: the private workdir, "
         "removed when the run ends)",
-    )
+    ),
+    checks=dict(timeout=duration, snapshot_dir=new_directory),
 )  # fmt: skip
 def upgrade_(c, cluster=None, dry_run=False, node=None, timeout="15m", snapshot_dir=None):
     """Upgrade Talos one node at a time: drain, snapshot, upgrade, check version and health."""
-    parse_duration(timeout, "--timeout")
-    if snapshot_dir and Path(snapshot_dir).exists() and not Path(snapshot_dir).is_dir():
-        raise FlagError(f"--snapshot-dir {snapshot_dir} exists and is not a directory")
     options = TalosOptions(timeout=timeout, snapshot_dir=snapshot_dir)
     _run(c, upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run, options=options)
 
@@ -295,21 +300,25 @@ def reset(c, cluster=None, dry_run=False, node=None, yes=False, wipe_volumes=Fal
             "and reboots them into maintenance mode. Add --yes to do it (--dry-run to see how)."
         )
 
-    def build(ctx: RunContext) -> list[Command]:
-        nodes = reset_order(ctx.inventory, node)
-        volumes = user_volume_labels(ctx.inventory) if wipe_volumes else []
-        return [
-            talosctl.reset(ctx.talosconfig, n, graceful=bool(node), volumes=volumes) for n in nodes
-        ]
+    def steps(inv: Inventory) -> list[Component]:
+        nodes = reset_order(inv, node)  # an unknown --node is an error before any step runs
+        volumes = user_volume_labels(inv) if wipe_volumes else []
 
-    def run(ctx: RunContext) -> None:  # the same for a run and a dry-run (which prints)
-        for cmd in build(ctx):
-            ctx.run(cmd, prefix="[talos/reset] $ ")
-        _say_what_reset_leaves(ctx)
+        def build(ctx: RunContext) -> list[Command]:
+            return [
+                talosctl.reset(ctx.talosconfig, n, graceful=bool(node), volumes=volumes)
+                for n in nodes
+            ]
+
+        def run(ctx: RunContext) -> None:  # the same for a run and a dry-run (which prints)
+            for cmd in build(ctx):
+                ctx.run(cmd, prefix="[talos/reset] $ ")
+            _say_what_reset_leaves(ctx)
+
+        return with_talosconfig(step("reset", build, run, dry_action=run))
 
     _run(
-        c, lambda inv: with_talosconfig(step("reset", build, run, dry_action=run)),
-        cluster=cluster, dry_run=dry_run, options=TalosOptions(wipe_volumes=wipe_volumes),
+        c, steps, cluster=cluster, dry_run=dry_run, options=TalosOptions(wipe_volumes=wipe_volumes),
     )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke.exceptions import Exit
 
 from ..engine import helm
-from ..engine.cli import catalog_of, onecluster_task
+from ..engine.cli import catalog_of, new_directory, onecluster_task
 from ..engine.command import Command, Executor, check_tools
 from ..engine.components import HelmRelease
 from ..engine.errors import OneclusterError
@@ -76,7 +76,8 @@ def pull(c, cluster=None, dry_run=False, force=False):
         dry_run="check values and manifests (local), but print the helm template commands and run none",
         cache="chart cache directory (default: .cache/charts, what charts.pull fills)",
         reference="reference data directory (default: ../shared/reference)",
-    )
+    ),
+    checks=dict(reference=new_directory, cache=new_directory),
 )
 def validate(c, cluster=None, dry_run=False, cache=None, reference=None):
     """Validate values files and manifests against charts, Kubernetes schemas and CRDs."""

@@ -117,7 +117,7 @@ def list_(c, cluster=None, dry_run=False):
 
 
 @onecluster_task(
-    help=dict(name="name (see `list`); repeatable; none: all"),
+    help=dict(name="deploy this one (see `list`); none: every one of the layer"),
     iterable=["name"],
 )
 def deploy(c, name=None, cluster=None, dry_run=False, jobs=4):
@@ -125,6 +125,10 @@ def deploy(c, name=None, cluster=None, dry_run=False, jobs=4):
     layer = Layer.of(c)
     inv = layer.catalog.load(cluster)
     chosen = layer.find(inv, name or [])
+    if not name:
+        echo(
+            f"# no --name given: every {layer.noun} of {layer.name}: {', '.join(w.name for w in chosen)}"
+        )
     graph = layer.catalog.graph(inv)
     with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
         sel = missing_steps(graph, [w.id for w in chosen], ctx, never_run_layers=NEVER_RUN)
