@@ -83,3 +83,14 @@ def test_infisical_create_refuses_a_secret_without_the_clusters_tag(server, inve
     with pytest.raises(SecretsError, match="without the tag 'homelab'"):
         infisical.open_store(inventory).create(NAME, "would-be-bundle-7")
     assert server.secret(PROJECT, "prod", "/", NAME).value == "someone-elses-value-6"
+
+
+def test_infisical_create_after_a_cached_listing_reads_the_winner(server, inventory):  # noqa: F811
+    # the run read its values once (the listing every later read reuses) before the bundle existed;
+    # another run stores the bundle; this run's create must read the winner, not its stale listing
+    store = infisical.open_store(inventory)
+    assert store.read([NAME]) == {}
+    server.put(PROJECT, "prod", "/", NAME, "winner-bundle-value-8", "homelab")
+    assert store.create(NAME, "loser-bundle-value-9") == "winner-bundle-value-8"
+    assert store.read([NAME]) == {NAME: "winner-bundle-value-8"}
+    assert server.secret(PROJECT, "prod", "/", NAME).value == "winner-bundle-value-8"
