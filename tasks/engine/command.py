@@ -12,6 +12,7 @@ ends their groups through the run's :class:`~tasks.engine.signals.Stop`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -197,6 +198,10 @@ class Executor:
                 None,
                 f"no answer within {command.timeout:g}s",
             ) from None
+        except BaseException:  # KeyboardInterrupt outside a run: the tool must not outlive us
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+            raise
         finally:
             stop.children.discard(pgid)
         return Result(proc.exit_code, str(proc), proc.stderr.decode("utf-8", "replace"))

@@ -82,6 +82,7 @@ def execute(
     break_lock: bool = False,
     yes: bool = False,
     resumable: bool = False,
+    lock: bool = True,
 ) -> Report:
     """Select steps and run them (or print them); raise :class:`RunFailed` if any step failed.
 
@@ -90,17 +91,18 @@ def execute(
     options objects (``ctx.option(kind)`` reads them). ``break_lock`` with ``yes`` takes the
     cluster's lock from another run; ``resumable``: the task takes ``--from``, so an interrupted
     run's continue command starts at the first step not done (else it is the same command).
+    ``lock=False``: the steps only read (``talos.health``), so the run takes no lock.
     """
     inventory, graph, steps = select(
         catalog, cluster, Selection(layers, targets, with_needs, from_step)
     )
     if not dry_run:
         check_tools(sorted({t for s in steps for t in s.tools()}))
-    lock = RunLock(inventory.name, break_lock=break_lock, yes=yes)
+    run_lock = RunLock(inventory.name, break_lock=break_lock, yes=yes)
     stop = Stop()
     with (
         handle_signals(stop),
-        _locked(lock, dry_run),
+        _locked(run_lock, dry_run or not lock),
         run_context(
             inventory,
             dry_run=dry_run,
@@ -111,10 +113,6 @@ def execute(
         ) as ctx,
     ):
         try:
-            if dry_run:
-                lock.print_dry_run(ctx.kubeconfig)
-            else:
-                lock.attach(ctx.kubeconfig)
             if preflight and not stop.requested.is_set():
                 problems = [p for s in steps for p in s.preflight(ctx)]
                 if problems:
@@ -122,16 +120,20 @@ def execute(
                         "preflight failed, nothing was changed:\n"
                         + "\n".join(f"  - {p}" for p in problems)
                     )
+            if dry_run and lock:
+                run_lock.print_dry_run(ctx.kubeconfig)
+            elif lock:  # the cluster-side lock, once its kubeconfig exists and it answers
+                run_lock.attach(ctx.kubeconfig)
             if dry_run:
                 echo(
                     f"# dry-run for cluster {inventory.name}: {len(steps)} steps, "
                     "nothing is executed"
                 )
-            after = None if dry_run else lock.after_step
+            after = run_lock.after_step if lock and not dry_run else None
             runner = Runner(graph, ctx, jobs=jobs, after_step=after)
             report = runner.run([s.id for s in steps])
         finally:
-            lock.release_lease()  # while the run's kubeconfig is still there
+            run_lock.release_lease()  # while the run's kubeconfig is still there
     echo("")
     if dry_run:
         echo(f"# dry-run: {len(report.results)} steps printed, nothing was executed")

@@ -39,6 +39,8 @@ LEASE_NAMESPACE = "kube-system"
 LEASE_SECONDS = 60
 # how often the Lease is renewed ($ONECLUSTER_LEASE_RENEW overrides, for tests)
 RENEW_SECONDS = 20.0
+# how often a run whose cluster did not answer yet tries to take the Lease again
+RETRY_SECONDS = 5.0
 HOLDER_ANNOTATION = "onecluster/run"
 REQUEST_TIMEOUT = "10s"
 COMMAND_SECONDS = 20.0
@@ -46,6 +48,8 @@ MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # metav1.MicroTime as the API server writes
 
 BREAK_LOCK_HELP = "take the cluster's run lock from another run that is gone or stuck (needs --yes)"
 YES_HELP = "confirm --break-lock"
+# the help of a mutating task's two lock flags
+LOCK_HELP = {"break_lock": BREAK_LOCK_HELP, "yes": YES_HELP}
 
 
 class LockHeld(OneclusterError):
@@ -377,19 +381,21 @@ class RunLock:
             self.close()
 
     def attach(self, kubeconfig: str) -> None:
-        """Use this run's kubeconfig for the Lease, and take it now if the cluster answers."""
+        """Use this run's kubeconfig for the Lease: take it now if the cluster answers, and keep
+        a background thread taking it (once the kubeconfig exists) and renewing it."""
         self.kubeconfig = kubeconfig
         # its own executor: lock commands run on after an interrupt ended the steps' tools
         self.lease = ClusterLease(
             self.cluster, self.holder, Executor(stop=Stop()), Kubectl(kubeconfig), force=self.force
         )
         self._try_lease()
+        self._thread = threading.Thread(target=self._keep, name="lease", daemon=True)
+        self._thread.start()
 
     def after_step(self, _result: object = None) -> None:
-        """Between steps: take the Lease once the kubeconfig exists; stop if it was lost."""
+        """Between steps: stop the run if another run holds or took the cluster's Lease."""
         if self.lost:
             raise LockHeld(self.lost)
-        self._try_lease()
 
     def _try_lease(self) -> None:
         lease = self.lease
@@ -397,26 +403,26 @@ class RunLock:
             return
         if lease.try_acquire():
             echo(f"==> holding Lease {LEASE_NAMESPACE}/{lease.name} as {self.holder.identity}")
-            self._start_renewing()
 
-    def _start_renewing(self) -> None:
-        if self._thread is not None:
-            return
+    def _keep(self) -> None:
+        """The background thread: take the Lease when possible, then renew it."""
         every = float(os.environ.get("ONECLUSTER_LEASE_RENEW") or RENEW_SECONDS)
-
-        def renew() -> None:
-            while not self._done.wait(every):
-                try:
-                    why = self.lease.renew() if self.lease else ""
-                except (OneclusterError, Interrupted) as exc:
-                    why = ""
-                    echo(f"# could not renew the cluster's Lease: {exc}", err=True)
-                if why:
-                    self.lost = why
-                    return
-
-        self._thread = threading.Thread(target=renew, name="lease", daemon=True)
-        self._thread.start()
+        lease = self.lease
+        assert lease is not None
+        while not self._done.wait(every if lease.held else min(every, RETRY_SECONDS)):
+            why = ""
+            try:
+                if lease.held:
+                    why = lease.renew()
+                else:
+                    self._try_lease()
+            except LockHeld as exc:
+                why = str(exc)
+            except (OneclusterError, Interrupted) as exc:
+                echo(f"# could not renew the cluster's Lease: {exc}", err=True)
+            if why:
+                self.lost = why
+                return
 
     def release_lease(self) -> None:
         """Stop renewing and give the Lease up (before the run's kubeconfig is removed)."""

@@ -18,6 +18,7 @@ from ..engine.context import RunContext, user_kubeconfig, user_talosconfig
 from ..engine.errors import ConfirmationRequired
 from ..engine.execute import execute
 from ..engine.inventory import Inventory, Node
+from ..engine.lock import BREAK_LOCK_HELP, LOCK_HELP
 from ..engine.output import echo
 from ..engine.poll import parse_duration
 from . import talosctl, upgrade
@@ -42,11 +43,17 @@ def _run(
     dry_run: bool,
     options: TalosOptions | None = None,
     jobs: int = 4,
+    break_lock: bool = False,
+    yes: bool = False,
+    lock: bool = True,
 ) -> None:
-    """Run a task's own steps through the engine (needs outside them are taken as in place)."""
+    """Run a task's own steps through the engine (needs outside them are taken as in place).
+
+    The run holds the cluster's lock unless ``lock=False`` (a task that only reads).
+    """
     execute(
         catalog_of(c).only(steps), cluster=cluster, dry_run=dry_run, jobs=jobs,
-        options=(options or TalosOptions(),),
+        options=(options or TalosOptions(),), break_lock=break_lock, yes=yes, lock=lock,
     )  # fmt: skip
 
 
@@ -54,10 +61,11 @@ def _run(
     help=dict(
         out="also write the node configs and talosconfig to this directory (they hold secrets)",
         new_pki="generate a new secrets bundle even for a bootstrapped cluster (needs --yes)",
-        yes="confirm --new-pki",
+        yes="confirm --new-pki or --break-lock",
+        break_lock=BREAK_LOCK_HELP,
     )
 )  # fmt: skip
-def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False):
+def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False, break_lock=False):
     """Render and validate every node's machine config (to a directory only with --out)."""
     if out:
         echo(
@@ -70,6 +78,7 @@ def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False
         c,
         lambda inv: [s for s in components(inv) if s.name in ("secrets-bundle", "genconfig")],
         cluster=cluster, dry_run=dry_run, options=TalosOptions(out=out, new_pki=new_pki, yes=yes),
+        break_lock=break_lock, yes=yes,
     )  # fmt: skip
 
 
@@ -77,9 +86,12 @@ def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False
     help=dict(
         node="apply to this node only (default: every node, in parallel)",
         insecure="treat the nodes as in maintenance mode (default: detected per node)",
+        **LOCK_HELP,
     )
 )  # fmt: skip
-def apply(c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False):
+def apply(
+    c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False, break_lock=False, yes=False
+):
     """Apply the machine configs: --insecure to maintenance-mode nodes, authenticated otherwise."""
 
     def steps(inv: Inventory) -> list[Component]:
@@ -94,16 +106,18 @@ def apply(c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False):
         dry_run=dry_run,
         jobs=jobs,
         options=TalosOptions(insecure=insecure),
+        break_lock=break_lock,
+        yes=yes,
     )
 
 
-@onecluster_task()
-def bootstrap(c, cluster=None, dry_run=False):
+@onecluster_task(help=LOCK_HELP)
+def bootstrap(c, cluster=None, dry_run=False, break_lock=False, yes=False):
     """Bootstrap etcd on the first control plane, once (reports and stops if already done)."""
     _run(
         c,
         lambda inv: with_talosconfig(step("bootstrap", bootstrap_commands, bootstrap_action)),
-        cluster=cluster, dry_run=dry_run,
+        cluster=cluster, dry_run=dry_run, break_lock=break_lock, yes=yes,
     )  # fmt: skip
 
 
@@ -115,6 +129,7 @@ def kubeconfig(c, cluster=None, dry_run=False, output=None):
         c,
         lambda inv: with_talosconfig(step("kubeconfig", kubeconfig_commands)),
         cluster=cluster, dry_run=dry_run, options=TalosOptions(kubeconfig_target=target),
+        lock=False,  # reads the cluster; writes only the user's own kubeconfig
     )  # fmt: skip
 
 
@@ -136,6 +151,7 @@ def talosconfig(c, cluster=None, dry_run=False, output=None):
         c,
         lambda inv: with_talosconfig(step("export-talosconfig", _export_talosconfig)),
         cluster=cluster, dry_run=dry_run, options=TalosOptions(talosconfig_target=target),
+        lock=False,  # made from the stored bundle; writes only the user's own talosconfig
     )  # fmt: skip
 
 
@@ -145,7 +161,7 @@ def health(c, cluster=None, dry_run=False, timeout=HEALTH_TIMEOUT):
     _run(
         c,
         lambda inv: with_talosconfig(step("health", health_commands, kind=TalosGate)),
-        cluster=cluster, dry_run=dry_run, options=TalosOptions(timeout=timeout),
+        cluster=cluster, dry_run=dry_run, options=TalosOptions(timeout=timeout), lock=False,
     )  # fmt: skip
 
 
@@ -170,13 +186,14 @@ def upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list[
     help=dict(
         node="upgrade this node only",
         timeout="per-node limit for the upgrade and for each gate (default 15m)",
+        **LOCK_HELP,
     )
 )  # fmt: skip
-def upgrade_(c, cluster=None, dry_run=False, node=None, timeout="15m"):
+def upgrade_(c, cluster=None, dry_run=False, node=None, timeout="15m", break_lock=False, yes=False):
     """Upgrade Talos one node at a time, waiting for node, cluster and Longhorn health between."""
     parse_duration(timeout, "--timeout")
     _run(c, upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run,
-              options=TalosOptions(timeout=timeout))  # fmt: skip
+              options=TalosOptions(timeout=timeout), break_lock=break_lock, yes=yes)  # fmt: skip
 
 
 def _upgrade_k8s_commands(ctx: RunContext) -> list[Command]:
@@ -186,13 +203,13 @@ def _upgrade_k8s_commands(ctx: RunContext) -> list[Command]:
     ]
 
 
-@onecluster_task()
-def upgrade_k8s(c, cluster=None, dry_run=False):
+@onecluster_task(help=LOCK_HELP)
+def upgrade_k8s(c, cluster=None, dry_run=False, break_lock=False, yes=False):
     """Upgrade Kubernetes to the inventory's version (talosctl's own dry-run runs first)."""
     _run(
         c,
         lambda inv: with_talosconfig(step("upgrade-k8s", _upgrade_k8s_commands)),
-        cluster=cluster, dry_run=dry_run,
+        cluster=cluster, dry_run=dry_run, break_lock=break_lock, yes=yes,
     )  # fmt: skip
 
 
@@ -206,10 +223,11 @@ def reset_order(inv: Inventory, only: str | None) -> list[Node]:
 @onecluster_task(
     help=dict(
         node="reset this node only (gracefully: it leaves etcd first)",
-        yes="confirm: wipes the nodes' STATE and EPHEMERAL partitions",
+        yes="confirm: wipes the nodes' STATE and EPHEMERAL partitions (and --break-lock)",
+        break_lock=BREAK_LOCK_HELP,
     )
 )  # fmt: skip
-def reset(c, cluster=None, dry_run=False, node=None, yes=False):
+def reset(c, cluster=None, dry_run=False, node=None, yes=False, break_lock=False):
     """Wipe the nodes back to maintenance mode so cluster.rebuild can start over (needs --yes)."""
     if not (yes or dry_run):
         raise ConfirmationRequired(
@@ -221,7 +239,10 @@ def reset(c, cluster=None, dry_run=False, node=None, yes=False):
         nodes = reset_order(ctx.inventory, node)
         return [talosctl.reset(ctx.talosconfig, n, graceful=bool(node)) for n in nodes]
 
-    _run(c, lambda inv: with_talosconfig(step("reset", build)), cluster=cluster, dry_run=dry_run)
+    _run(
+        c, lambda inv: with_talosconfig(step("reset", build)), cluster=cluster, dry_run=dry_run,
+        break_lock=break_lock, yes=yes,
+    )  # fmt: skip
 
 
 TASKS = (
