@@ -14,16 +14,23 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from conftest import call_task
 from invoke.exceptions import Exit
 from test_interrupts import PHASES, alive, launch, wait_until  # noqa: F401 - launch: fixture
 
+from tasks.engine.catalog import Catalog
 from tasks.engine.command import Executor
+from tasks.engine.components import Component
+from tasks.engine.context import RunContext
 from tasks.engine.errors import ConfirmationRequired
+from tasks.engine.execute import execute
 from tasks.engine.kubectl import Kubectl
 from tasks.engine.lock import (
     LEASE_NAMESPACE,
@@ -278,3 +285,51 @@ def test_two_rebuilds_started_together_the_second_is_refused_at_once(launch):  #
     for call in winner.fakes.started():
         assert not alive(call["pid"])
     assert not Path(lock_path("homelab")).exists()
+
+
+# the Lease of a rebuild: taken once the run's own kubeconfig exists --------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scripted(Component):
+    """A step that runs a test's function (no tool)."""
+
+    kind: ClassVar[str] = "test"
+    action: Callable[[RunContext], None] = field(compare=False, repr=False)
+
+    def run(self, ctx: RunContext) -> None:
+        self.action(ctx)
+
+
+def test_a_rebuild_takes_the_lease_once_its_kubeconfig_exists(fake_tools, monkeypatch):
+    monkeypatch.setenv("ONECLUSTER_LEASE_RENEW", "0.05")
+    seen: dict[str, object] = {}
+
+    def fetch(ctx: RunContext) -> None:  # as talos/kubeconfig writes it into the work directory
+        seen["before"] = dict(fake_tools.leases())
+        Path(ctx.kubeconfig).write_text("apiVersion: v1\nkind: Config\n")
+
+    def held(ctx: RunContext) -> None:
+        me = f"{HOST}:{os.getpid()}"
+        wait_until(
+            lambda: fake_tools.leases().get(LEASE, {}).get("spec", {}).get("holderIdentity") == me,
+            "the run to take its Lease",
+        )
+        version = fake_tools.leases()[LEASE]["metadata"]["resourceVersion"]
+        wait_until(
+            lambda: fake_tools.leases()[LEASE]["metadata"]["resourceVersion"] != version,
+            "the Lease to be renewed",
+        )
+        seen["kubeconfig"] = ctx.kubeconfig
+
+    steps = [
+        Scripted(layer="talos", name="kubeconfig", action=fetch, fetches_configs=True),
+        Scripted(layer="talos", name="health", needs=("talos/kubeconfig",), action=held),
+    ]
+    catalog = Catalog(components=lambda inv: steps, layers=("talos",))
+    execute(catalog)
+    assert seen["before"] == {}  # no kubeconfig yet: no Lease asked for
+    lease = fake_tools.leases()[LEASE]
+    assert "holderIdentity" not in lease["spec"]  # released at the end
+    gets = [a for a in fake_tools.argvs("kubectl") if "get" in a]
+    assert gets and all(a[:3] == ["kubectl", "--kubeconfig", seen["kubeconfig"]] for a in gets)
