@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import pytest
 from conftest import call_task
 from invoke.exceptions import Exit
 from test_interrupts import PHASES, alive, launch, wait_until  # noqa: F401 - launch: fixture
+from test_real_tools import PARSE_ERRORS, UNREACHABLE
 
 from tasks.engine.catalog import Catalog
 from tasks.engine.command import Executor
@@ -333,3 +335,26 @@ def test_a_rebuild_takes_the_lease_once_its_kubeconfig_exists(fake_tools, monkey
     assert "holderIdentity" not in lease["spec"]  # released at the end
     gets = [a for a in fake_tools.argvs("kubectl") if "get" in a]
     assert gets and all(a[:3] == ["kubectl", "--kubeconfig", seen["kubeconfig"]] for a in gets)
+
+
+def test_the_real_kubectl_accepts_the_lease_commands(tmp_path):
+    """Each Lease command fails only at the unreachable API server, never on a flag or verb."""
+    real = shutil.which("kubectl", path=os.defpath + os.pathsep + "/usr/local/bin:/usr/bin")
+    if real is None:
+        pytest.skip("kubectl is not installed")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE)
+    lease = ClusterLease("homelab", Holder.me(), Executor(), Kubectl(str(kubeconfig)))
+    commands = [
+        lease.get_command(),
+        lease.write_command("create", lease.body()),
+        lease.write_command("replace", lease.body(holding=False)),
+    ]
+    for command in commands:
+        done = subprocess.run(
+            [real, *command.args], input=command.stdin, capture_output=True, timeout=60,
+            env={**os.environ, "HOME": str(tmp_path)}, check=False,
+        )  # fmt: skip
+        err = done.stderr.decode("utf-8", "replace")
+        assert done.returncode != 0 and "127.0.0.1:1" in err, err
+        assert not [p for p in PARSE_ERRORS if p in err], err
