@@ -104,6 +104,17 @@ def test_break_lock_needs_yes():
     RunLock("homelab", break_lock=True, yes=True)
 
 
+def test_break_lock_with_yes_takes_a_stuck_runs_lock(fake_tools, capsys):
+    stuck = LocalLock("homelab", other(dead_pid(), HOST))
+    stuck.acquire()
+    call_task("network.deploy", break_lock=True, yes=True)
+    assert "--break-lock: taking cluster homelab's lock from `invoke cluster.rebuild`" in (
+        capsys.readouterr().err
+    )
+    assert [a for a in fake_tools.argvs("helm") if "upgrade" in a]
+    stuck.release()
+
+
 def test_break_lock_without_yes_refuses_before_any_call(fake_tools):
     with pytest.raises(Exit, match="--break-lock takes cluster homelab's lock") as err:
         call_task("network.deploy", break_lock=True)
@@ -239,6 +250,9 @@ def test_read_only_tasks_take_no_lock(fake_tools, capsys):
     call_task("apps.list")
     call_task("cluster.rebuild", dry_run=True)
     call_task("network.deploy", dry_run=True)
+    out = capsys.readouterr().out
+    assert "Plan for cluster homelab" in out and "dry-run for cluster homelab" in out
+    assert Holder.parse(lock_path("homelab").read_text()) == other(os.getpid(), HOST)  # untouched
     holder.release()
 
 

@@ -164,7 +164,10 @@ def _report_interrupt(report: Report, stop: Stop, resumable: bool) -> None:
         echo("stopped: " + ", ".join(stopped))
     if not_run:
         echo("not run: " + ", ".join(not_run))
-    first = report.not_done[0].id if report.not_done else None
+    if not report.not_done:
+        echo("every step had finished: there is nothing to continue")
+        return
+    first = report.not_done[0].id
     echo(f"continue with: {continue_command(first if resumable else None)}")
 
 

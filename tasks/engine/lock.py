@@ -158,7 +158,9 @@ class LocalLock:
                     where = f"lock file {self.path}"
                     raise LockHeld(_held_message(self.cluster, self.read_holder(), where)) from None
                 # the holder keeps its lock on the old file, which no one else will open again
-                echo(f"# breaking the lock of {self.read_holder() or 'an unknown run'}", err=True)
+                held_by = self.read_holder()
+                who = held_by.describe() if held_by else "an unknown run"
+                echo(f"# --break-lock: taking cluster {self.cluster}'s lock from {who}", err=True)
                 self.path.unlink(missing_ok=True)
                 continue
             try:  # the file may have been broken (replaced) between open and flock
