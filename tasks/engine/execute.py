@@ -84,7 +84,8 @@ def execute(
     resumable: bool = False,
     lock: bool = True,
 ) -> Report:
-    """Select steps and run them (or print them); raise :class:`RunFailed` if any step failed.
+    """Select steps and run them (or print them); raise :class:`RunFailed` if any step failed,
+    :class:`RunInterrupted` after SIGINT/SIGTERM.
 
     ``with_needs=False`` runs exactly ``targets`` (callers that already dropped the needs found in
     place, e.g. ``apps.deploy``, pass the steps still missing). ``options`` are the areas' typed
@@ -140,19 +141,20 @@ def execute(
     else:
         echo(report.summary())
     if report.interrupted:
-        _report_interrupt(report, stop, resumable)
+        _report_interrupt(report, resumable)
         raise RunInterrupted(report, stop.exit_code)
     if not report.ok:
         raise RunFailed(report)
     return report
 
 
-def _locked(lock: RunLock, dry_run: bool) -> Any:
-    """The cluster's lock for a run that changes it; nothing for a dry-run."""
-    return nullcontext() if dry_run else lock.held()
+def _locked(lock: RunLock, skip: bool) -> Any:
+    """The cluster's lock for a run that changes it; nothing for a dry-run or a read-only run."""
+    return nullcontext() if skip else lock.held()
 
 
-def _report_interrupt(report: Report, stop: Stop, resumable: bool) -> None:
+def _report_interrupt(report: Report, resumable: bool) -> None:
+    """What an interrupted run did, did not do, and the command that continues it."""
     done = [r.id for r in report.results if r.status == OK]
     stopped = [r.id for r in report.results if r.status == STOPPED]
     not_run = [r.id for r in report.results if r.status == NOT_RUN]

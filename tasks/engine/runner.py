@@ -108,8 +108,8 @@ class Runner:
     """Executes the steps of a graph with bounded concurrency and fail-fast.
 
     ``after_step`` is called in the runner's thread after each step that succeeded; an error it
-    raises stops the run like a failed step (the lock's Lease is taken this way once the cluster
-    answers). The run's stop state is the executor's (``ctx.executor.stop``).
+    raises stops the run like a failed step (a run whose cluster Lease another run took stops so).
+    The run's stop state is the executor's (``ctx.executor.stop``).
     """
 
     def __init__(
