@@ -236,6 +236,8 @@ def test_a_held_local_lock_refuses_every_mutating_task(fake_tools):
     for task in ("cluster.rebuild", "network.deploy", "talos.apply", "apps.deploy", "secrets.sync"):
         with pytest.raises(Exit, match="is being changed by another run"):
             call_task(task)
+    with pytest.raises(Exit, match="is being changed by another run"):
+        call_task("apps.remove", name="headlamp")
     # apps.deploy asks what is in place first (helm status: read-only); nothing changed anything
     assert fake_tools.argvs("talosctl") == []
     assert [a for a in fake_tools.argvs("helm") if "status" not in a] == []
