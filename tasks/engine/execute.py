@@ -97,9 +97,9 @@ def execute(
     inventory, graph, steps = select(
         catalog, cluster, Selection(layers, targets, with_needs, from_step)
     )
+    run_lock = RunLock(inventory.name, break_lock=break_lock, yes=yes)  # --break-lock needs --yes
     if not dry_run:
         check_tools(sorted({t for s in steps for t in s.tools()}))
-    run_lock = RunLock(inventory.name, break_lock=break_lock, yes=yes)
     stop = Stop()
     with (
         handle_signals(stop),
