@@ -44,6 +44,7 @@ from tasks.engine.lock import (
     RunLock,
     lock_path,
 )
+from tasks.engine.runner import RunFailed
 
 HOST = socket.gethostname()
 LEASE = f"{LEASE_NAMESPACE}/onecluster-run-homelab"
@@ -374,3 +375,26 @@ def test_the_real_kubectl_accepts_the_lease_commands(tmp_path):
         err = done.stderr.decode("utf-8", "replace")
         assert done.returncode != 0 and "127.0.0.1:1" in err, err
         assert not [p for p in PARSE_ERRORS if p in err], err
+
+
+def test_a_rebuild_meeting_another_runs_lease_stops_before_its_next_step(fake_tools):
+    lease_for(other()).try_acquire()  # a run from another machine holds the cluster
+    ran: list[str] = []
+
+    def fetch(ctx: RunContext) -> None:
+        Path(ctx.kubeconfig).write_text("apiVersion: v1\nkind: Config\n")
+
+    steps = [
+        Scripted(layer="talos", name="kubeconfig", action=fetch, fetches_configs=True),
+        Scripted(
+            layer="talos", name="health", needs=("talos/kubeconfig",),
+            action=lambda ctx: ran.append("health"),
+        ),
+    ]  # fmt: skip
+    with pytest.raises(RunFailed) as err:
+        execute(Catalog(components=lambda inv: steps, layers=("talos",)))
+    text = str(err.value)
+    assert text.startswith("cluster homelab is being changed by another run: ")
+    assert "pid 4242 on elsewhere" in text and "resume with: --from talos/health" in text
+    assert ran == []
+    assert fake_tools.leases()[LEASE]["spec"]["holderIdentity"] == "elsewhere:4242"  # untouched

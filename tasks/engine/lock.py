@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -372,6 +373,8 @@ class RunLock:
         self.lost = ""
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._mutex = threading.Lock()  # one Lease call at a time: the thread or between steps
+        self._next_try = 0.0
 
     @contextlib.contextmanager
     def held(self) -> Iterator[RunLock]:
@@ -395,16 +398,25 @@ class RunLock:
         self._thread.start()
 
     def after_step(self, _result: object = None) -> None:
-        """Between steps: stop the run if another run holds or took the cluster's Lease."""
+        """Between steps: take the Lease if the kubeconfig appeared (a rebuild's talos/kubeconfig
+        wrote it); stop the run if another run holds or took the cluster's Lease."""
         if self.lost:
             raise LockHeld(self.lost)
+        if time.monotonic() >= self._next_try and self._mutex.acquire(blocking=False):
+            try:  # the background thread is not trying at this moment
+                self._try_lease()
+            finally:
+                self._mutex.release()
 
     def _try_lease(self) -> None:
+        """One attempt (the caller holds ``_mutex`` or runs before the thread starts)."""
         lease = self.lease
         if lease is None or lease.held or not Path(self.kubeconfig).is_file():
             return
         if lease.try_acquire():
             echo(f"==> holding Lease {LEASE_NAMESPACE}/{lease.name} as {self.holder.identity}")
+        else:  # no answer yet: the next attempt between steps waits a little
+            self._next_try = time.monotonic() + RETRY_SECONDS
 
     def _keep(self) -> None:
         """The background thread: take the Lease when possible, then renew it."""
@@ -414,10 +426,11 @@ class RunLock:
         while not self._done.wait(every if lease.held else min(every, RETRY_SECONDS)):
             why = ""
             try:
-                if lease.held:
-                    why = lease.renew()
-                else:
-                    self._try_lease()
+                with self._mutex:
+                    if lease.held:
+                        why = lease.renew()
+                    else:
+                        self._try_lease()
             except LockHeld as exc:
                 why = str(exc)
             except (OneclusterError, Interrupted) as exc:
