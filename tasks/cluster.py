@@ -6,6 +6,7 @@ from .engine.catalog import Catalog
 from .engine.cli import catalog_of, layer_settings, one_of, onecluster_task
 from .engine.errors import FlagError, OneclusterError
 from .engine.execute import execute, plan
+from .engine.lock import LOCK_HELP
 from .engine.output import echo
 from .engine.plan import FORMATS
 from .verify.profile import PROFILES
@@ -27,10 +28,15 @@ def _catalog(c, profile: str | None) -> Catalog:
 PROFILE_CHECK = one_of(*sorted(PROFILES), what="profile")
 
 
-@onecluster_task(help=dict(profile=PROFILE_HELP), checks=dict(profile=PROFILE_CHECK))
-def rebuild(c, cluster=None, dry_run=False, jobs=4, from_=None, profile=None):
+@onecluster_task(help=dict(profile=PROFILE_HELP, **LOCK_HELP), checks=dict(profile=PROFILE_CHECK))
+def rebuild(
+    c, cluster=None, dry_run=False, jobs=4, from_=None, profile=None, break_lock=False, yes=False
+):
     """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order."""
-    execute(_catalog(c, profile), cluster=cluster, from_step=from_, dry_run=dry_run, jobs=jobs)
+    execute(
+        _catalog(c, profile), cluster=cluster, from_step=from_, dry_run=dry_run, jobs=jobs,
+        break_lock=break_lock, yes=yes, resumable=True,
+    )  # fmt: skip
 
 
 @onecluster_task(
@@ -65,10 +71,14 @@ def plan_(
     help=dict(
         layer="deploy this layer",
         step="deploy this step and its needs",
+        **LOCK_HELP,
     ),
     iterable=["layer", "step"],
 )
-def deploy(c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=None):
+def deploy(
+    c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=None, break_lock=False,
+    yes=False,
+):  # fmt: skip
     """Deploy selected layers or steps (with their needs) onto a running cluster."""
     if not (layer or step or from_):
         raise FlagError(
@@ -84,20 +94,22 @@ def deploy(c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=
         from_step=from_,
         dry_run=dry_run,
         jobs=jobs,
+        break_lock=break_lock,
+        yes=yes,
+        resumable=True,
     )
 
 
-@onecluster_task(
-    name="deploy",
-)
-def deploy_layer(c, cluster=None, dry_run=False, jobs=4, from_=None):
+@onecluster_task(name="deploy", help=LOCK_HELP)
+def deploy_layer(c, cluster=None, dry_run=False, jobs=4, from_=None, break_lock=False, yes=False):
     """Deploy this layer in dependency order (needs outside it are assumed in place)."""
     layer = layer_settings(c).get("name")
     if not layer:
         raise OneclusterError("internal: a layer's deploy runs inside that layer's collection")
     execute(
-        catalog_of(c), cluster=cluster, layers=[layer], from_step=from_, dry_run=dry_run, jobs=jobs
-    )
+        catalog_of(c), cluster=cluster, layers=[layer], from_step=from_, dry_run=dry_run,
+        jobs=jobs, break_lock=break_lock, yes=yes, resumable=True,
+    )  # fmt: skip
 
 
 TASKS = ((rebuild, "rebuild"), (plan_, "plan"), (deploy, "deploy"))

@@ -108,6 +108,19 @@ class FakeTools:
     def argvs(self, tool: str | None = None) -> list[list[str]]:
         return [[r["tool"], *r["argv"]] for r in self.calls(tool)]
 
+    def started(self, tool: str | None = None) -> list[dict]:
+        """Every call as it started (tool, argv, pid), finished or still running."""
+        path = self.log.parent / "started.jsonl"
+        if not path.exists():
+            return []
+        records = [json.loads(line) for line in path.read_text().splitlines() if line]
+        return [r for r in records if tool is None or r["tool"] == tool]
+
+    def leases(self) -> dict[str, dict]:
+        """The Leases the fake kubectl holds, by ``namespace/name``."""
+        path = self.log.parent / "leases.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
 
 def install_fakes(directory: Path) -> FakeTools:
     """Write the fake tools into ``directory`` (no PATH change); used by tests and benchmarks."""

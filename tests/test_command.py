@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import threading
+import time
 
 import pytest
 
 from tasks.engine.command import Command, Executor, check_tools, cmd, resolve_binary
 from tasks.engine.errors import CommandError, ToolMissingError
+from tasks.engine.invocation import command_line, continue_command
+from tasks.engine.signals import Interrupted, Stop, handle_signals
 
 
 def test_arguments_must_be_strings():
@@ -104,3 +109,67 @@ def test_environment_is_merged_not_replaced(fake_tools, monkeypatch):
     Executor().run(Command("helm", ("version",), env={"HELM_CACHE_HOME": "/tmp/x"}))
     assert fake_tools.calls("helm")  # PATH survived the merge, so the fake was found
     assert os.environ["ONECLUSTER_MARKER"] == "1"
+
+
+# stopping: every tool in its own process group, tracked while it runs ------------------------
+
+
+def test_a_killed_run_ends_a_running_tool_and_refuses_new_ones(fake_tools):
+    fake_tools.rule("talosctl", "apply-config", sleep=600)
+    stop = Stop()
+    ex = Executor(stop=stop)
+    caught: list[BaseException] = []
+
+    def apply() -> None:
+        try:
+            ex.run(cmd("talosctl", "apply-config", "--nodes", "n1"))
+        except BaseException as exc:  # Interrupted is no Exception: the test inspects it
+            caught.append(exc)
+
+    worker = threading.Thread(target=apply)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not stop.children.pgids() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (pgid,) = stop.children.pgids()
+    stop.kill()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert [type(e) for e in caught] == [Interrupted]
+    assert stop.children.pgids() == []
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    with pytest.raises(Interrupted, match="not started: the run is stopping"):
+        ex.run(cmd("helm", "version"))
+    assert fake_tools.calls() == []  # the apply was ended before it recorded its end
+
+
+def test_signal_handlers_route_to_the_stop_and_are_restored():
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop = Stop()
+    with handle_signals(stop):
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while not stop.requested.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stop.requested.is_set() and not stop.killing.is_set()
+        assert stop.signal_name == "SIGTERM" and stop.exit_code == 143
+        stop.request(signal.SIGINT)  # the second signal asks for the kill
+        assert stop.killing.is_set() and stop.signal_name == "SIGTERM"
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_continue_command_replaces_from_and_keeps_every_other_flag():
+    argv = ["/venv/bin/invoke", "cluster.rebuild", "--jobs", "8", "--from", "talos/genconfig"]
+    assert continue_command("network/traefik", argv) == (
+        "invoke cluster.rebuild --jobs 8 --from network/traefik"
+    )
+    assert continue_command("a/b", ["/x/invoke/__main__.py", "network.deploy", "--from=a/x"]) == (
+        "invoke network.deploy --from a/b"
+    )
+    assert continue_command(None, ["inv", "talos.apply", "--node", "my node"]) == (
+        "invoke talos.apply --node 'my node'"
+    )
+    assert command_line(["/venv/bin/invoke", "apps.deploy", "--name", "mealie"]) == (
+        "invoke apps.deploy --name mealie"
+    )

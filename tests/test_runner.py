@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import signal
 from dataclasses import dataclass
 from typing import ClassVar
 
 import pytest
 
-from tasks.engine.command import Command
+from tasks.engine.command import Command, Executor
 from tasks.engine.components import Component
 from tasks.engine.context import run_context
 from tasks.engine.errors import OneclusterError
 from tasks.engine.graph import Graph
 from tasks.engine.inventory import load_inventory
 from tasks.engine.output import register_secret
-from tasks.engine.runner import FAILED, OK, SKIPPED, RunFailed, Runner
+from tasks.engine.runner import FAILED, NOT_RUN, OK, SKIPPED, STOPPED, RunFailed, Runner
+from tasks.engine.signals import Stop
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,3 +181,71 @@ def test_jobs_must_be_positive():
         pytest.raises(OneclusterError, match="--jobs must be at least 1"),
     ):
         Runner(g, ctx, jobs=0)
+
+
+# interrupts (the real signals on a real process are in tests/test_interrupts.py) -------------
+
+
+def run_with(graph, stop: Stop, *, jobs=4, after_step=None):
+    g = Graph.build(graph)
+    with run_context(
+        load_inventory(), dry_run=False, fetch_kubeconfig=False, executor=Executor(stop=stop)
+    ) as ctx:
+        return Runner(g, ctx, jobs=jobs, after_step=after_step).run(list(g.order))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interrupting(Component):
+    """A step that receives the first SIGINT while it runs (as the handler would record it)."""
+
+    stop: Stop
+
+    def run(self, ctx):
+        self.stop.request(signal.SIGINT)
+
+
+def test_a_requested_stop_starts_nothing_new_and_lets_running_steps_finish(fake_tools):
+    stop = Stop(grace=60)
+    graph = [Interrupting(layer="network", name="a", stop=stop), *GRAPH[1:]]
+    report = run_with(graph, stop)
+    status = {r.id: r.status for r in report.results}
+    # a requested the stop; f was already running beside it and finished
+    assert status == {
+        "network/a": OK, "network/b": NOT_RUN, "network/c": NOT_RUN, "network/d": NOT_RUN,
+        "network/e": NOT_RUN, "storage/f": OK,
+    }  # fmt: skip
+    assert report.interrupted == "SIGINT" and not report.ok
+    assert report.not_done[0].id == "network/b"
+    assert {c["argv"][-1] for c in fake_tools.calls("helm")} == {"f"}
+
+
+def test_a_stop_before_the_first_step_runs_nothing(fake_tools):
+    stop = Stop()
+    stop.request(signal.SIGTERM)
+    report = run_with(GRAPH, stop)
+    assert {r.status for r in report.results} == {NOT_RUN}
+    assert report.interrupted == "SIGTERM" and stop.exit_code == 143
+    assert fake_tools.calls() == []
+
+
+def test_grace_over_ends_running_tools_and_reports_them_stopped(fake_tools):
+    fake_tools.rule("helm", "upgrade --install f", sleep=600)
+    stop = Stop(grace=0)
+    graph = [Interrupting(layer="network", name="a", stop=stop), GRAPH[5]]
+    report = run_with(graph, stop)
+    assert {r.id: r.status for r in report.results} == {"network/a": OK, "storage/f": STOPPED}
+    assert fake_tools.calls("helm") == []  # ended, so it never recorded its end
+    assert stop.children.pgids() == []
+
+
+def test_an_after_step_error_stops_the_run_like_a_failure(fake_tools):
+    def lost(result):
+        if result.id == "network/a":
+            raise OneclusterError("the cluster's Lease was taken by another run")
+
+    report = run_with(GRAPH[:5], Stop(), jobs=1, after_step=lost)
+    assert report.aborted == "the cluster's Lease was taken by another run"
+    assert [r.status for r in report.results] == [OK, SKIPPED, SKIPPED, SKIPPED, SKIPPED]
+    text = str(RunFailed(report))
+    assert text.startswith("the cluster's Lease was taken by another run")
+    assert "resume with: --from network/b" in text

@@ -3,7 +3,7 @@
 :func:`onecluster_task` is Invoke's ``@task`` with the house rules in one place:
 
 - an :class:`~tasks.engine.errors.OneclusterError` ends the task with ``error: ...`` and exit 1,
-  never a traceback (redacted like every other line);
+  never a traceback (redacted like every other line); an interrupted run exits 128 + the signal;
 - Invoke's global ``--dry`` (``-R``) means the task's ``--dry-run``: it never runs anything for real;
 - no automatic short flags: Invoke would make ``-d`` mean ``--dry-run`` after a task name while it
   means ``--debug`` before one, so every flag is spelled out;
@@ -243,7 +243,8 @@ def user_errors(
             check_flags(kwargs, all_checks)
             return func(*args, **kwargs)
         except OneclusterError as exc:
-            raise Exit(redact(f"error: {exc}"), code=1) from None
+            code = getattr(exc, "exit_code", 1)  # an interrupted run: 130 or 143
+            raise Exit(redact(f"error: {exc}"), code=code) from None
 
     return wrapper
 

@@ -4,19 +4,26 @@ A :class:`Command` is an argument vector plus how to run it (stdin, extra enviro
 codes, timeout). Builders elsewhere return commands; only :class:`Executor` runs them, through the
 ``sh`` library with one string per argument (never a shell), honouring ``--dry-run``, redaction and
 binary resolution in this one place.
+
+Each tool runs in its own process group, so a Ctrl-C at the terminal (which signals the
+foreground group) reaches onecluster alone: it decides whether running tools finish or stop, and
+ends their groups through the run's :class:`~tasks.engine.signals.Stop`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CommandError, ToolMissingError
 from .output import echo, redact, redact_argv
+from .signals import Interrupted, Stop
 
 
 @dataclass(frozen=True)
@@ -125,10 +132,15 @@ class Result:
 
 
 class Executor:
-    """Runs commands, or in dry-run mode prints them and runs nothing."""
+    """Runs commands, or in dry-run mode prints them and runs nothing.
 
-    def __init__(self, *, dry_run: bool = False) -> None:
+    ``stop`` is the run's stop state: every running tool's process group is tracked in it, and
+    once it is killing, a command is refused (:class:`~tasks.engine.signals.Interrupted`).
+    """
+
+    def __init__(self, *, dry_run: bool = False, stop: Stop | None = None) -> None:
         self.dry_run = dry_run
+        self.stop = stop if stop is not None else Stop()
 
     def run(self, command: Command, *, prefix: str = "") -> Result:
         """Run ``command`` (or print it when dry-running); raise :class:`CommandError` on failure."""
@@ -143,18 +155,32 @@ class Executor:
 
         binary = resolve_binary(command.tool)
         env = {**os.environ, **command.env}
+        stop = self.stop
+        if stop.killing.is_set():
+            raise Interrupted(f"{command.tool} not started: the run is stopping")
+        proc = sh.Command(binary)(
+            *command.args,
+            _in=command.stdin,
+            _env=env,
+            _ok_code=list(command.ok_codes),
+            _timeout=command.timeout,
+            _tty_out=False,
+            _return_cmd=True,
+            _decode_errors="replace",
+            _bg=True,  # returns at once, so the process is tracked before it is waited for
+            _bg_exc=False,
+            _new_group=True,
+            _preexec_fn=_child_defaults,
+        )
+        pgid = proc.process.pid  # the leader of its own new group
+        stop.children.add(pgid, proc.process)
         try:
-            proc = sh.Command(binary)(
-                *command.args,
-                _in=command.stdin,
-                _env=env,
-                _ok_code=list(command.ok_codes),
-                _timeout=command.timeout,
-                _tty_out=False,
-                _return_cmd=True,
-                _decode_errors="replace",
-            )
+            if stop.killing.is_set():  # killed between the check above and the tracking
+                os.killpg(pgid, signal.SIGTERM)
+            proc.wait()
         except sh.ErrorReturnCode as exc:
+            if stop.killing.is_set():
+                raise Interrupted(f"{command.tool} stopped ({stop.signal_name})") from None
             raise CommandError(
                 command.tool,
                 redact_argv(command.argv),
@@ -168,4 +194,15 @@ class Executor:
                 None,
                 f"no answer within {command.timeout:g}s",
             ) from None
+        except BaseException:  # KeyboardInterrupt outside a run: the tool must not outlive us
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+            raise
+        finally:
+            stop.children.discard(pgid)
         return Result(proc.exit_code, str(proc), proc.stderr.decode("utf-8", "replace"))
+
+
+def _child_defaults() -> None:
+    """In the child before exec: undo sh's background-mode SIGHUP ignore (a hang-up ends it)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)

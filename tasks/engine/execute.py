@@ -3,23 +3,43 @@
 Plan → check → apply → report: the inventory is validated and the graph resolved before anything
 runs; missing binaries and preflight problems (e.g. secrets absent from Infisical) stop the run
 before the first step; then the runner applies the steps and prints a summary table.
+
+A run (not a dry-run, not a plan) changes the cluster, so it holds the cluster's lock
+(:mod:`tasks.engine.lock`) from before its work directory exists until after it is removed, and
+SIGINT/SIGTERM are routed to its stop state (:mod:`tasks.engine.signals`): an interrupted run
+prints "interrupted", the summary, the steps not run and the command that continues it, and
+exits 130 (SIGINT) or 143 (SIGTERM). The work directory is removed in every case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from .catalog import Catalog
-from .command import check_tools
+from .command import Executor, check_tools
 from .components import Component
 from .context import run_context
 from .errors import OneclusterError
 from .graph import Graph
 from .inventory import Inventory
+from .invocation import continue_command
+from .lock import RunLock
 from .output import echo
 from .plan import render_plan
-from .runner import Report, RunFailed, Runner
+from .runner import NOT_RUN, OK, STOPPED, Report, RunFailed, Runner
+from .signals import Stop, handle_signals
+
+
+class RunInterrupted(OneclusterError):
+    """A run stopped by SIGINT or SIGTERM; ``exit_code`` is 128 + the signal's number."""
+
+    def __init__(self, report: Report, exit_code: int) -> None:
+        self.report = report
+        self.exit_code = exit_code
+        super().__init__(f"interrupted by {report.interrupted}")
 
 
 @dataclass(frozen=True)
@@ -59,43 +79,98 @@ def execute(
     options: Sequence[object] = (),
     preflight: bool = True,
     with_needs: bool = True,
+    break_lock: bool = False,
+    yes: bool = False,
+    resumable: bool = False,
+    lock: bool = True,
 ) -> Report:
-    """Select steps and run them (or print them); raise :class:`RunFailed` if any step failed.
+    """Select steps and run them (or print them); raise :class:`RunFailed` if any step failed,
+    :class:`RunInterrupted` after SIGINT/SIGTERM.
 
     ``with_needs=False`` runs exactly ``targets`` (callers that already dropped the needs found in
     place, e.g. ``apps.deploy``, pass the steps still missing). ``options`` are the areas' typed
-    options objects (``ctx.option(kind)`` reads them).
+    options objects (``ctx.option(kind)`` reads them). ``break_lock`` with ``yes`` takes the
+    cluster's lock from another run; ``resumable``: the task takes ``--from``, so an interrupted
+    run's continue command starts at the first step not done (else it is the same command).
+    ``lock=False``: the steps only read (``talos.health``), so the run takes no lock.
     """
     inventory, graph, steps = select(
         catalog, cluster, Selection(layers, targets, with_needs, from_step)
     )
+    run_lock = RunLock(inventory.name, break_lock=break_lock, yes=yes)  # --break-lock needs --yes
     if not dry_run:
         check_tools(sorted({t for s in steps for t in s.tools()}))
-    with run_context(
-        inventory,
-        dry_run=dry_run,
-        fetch_kubeconfig=any(s.fetches_configs for s in steps),
-        options=options,
-        open_store=catalog.open_store,
-    ) as ctx:
-        if preflight:
-            problems = [p for s in steps for p in s.preflight(ctx)]
-            if problems:
-                raise OneclusterError(
-                    "preflight failed, nothing was changed:\n"
-                    + "\n".join(f"  - {p}" for p in problems)
+    stop = Stop()
+    with (
+        handle_signals(stop),
+        _locked(run_lock, dry_run or not lock),
+        run_context(
+            inventory,
+            dry_run=dry_run,
+            fetch_kubeconfig=any(s.fetches_configs for s in steps),
+            options=options,
+            executor=Executor(dry_run=dry_run, stop=stop),
+            open_store=catalog.open_store,
+        ) as ctx,
+    ):
+        try:
+            if preflight and not stop.requested.is_set():
+                problems = [p for s in steps for p in s.preflight(ctx)]
+                if problems:
+                    raise OneclusterError(
+                        "preflight failed, nothing was changed:\n"
+                        + "\n".join(f"  - {p}" for p in problems)
+                    )
+            if dry_run and lock:
+                run_lock.print_dry_run(ctx.kubeconfig)
+            elif lock:  # the cluster-side lock, once its kubeconfig exists and it answers
+                run_lock.attach(ctx.kubeconfig)
+            if dry_run:
+                echo(
+                    f"# dry-run for cluster {inventory.name}: {len(steps)} steps, "
+                    "nothing is executed"
                 )
-        if dry_run:
-            echo(f"# dry-run for cluster {inventory.name}: {len(steps)} steps, nothing is executed")
-        report = Runner(graph, ctx, jobs=jobs).run([s.id for s in steps])
+            after = run_lock.after_step if lock and not dry_run else None
+            runner = Runner(graph, ctx, jobs=jobs, after_step=after)
+            report = runner.run([s.id for s in steps])
+        finally:
+            run_lock.release_lease()  # while the run's kubeconfig is still there
     echo("")
     if dry_run:
         echo(f"# dry-run: {len(report.results)} steps printed, nothing was executed")
     else:
         echo(report.summary())
+    if report.interrupted:
+        _report_interrupt(report, resumable)
+        raise RunInterrupted(report, stop.exit_code)
     if not report.ok:
         raise RunFailed(report)
     return report
+
+
+def _locked(lock: RunLock, skip: bool) -> Any:
+    """The cluster's lock for a run that changes it; nothing for a dry-run or a read-only run."""
+    return nullcontext() if skip else lock.held()
+
+
+def _report_interrupt(report: Report, resumable: bool) -> None:
+    """What an interrupted run did, did not do, and the command that continues it."""
+    done = [r.id for r in report.results if r.status == OK]
+    stopped = [r.id for r in report.results if r.status == STOPPED]
+    not_run = [r.id for r in report.results if r.status == NOT_RUN]
+    echo(
+        f"interrupted by {report.interrupted}: {len(done)} step(s) done, {len(stopped)} "
+        f"stopped, {len(not_run)} not run"
+    )
+    if stopped:
+        echo("stopped: " + ", ".join(stopped))
+    if not_run:
+        echo("not run: " + ", ".join(not_run))
+    if not report.not_done:
+        echo("every step had finished: there is nothing to continue")
+        return
+    first = report.not_done[0].id
+    echo(f"continue with: {continue_command(first if resumable else None)}")
 
 
 def plan(

@@ -3,6 +3,11 @@
 Bounded by ``jobs``. On the first failure nothing new starts, running steps finish, and the report
 names the failed step (with its command and redacted stderr) and every step skipped because of it.
 A dry-run goes one step at a time in graph order, so the printed commands read in order.
+
+Interrupts (see :mod:`tasks.engine.signals`): once the run's stop is requested nothing new
+starts and the running steps get the grace period; when it expires, or on a second signal, their
+tools are ended. Steps that never started are reported "not run", steps whose tools were ended
+"stopped", and the report says where to continue.
 """
 
 from __future__ import annotations
@@ -17,8 +22,15 @@ from .context import RunContext
 from .errors import FlagError, OneclusterError
 from .graph import Graph
 from .output import echo, redact, table
+from .signals import Interrupted, Stop
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+# an interrupted run: steps whose tools were ended, and steps it never started
+STOPPED, NOT_RUN = "stopped", "not run"
+# how often the runner's loop looks at the stop state while steps run
+TICK_SECONDS = 0.1
+# after the tools were ended, how long steps get to return before the run reports without them
+STEP_EXIT_SECONDS = 10.0
 
 
 @dataclass
@@ -37,10 +49,21 @@ class Report:
 
     results: list[StepResult] = field(default_factory=list)
     wall: float = 0.0
+    # the signal that interrupted the run ("SIGINT", "SIGTERM"), if one did
+    interrupted: str = ""
+    # why the run stopped starting steps other than a failed step (e.g. the cluster's lock lost)
+    aborted: str = ""
 
     @property
     def ok(self) -> bool:
-        return all(r.status == OK for r in self.results)
+        return (
+            not self.interrupted and not self.aborted and all(r.status == OK for r in self.results)
+        )
+
+    @property
+    def not_done(self) -> list[StepResult]:
+        """Steps that did not finish, in graph order: where a resumed run starts."""
+        return [r for r in self.results if r.status != OK]
 
     @property
     def failed(self) -> list[StepResult]:
@@ -60,13 +83,13 @@ class RunFailed(OneclusterError):
 
     def __init__(self, report: Report) -> None:
         self.report = report
-        lines = []
+        lines = [report.aborted] if report.aborted else []
         for r in report.failed:
             lines.append(f"step {r.id} failed:\n{r.error}")
         if report.skipped:
             lines.append("skipped: " + ", ".join(r.id for r in report.skipped))
-        if report.failed:
-            lines.append(f"resume with: --from {report.failed[0].id}")
+        if report.not_done:
+            lines.append(f"resume with: --from {report.not_done[0].id}")
         super().__init__(redact("\n".join(lines)))
 
 
@@ -82,7 +105,12 @@ def _priorities(steps: Sequence[Component]) -> dict[str, int]:
 
 
 class Runner:
-    """Executes the steps of a graph with bounded concurrency and fail-fast."""
+    """Executes the steps of a graph with bounded concurrency and fail-fast.
+
+    ``after_step`` is called in the runner's thread after each step that succeeded; an error it
+    raises stops the run like a failed step (a run whose cluster Lease another run took stops so).
+    The run's stop state is the executor's (``ctx.executor.stop``).
+    """
 
     def __init__(
         self,
@@ -91,6 +119,7 @@ class Runner:
         *,
         jobs: int = 4,
         clock: Callable[[], float] = time.monotonic,
+        after_step: Callable[[StepResult], None] | None = None,
     ) -> None:
         if jobs < 1:
             raise FlagError(f"--jobs must be at least 1, got {jobs}")
@@ -98,6 +127,8 @@ class Runner:
         self.ctx = ctx
         self.jobs = 1 if ctx.dry_run else jobs
         self.clock = clock
+        self.after_step = after_step
+        self.stop: Stop = ctx.executor.stop
 
     def run(self, ids: Sequence[str]) -> Report:
         steps = self.graph.steps(ids)
@@ -108,6 +139,10 @@ class Runner:
         results: dict[str, StepResult] = {}
         running: dict[Future[StepResult], str] = {}
         failed = False
+        aborted = ""
+        stop = self.stop
+        grace_ends: float | None = None
+        gave_up_at: float | None = None
         started = self.clock()
 
         def ready() -> list[str]:
@@ -116,9 +151,10 @@ class Runner:
                 return sorted(found, key=order.__getitem__)
             return sorted(found, key=lambda i: (-priority[i], order[i]))
 
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="step") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="step")
+        try:
             while pending or running:
-                if not failed:
+                if not failed and not stop.requested.is_set():
                     for cid in ready():
                         if len(running) >= self.jobs:
                             break
@@ -126,7 +162,7 @@ class Runner:
                         running[pool.submit(self._run_one, self.graph[cid])] = cid
                 if not running:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
                 for fut in done:
                     cid = running.pop(fut)
                     result = fut.result()
@@ -134,12 +170,51 @@ class Runner:
                     if result.status == OK:
                         for deps in pending.values():
                             deps.discard(cid)
+                        aborted = aborted or self._after(result)
+                        failed = failed or bool(aborted)
                     else:
                         failed = True
+                if stop.requested.is_set() and running:
+                    now = self.clock()
+                    if grace_ends is None:
+                        grace_ends = now + stop.grace
+                        echo(
+                            f"==> interrupted ({stop.signal_name}): starting nothing new; "
+                            f"{len(running)} running step(s) get {stop.grace:g}s to finish "
+                            "(signal again to stop them now)",
+                            err=True,
+                        )
+                    if gave_up_at is None and (stop.killing.is_set() or now >= grace_ends):
+                        why = "second signal" if stop.killing.is_set() else "grace period over"
+                        echo(f"==> {why}: stopping {len(running)} running step(s)", err=True)
+                        stop.kill()
+                        gave_up_at = self.clock()
+                    if gave_up_at is not None and self.clock() - gave_up_at > STEP_EXIT_SECONDS:
+                        for fut, cid in running.items():  # stuck outside any tool: leave it
+                            results[cid] = StepResult(cid, STOPPED, error="did not return")
+                            fut.cancel()
+                        running.clear()
+        finally:
+            pool.shutdown(wait=gave_up_at is None, cancel_futures=True)
+        left = NOT_RUN if stop.requested.is_set() else SKIPPED
         for cid in pending:
-            results[cid] = StepResult(cid, SKIPPED)
+            results[cid] = StepResult(cid, left)
         report = Report([results[s.id] for s in steps], self.clock() - started)
+        if stop.requested.is_set():
+            report.interrupted = stop.signal_name
+        report.aborted = aborted
         return report
+
+    def _after(self, result: StepResult) -> str:
+        """Run the after-step hook; its error (why the run must stop) or ""."""
+        if self.after_step is None:
+            return ""
+        try:
+            self.after_step(result)
+        except OneclusterError as exc:
+            echo(f"==> stopping: {exc}", err=True)
+            return redact(str(exc))
+        return ""
 
     def _run_one(self, step: Component) -> StepResult:
         dry = self.ctx.dry_run
@@ -147,6 +222,10 @@ class Runner:
         t0 = self.clock()
         try:
             step.run(self.ctx)
+        except Interrupted as exc:
+            took = self.clock() - t0
+            echo(f"==> STOPPED {step.id} after {took:.1f}s", err=True)
+            return StepResult(step.id, STOPPED, took, redact(str(exc)))
         except OneclusterError as exc:
             took = self.clock() - t0
             echo(f"==> FAILED {step.id} after {took:.1f}s", err=True)

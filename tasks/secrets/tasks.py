@@ -6,6 +6,7 @@ import json
 
 from ..engine.cli import catalog_of, one_of, onecluster_task
 from ..engine.execute import execute
+from ..engine.lock import LOCK_HELP
 from ..engine.output import echo, table
 from .requirements import check_secrets, listing, selected
 
@@ -66,8 +67,10 @@ def check(c, cluster=None, component=None, layer=None, dry_run=False):
     check_secrets(catalog_of(c), cluster=cluster, components=component or (), layers=layer or ())
 
 
-@onecluster_task(help=dict(**SELECT_HELP), iterable=["component", "layer"])
-def sync(c, cluster=None, component=None, layer=None, dry_run=False, jobs=4):
+@onecluster_task(help=dict(**SELECT_HELP, **LOCK_HELP), iterable=["component", "layer"])
+def sync(
+    c, cluster=None, component=None, layer=None, dry_run=False, jobs=4, break_lock=False, yes=False
+):
     """Sync the selected components' Secrets from Infisical into Kubernetes (server-side apply)."""
     _, reqs = selected(catalog_of(c), cluster, component, layer)
     if not reqs:
@@ -81,6 +84,8 @@ def sync(c, cluster=None, component=None, layer=None, dry_run=False, jobs=4):
         with_needs=False,
         dry_run=dry_run,
         jobs=jobs,
+        break_lock=break_lock,
+        yes=yes,
     )
 
 

@@ -20,6 +20,7 @@ from ..engine.context import RunContext, user_kubeconfig, user_talosconfig
 from ..engine.errors import ConfirmationRequired, OneclusterError
 from ..engine.execute import execute
 from ..engine.inventory import Inventory, Node
+from ..engine.lock import BREAK_LOCK_HELP, LOCK_HELP
 from ..engine.output import echo
 from . import machineconfig, talosctl, upgrade
 from .options import HEALTH_TIMEOUT, TalosOptions
@@ -43,11 +44,17 @@ def _run(
     dry_run: bool,
     options: TalosOptions | None = None,
     jobs: int = 4,
+    break_lock: bool = False,
+    yes: bool = False,
+    lock: bool = True,
 ) -> None:
-    """Run a task's own steps through the engine (needs outside them are taken as in place)."""
+    """Run a task's own steps through the engine (needs outside them are taken as in place).
+
+    The run holds the cluster's lock unless ``lock=False`` (a task that only reads).
+    """
     execute(
         catalog_of(c).only(steps), cluster=cluster, dry_run=dry_run, jobs=jobs,
-        options=(options or TalosOptions(),),
+        options=(options or TalosOptions(),), break_lock=break_lock, yes=yes, lock=lock,
     )  # fmt: skip
 
 
@@ -55,11 +62,12 @@ def _run(
     help=dict(
         out="also write the node configs and talosconfig to this directory (they hold secrets)",
         new_pki="generate a new secrets bundle even for a bootstrapped cluster (needs --yes)",
-        yes="confirm --new-pki",
+        yes="confirm --new-pki or --break-lock",
+        break_lock=BREAK_LOCK_HELP,
     ),
     checks=dict(out=new_directory),
 )  # fmt: skip
-def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False):
+def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False, break_lock=False):
     """Render and validate every node's machine config (to a directory only with --out)."""
     if out:
         echo(
@@ -72,6 +80,7 @@ def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False
         c,
         lambda inv: [s for s in components(inv) if s.name in ("secrets-bundle", "genconfig")],
         cluster=cluster, dry_run=dry_run, options=TalosOptions(out=out, new_pki=new_pki, yes=yes),
+        break_lock=break_lock, yes=yes,
     )  # fmt: skip
 
 
@@ -79,9 +88,12 @@ def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False
     help=dict(
         node="apply to this node only (default: every node, in parallel)",
         insecure="treat the nodes as in maintenance mode (default: detected per node)",
+        **LOCK_HELP,
     )
 )  # fmt: skip
-def apply(c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False):
+def apply(
+    c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False, break_lock=False, yes=False
+):
     """Apply the machine configs: --insecure to maintenance-mode nodes, authenticated otherwise."""
 
     def steps(inv: Inventory) -> list[Component]:
@@ -96,16 +108,18 @@ def apply(c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False):
         dry_run=dry_run,
         jobs=jobs,
         options=TalosOptions(insecure=insecure),
+        break_lock=break_lock,
+        yes=yes,
     )
 
 
-@onecluster_task()
-def bootstrap(c, cluster=None, dry_run=False):
+@onecluster_task(help=LOCK_HELP)
+def bootstrap(c, cluster=None, dry_run=False, break_lock=False, yes=False):
     """Bootstrap etcd on the first control plane, once (reports and stops if already done)."""
     _run(
         c,
         lambda inv: with_talosconfig(step("bootstrap", bootstrap_commands, bootstrap_action)),
-        cluster=cluster, dry_run=dry_run,
+        cluster=cluster, dry_run=dry_run, break_lock=break_lock, yes=yes,
     )  # fmt: skip
 
 
@@ -120,6 +134,7 @@ def kubeconfig(c, cluster=None, dry_run=False, output=None):
         c,
         lambda inv: with_talosconfig(step("kubeconfig", kubeconfig_commands)),
         cluster=cluster, dry_run=dry_run, options=TalosOptions(kubeconfig_target=target),
+        lock=False,  # reads the cluster; writes only the user's own kubeconfig
     )  # fmt: skip
 
 
@@ -197,6 +212,7 @@ def talosconfig(c, cluster=None, dry_run=False, output=None):
         c,
         lambda inv: with_talosconfig(export),
         cluster=cluster, dry_run=dry_run, options=TalosOptions(talosconfig_target=target),
+        lock=False,  # made from the stored bundle; writes only the user's own talosconfig
     )  # fmt: skip
 
 
@@ -208,7 +224,7 @@ def health(c, cluster=None, dry_run=False, timeout=HEALTH_TIMEOUT):
     _run(
         c,
         lambda inv: with_talosconfig(step("health", health_commands, kind=TalosGate)),
-        cluster=cluster, dry_run=dry_run, options=TalosOptions(timeout=timeout),
+        cluster=cluster, dry_run=dry_run, options=TalosOptions(timeout=timeout), lock=False,
     )  # fmt: skip
 
 
@@ -239,13 +255,18 @@ def upgrade_steps(only: str | None, timeout: str) -> Callable[[Inventory], list[
         timeout="per-node limit for the drain, the upgrade and each gate (default 15m)",
         snapshot_dir="keep the etcd snapshots here (0600 files; default: the private workdir, "
         "removed when the run ends)",
+        **LOCK_HELP,
     ),
     checks=dict(timeout=duration, snapshot_dir=new_directory),
 )  # fmt: skip
-def upgrade_(c, cluster=None, dry_run=False, node=None, timeout="15m", snapshot_dir=None):
+def upgrade_(
+    c, cluster=None, dry_run=False, node=None, timeout="15m", snapshot_dir=None, break_lock=False,
+    yes=False,
+):  # fmt: skip
     """Upgrade Talos one node at a time: drain, snapshot, upgrade, check version and health."""
     options = TalosOptions(timeout=timeout, snapshot_dir=snapshot_dir)
-    _run(c, upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run, options=options)
+    _run(c, upgrade_steps(node, timeout), cluster=cluster, dry_run=dry_run, options=options,
+         break_lock=break_lock, yes=yes)  # fmt: skip
 
 
 def _upgrade_k8s_commands(ctx: RunContext) -> list[Command]:
@@ -255,13 +276,13 @@ def _upgrade_k8s_commands(ctx: RunContext) -> list[Command]:
     ]
 
 
-@onecluster_task()
-def upgrade_k8s(c, cluster=None, dry_run=False):
+@onecluster_task(help=LOCK_HELP)
+def upgrade_k8s(c, cluster=None, dry_run=False, break_lock=False, yes=False):
     """Upgrade Kubernetes to the inventory's version (talosctl's own dry-run runs first)."""
     _run(
         c,
         lambda inv: with_talosconfig(step("upgrade-k8s", _upgrade_k8s_commands)),
-        cluster=cluster, dry_run=dry_run,
+        cluster=cluster, dry_run=dry_run, break_lock=break_lock, yes=yes,
     )  # fmt: skip
 
 
@@ -287,11 +308,14 @@ def user_volume_labels(inv: Inventory) -> list[str]:
 @onecluster_task(
     help=dict(
         node="reset this node only (gracefully: it leaves etcd first)",
-        yes="confirm: wipes the nodes' STATE and EPHEMERAL partitions",
+        yes="confirm: wipes the nodes' STATE and EPHEMERAL partitions (and --break-lock)",
         wipe_volumes="also wipe the user volumes (u-longhorn: every Longhorn replica on the node)",
+        break_lock=BREAK_LOCK_HELP,
     )
 )  # fmt: skip
-def reset(c, cluster=None, dry_run=False, node=None, yes=False, wipe_volumes=False):
+def reset(
+    c, cluster=None, dry_run=False, node=None, yes=False, wipe_volumes=False, break_lock=False
+):
     """Wipe the nodes back to maintenance mode so cluster.rebuild can start over (needs --yes)."""
     if not (yes or dry_run):
         also = " and the user volumes (the Longhorn data)" if wipe_volumes else ""
@@ -319,6 +343,7 @@ def reset(c, cluster=None, dry_run=False, node=None, yes=False, wipe_volumes=Fal
 
     _run(
         c, steps, cluster=cluster, dry_run=dry_run, options=TalosOptions(wipe_volumes=wipe_volumes),
+        break_lock=break_lock, yes=yes,
     )  # fmt: skip
 
 

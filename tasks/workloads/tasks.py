@@ -12,6 +12,7 @@ apps.deploy`` and ``invoke ai.deploy`` are one task reading two configurations.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..engine.errors import ConfirmationRequired, OneclusterError
 from ..engine.execute import execute
 from ..engine.graph import Graph
 from ..engine.inventory import Inventory
+from ..engine.lock import BREAK_LOCK_HELP, LOCK_HELP, RunLock
 from ..engine.output import echo, table
 from ..engine.probes import api_probe, holds, object_refs
 from .state import missing_steps, rolled_out_now, rollout_probe
@@ -117,10 +119,10 @@ def list_(c, cluster=None, dry_run=False):
 
 
 @onecluster_task(
-    help=dict(name="deploy this one (see `list`); none: every one of the layer"),
+    help=dict(name="deploy this one (see `list`); none: every one of the layer", **LOCK_HELP),
     iterable=["name"],
 )
-def deploy(c, name=None, cluster=None, dry_run=False, jobs=4):
+def deploy(c, name=None, cluster=None, dry_run=False, jobs=4, break_lock=False, yes=False):
     """Deploy workloads by name (all if none) plus whatever they need that is not in place."""
     layer = Layer.of(c)
     inv = layer.catalog.load(cluster)
@@ -149,6 +151,8 @@ def deploy(c, name=None, cluster=None, dry_run=False, jobs=4):
         with_needs=False,
         dry_run=dry_run,
         jobs=jobs,
+        break_lock=break_lock,
+        yes=yes,
     )
 
 
@@ -185,10 +189,11 @@ def status(c, name=None, cluster=None, dry_run=False):
     help=dict(
         name="name (see `list`)",
         purge="also delete its volumes and namespace (needs --yes)",
-        yes="confirm --purge",
+        yes="confirm --purge or --break-lock",
+        break_lock=BREAK_LOCK_HELP,
     )
 )  # fmt: skip
-def remove(c, name=None, cluster=None, purge=False, yes=False, dry_run=False):
+def remove(c, name=None, cluster=None, purge=False, yes=False, dry_run=False, break_lock=False):
     """Remove a workload, keeping its volumes (--purge --yes deletes them too)."""
     layer = Layer.of(c)
     inv = layer.catalog.load(cluster)
@@ -199,7 +204,13 @@ def remove(c, name=None, cluster=None, purge=False, yes=False, dry_run=False):
             "re-run with --yes to confirm (or --dry-run to see the commands)"
         )
     graph = layer.catalog.graph(inv)
-    with run_context(inv, dry_run=dry_run, fetch_kubeconfig=False) as ctx:
+    lock = RunLock(inv.name, break_lock=break_lock, yes=yes)
+    held = nullcontext() if dry_run else lock.held()
+    with held, run_context(inv, dry_run=dry_run, fetch_kubeconfig=False) as ctx:
+        if dry_run:
+            lock.print_dry_run(ctx.kubeconfig)
+        else:
+            lock.attach(ctx.kubeconfig)
         for command in removal_commands(w, graph, ctx, purge=purge):
             if command.stdin:  # say what the manifest on stdin deletes
                 refs = [r for rs in object_refs(command.stdin.decode()).values() for r in rs]

@@ -15,6 +15,14 @@ that signal, as an interrupted tool ends.
 Without a rule, ``talosctl version --client --short`` answers as the real client does
 (``Client:`` then ``Talos <tag>``: cmd/talosctl/cmd/talos/version.go and pkg/machinery/version's
 ``Short``) with the config's "talosctl_version" as the tag.
+
+Each call also appends {tool, argv, pid, start} to ``started.jsonl`` beside the log as it starts,
+so a test can wait for a call that is still running and check its process is gone afterwards.
+
+kubectl keeps Lease state (``leases.json`` beside the log) when no rule matched: ``get lease NAME
+-n NS [--ignore-not-found] -o json`` prints what was stored, ``create -f -`` of a Lease fails with
+AlreadyExists when it exists, and ``replace -f -`` fails with Conflict unless the body carries the
+stored resourceVersion, with the real kubectl's messages (coordination.k8s.io/v1 Lease).
 """
 
 import fcntl
@@ -25,6 +33,94 @@ import signal
 import sys
 import time
 from pathlib import Path
+
+LEASES = "leases.coordination.k8s.io"
+
+
+def _flag(args, *names):
+    for i, a in enumerate(args):
+        for n in names:
+            if a == n and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(n + "="):
+                return a.split("=", 1)[1]
+    return None
+
+
+def lease_call(argv, stdin, state_dir):
+    """kubectl's Lease verbs against the state in ``leases.json``; None for any other call."""
+    args, skip = [], False
+    for a in argv:  # drop the global flags kubectl takes first
+        if skip:
+            skip = False
+        elif a in ("--kubeconfig", "--context"):
+            skip = True
+        else:
+            args.append(a)
+    body = None
+    if args and args[0] in ("create", "replace") and stdin:
+        try:
+            body = json.loads(stdin)
+        except ValueError:
+            return None
+        if body.get("kind") != "Lease":
+            return None
+    elif args[:2] != ["get", "lease"]:
+        return None
+    with open(state_dir / "leases.lock", "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        path = state_dir / "leases.json"
+        leases = json.loads(path.read_text()) if path.exists() else {}
+        if body is None:
+            key = f"{_flag(args, '--namespace', '-n') or 'default'}/{args[2]}"
+            if key in leases:
+                return 0, json.dumps(leases[key], indent=4) + "\n", ""
+            if "--ignore-not-found" in args:
+                return 0, "", ""
+            return 1, "", f'Error from server (NotFound): {LEASES} "{args[2]}" not found\n'
+        meta = body.setdefault("metadata", {})
+        name = meta["name"]
+        key = f"{meta.get('namespace', 'default')}/{name}"
+        stored = leases.get(key)
+        verb = args[0]
+        if verb == "create" and stored is not None:
+            return (
+                1,
+                "",
+                (
+                    f'Error from server (AlreadyExists): error when creating "STDIN": {LEASES} '
+                    f'"{name}" already exists\n'
+                ),
+            )
+        if verb == "replace" and stored is None:
+            return (
+                1,
+                "",
+                (
+                    f'Error from server (NotFound): error when replacing "STDIN": {LEASES} '
+                    f'"{name}" not found\n'
+                ),
+            )
+        if verb == "replace" and meta.get("resourceVersion") not in (
+            None,
+            stored["metadata"]["resourceVersion"],
+        ):
+            return (
+                1,
+                "",
+                (
+                    f'Error from server (Conflict): error when replacing "STDIN": Operation cannot be '
+                    f'fulfilled on {LEASES} "{name}": the object has been modified; please apply your '
+                    "changes to the latest version and try again\n"
+                ),
+            )
+        counter = state_dir / "leases.version"
+        version = int(counter.read_text()) + 1 if counter.exists() else 1
+        counter.write_text(str(version))
+        meta["resourceVersion"] = str(version)
+        leases[key] = body
+        path.write_text(json.dumps(leases))
+        return 0, json.dumps(body, indent=4) + "\n", ""
 
 
 def main() -> int:
@@ -59,7 +155,11 @@ def main() -> int:
         state.update(rule["set"])
         state_file.write_text(json.dumps(state))
     fcntl.flock(lock, fcntl.LOCK_UN)
+    with open(state_dir / "started.jsonl", "a") as fh:
+        fh.write(json.dumps({"tool": tool, "argv": argv, "pid": os.getpid(), "start": start}))
+        fh.write("\n")
     time.sleep(float(rule.get("sleep", cfg.get("sleep", 0))))
+    answer = lease_call(argv, stdin, state_dir) if tool == "kubectl" and not rule else None
     end = time.time()
     record = {
         "tool": tool,
@@ -73,6 +173,11 @@ def main() -> int:
     if log:
         with open(log, "a") as fh:
             fh.write(json.dumps(record) + "\n")
+    if answer is not None:
+        code, out, err = answer
+        sys.stdout.write(out)
+        sys.stderr.write(err)
+        return code
     client = tool == "talosctl" and argv[:1] == ["version"] and {"--client", "--short"} <= set(argv)
     if not rule and client and cfg.get("talosctl_version"):
         sys.stdout.write(f"Client:\nTalos {cfg['talosctl_version']}\n")
