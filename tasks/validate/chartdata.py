@@ -157,12 +157,15 @@ def load_chart(
     return chart
 
 
+_DIRECTIVE_LINE = re.compile(r"^\s*(?:[\w.-]+:\s*)?\{\{", re.M)
+
+
 def crd_docs(texts: Iterable[bytes]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for raw in texts:
         text = raw.decode("utf-8", "replace")
-        if "{{" in text:  # a template, not a plain CRD
-            continue
+        if _DIRECTIVE_LINE.search(text):  # a template, not a plain CRD
+            continue  # (``{{`` inside a description, as in AlertmanagerConfig's, is still plain)
         try:
             docs += [d for d in yamlio.load_all(text) if isinstance(d, dict)]
         except yamlio.YAMLError:
