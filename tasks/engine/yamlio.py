@@ -14,6 +14,18 @@ import yaml
 # libyaml's loader where PyYAML was built with it: the reference CRDs alone are 4 MB of YAML
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+
+class _Loader(_LOADER):  # type: ignore[misc,valid-type]
+    """The safe loader, reading a plain ``=`` as the string it is in YAML 1.2 (kubectl, helm).
+
+    YAML 1.1 resolves ``=`` to a "value" tag PyYAML cannot construct; AlertmanagerConfig's CRD
+    lists it in an enum.
+    """
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", _LOADER.construct_yaml_str)
+_LOADER = _Loader
+
 YAMLError = yaml.YAMLError
 
 
