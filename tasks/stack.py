@@ -18,6 +18,7 @@ from .secrets import infisical
 from .secrets.steps import SecretSync
 from .talos import machineconfig
 from .talos import steps as talos
+from .validate.prechecks import prechecks
 
 # the layers in deployment order (plans, --layer and the post-deploy checks use these names)
 LAYERS = ("talos", "secrets", "network", "storage", "observability", "scheduling", "ai", "apps")
@@ -62,4 +63,5 @@ STACK = Catalog(
     layers=LAYERS,
     inventory_checks=(machineconfig.schematic_errors,),
     open_store=open_secret_store,
+    prechecks=prechecks,
 )

@@ -1,7 +1,8 @@
 """The one path every task takes to run steps: load, select, check, then plan or run.
 
 Plan → check → apply → report: the inventory is validated and the graph resolved before anything
-runs; missing binaries and preflight problems (e.g. secrets absent from Infisical) stop the run
+runs; the selected steps' values files and manifests are checked (the catalogue's ``prechecks``);
+missing binaries and preflight problems (e.g. secrets absent from Infisical) stop the run
 before the first step; then the runner applies the steps and prints a summary table.
 """
 
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from .catalog import Catalog
 from .command import check_tools
 from .components import Component
-from .context import run_context
-from .errors import OneclusterError
+from .context import RunContext, run_context
+from .errors import InputError, OneclusterError
 from .graph import Graph
 from .inventory import Inventory
 from .output import echo
@@ -78,6 +79,7 @@ def execute(
         options=options,
         open_store=catalog.open_store,
     ) as ctx:
+        precheck(catalog, ctx, steps)
         if preflight:
             problems = [p for s in steps for p in s.preflight(ctx)]
             if problems:
@@ -96,6 +98,20 @@ def execute(
     if not report.ok:
         raise RunFailed(report)
     return report
+
+
+def precheck(catalog: Catalog, ctx: RunContext, steps: Sequence[Component]) -> None:
+    """Check the selected steps' values files and manifests; raise with every problem found.
+
+    It runs before the first tool call, ``--dry-run`` included.
+    """
+    if catalog.prechecks is None:
+        return
+    problems = catalog.prechecks(ctx, steps)
+    if problems:
+        raise InputError(
+            problems, "the selected steps' values files and manifests; nothing was run"
+        )
 
 
 def plan(

@@ -174,15 +174,15 @@ def check_release_values(
     report.errors += errors
 
 
-def values_errors(
-    release: HelmRelease, chart: Chart, version: str, ctx: RunContext, report: Report | None = None
-) -> list[FieldError]:
-    """The problems of ``release``'s deployed values: YAML, placeholders, keys and schema."""
-    rel = values_label(release)
+def values_file_errors(release: HelmRelease, ctx: RunContext) -> list[FieldError]:
+    """The problems of ``release``'s values files on their own: YAML, placeholders, not a map.
+
+    Each file is read alone first, so a problem names the file and its line.
+    """
     files = [release.values_path] if release.values_path.exists() else []
     files += [REPO_ROOT / o for o in release.overlays]
     errors: list[FieldError] = []
-    for path in files:  # each file on its own first: the error names the file and its line
+    for path in files:
         try:
             data = yamlio.load(render_file(path, ctx.inventory))
         except InputError as exc:  # an unknown ((placeholder)): keep checking the rest
@@ -202,6 +202,15 @@ def values_errors(
                     "write it as `key: value` lines (helm reads a map)",
                 )
             )
+    return errors
+
+
+def values_errors(
+    release: HelmRelease, chart: Chart, version: str, ctx: RunContext, report: Report | None = None
+) -> list[FieldError]:
+    """The problems of ``release``'s deployed values: YAML, placeholders, keys and schema."""
+    rel = values_label(release)
+    errors = values_file_errors(release, ctx)
     if errors:
         return errors
     values = yamlio.load(deployed_values(release, ctx))
