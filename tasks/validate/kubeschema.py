@@ -139,9 +139,22 @@ def crd_directories(reference: Path | None) -> list[Path]:
 
 
 def crd_index(reference: Path | None) -> CrdIndex:
-    """The CRDs of :func:`crd_directories`; the first directory to define a version wins."""
+    """The CRDs of :func:`crd_directories`; the first directory to define a version wins.
+
+    The directories are parsed once per process (4 MB of YAML); each call gets its own index to
+    add to.
+    """
     index = CrdIndex()
-    for directory in crd_directories(reference):
+    parsed = _parsed_index(tuple(crd_directories(reference)))
+    index.schemas.update(parsed.schemas)
+    index.sources |= parsed.sources
+    return index
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_index(directories: tuple[Path, ...]) -> CrdIndex:
+    index = CrdIndex()
+    for directory in directories:
         index.add_tree(directory)
     return index
 
