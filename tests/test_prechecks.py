@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FakeTools, call_task
 from invoke.exceptions import Exit
 
 import tasks.cluster
@@ -24,7 +25,6 @@ from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.stack import STACK
 from tasks.validate.chartdata import ChartSource
 from tasks.validate.prechecks import prechecks
-from tests.conftest import FakeTools, call_task
 
 KYVERNO_VALUES = REPO_ROOT / "helm-values" / "kyverno.yaml"
 TRAEFIK_VALUES = REPO_ROOT / "helm-values" / "traefik.yaml"
