@@ -89,7 +89,6 @@ def run(
         report.say("skipped: CRD schemas: no ../shared/reference/crds beside this checkout")
     with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
         charts = check_values_files(releases, inv, source, version, crds, report, ctx)
-        check_manifests(databases, inv, manifests or REPO_ROOT / "manifests", version, crds, report)
         catalogue = CrdCatalogue(reference)
         for chart in charts.values():
             for crd in chart.crds if chart else ():
@@ -103,6 +102,8 @@ def run(
                 kinds[release.id] = release_kinds(
                     charts.get(release.id), report.rendered[release.id], version
                 )
+        # after the renders: the CRDs releases render (cert-manager's) validate manifests too
+        check_manifests(databases, inv, manifests or REPO_ROOT / "manifests", version, crds, report)
     check_kinds(graph, kinds, report)
     return report
 
@@ -418,11 +419,9 @@ def template_release(
         ]
     docs, errors = load_docs(out, label)
     report.rendered[release.id] = [d for d in docs if d]
-    local = CrdIndex()
-    local.schemas.update(crds.schemas)
-    for doc in docs:
-        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-            local.add(doc, label, replace=False)
+    for crd in crds_in(docs):  # the manifests validated next may use them (cert-manager's)
+        crds.add(crd, label, replace=False)
+    local = crds
     notes: list[str] = []
     errors += validate_objects(docs, label, version, local, notes)
     report.say(f"{label}: {sum(1 for d in docs if d)} objects rendered and validated")
