@@ -584,6 +584,53 @@ def test_helm_template_renders_and_validates_a_cached_chart(tmp_path: Path) -> N
     assert "dta" in error.message
 
 
+def test_a_release_rendering_a_service_monitor_needs_the_crds_step(
+    tmp_path: Path, reference: Path
+) -> None:
+    """Through helm template: the chart renders its ServiceMonitor only when the API is there
+    (as Loki's does), the run passes the stack's CRDs as --api-versions, and the needs check
+    then names the step, the kind and the need to add."""
+    import dataclasses
+
+    if shutil.which("helm") is None:
+        pytest.skip("helm is not installed")
+    cache = tmp_path / "charts"
+    chart_files(
+        cache / "demo-1.0.0" / "demo",
+        {
+            "Chart.yaml": "apiVersion: v2\nname: demo\nversion: 1.0.0\n",
+            "values.yaml": "{}\n",
+            "templates/sm.yaml": """\
+                {{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor" }}
+                apiVersion: monitoring.coreos.com/v1
+                kind: ServiceMonitor
+                metadata:
+                  name: demo
+                spec:
+                  selector: {}
+                  endpoints: [{port: http}]
+                {{- end }}
+            """,
+        },
+    )
+    demo = HelmRelease(
+        layer="apps", name="demo", version="1.0.0", namespace="demo", needs=("talos/health",)
+    )
+    source = ChartSource(cache=cache, reference=reference)
+
+    def report_for(release: HelmRelease) -> validation.Report:
+        catalog = STACK.with_components(lambda inv: [*STACK.components(inv), release])
+        return validation.run(catalog, load_inventory(), source=source, reference=reference)
+
+    report = report_for(demo)
+    assert report.rendered["apps/demo"][0]["kind"] == "ServiceMonitor"
+    (error,) = [e for e in report.errors if e.file == "apps/demo"]
+    assert error.field == "needs (monitoring.coreos.com ServiceMonitor)"
+    assert error.fix == "add observability/prometheus-crds-established to the needs of apps/demo"
+    fixed = dataclasses.replace(demo, needs=("observability/prometheus-crds-established",))
+    assert [e for e in report_for(fixed).errors if e.file == "apps/demo"] == []
+
+
 # charts.pull -----------------------------------------------------------------------------------
 
 
