@@ -17,7 +17,7 @@ from tasks.engine.inventory import load_inventory
 from tasks.engine.values import coalesce as merge
 from tasks.stack import STACK
 from tasks.validate import validation
-from tasks.validate.chartdata import Chart, ChartSource, documented_paths, load_chart
+from tasks.validate.chartdata import Chart, ChartSource, crd_docs, documented_paths, load_chart
 from tasks.validate.kubeschema import (
     EXTRA_CRDS_ENV,
     CrdIndex,
@@ -629,6 +629,63 @@ def test_a_release_rendering_a_service_monitor_needs_the_crds_step(
     assert error.fix == "add observability/prometheus-crds-established to the needs of apps/demo"
     fixed = dataclasses.replace(demo, needs=("observability/prometheus-crds-established",))
     assert [e for e in report_for(fixed).errors if e.file == "apps/demo"] == []
+
+
+def test_a_plain_equals_sign_in_a_crd_is_a_string() -> None:
+    """AlertmanagerConfig's CRD (prometheus-operator v0.93.1, example/prometheus-operator-crd/
+    monitoring.coreos.com_alertmanagerconfigs.yaml) lists ``- =`` in an enum: YAML 1.2 reads a
+    string, as kubectl does; PyYAML's 1.1 "value" tag must not make the whole CRD unreadable."""
+    text = textwrap.dedent(
+        """\
+        apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata: {name: widgets.example.io}
+        spec:
+          group: example.io
+          names: {kind: Widget, plural: widgets}
+          scope: Namespaced
+          versions:
+            - name: v1
+              served: true
+              storage: true
+              schema:
+                openAPIV3Schema:
+                  type: object
+                  properties:
+                    matchType:
+                      enum:
+                      - =
+                      - =~
+        """
+    )
+    (crd,) = crd_docs([text.encode()])
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["matchType"]["enum"] == ["=", "=~"]
+
+
+def test_a_crd_bundle_is_resolved_against_the_reference_crds(reference: Path) -> None:
+    from tasks.engine.components import CrdBundle
+    from tasks.validate.apikinds import CrdCatalogue, served_kinds
+
+    catalogue = CrdCatalogue(reference)
+    bundle = CrdBundle(
+        layer="network",
+        name="crds",
+        sources=(
+            # a release download: the pinned folder crds/gateway-api-v1.5.1
+            "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.5.1/"
+            "standard-install.yaml",
+            # <group>_<plural>.yaml: the CRD of that name
+            "https://example.org/monitoring.coreos.com_servicemonitors.yaml",
+            "https://example.org/unknown.yaml",
+        ),
+    )
+    found, unresolved = catalogue.bundle(bundle)
+    kinds = served_kinds(found)
+    assert ("gateway.networking.k8s.io", "HTTPRoute") in kinds
+    assert ("monitoring.coreos.com", "ServiceMonitor") in kinds
+    assert ("gateway.networking.k8s.io", "TCPRoute") not in kinds  # only in the newer release
+    assert unresolved == ["https://example.org/unknown.yaml"]
 
 
 # charts.pull -----------------------------------------------------------------------------------
