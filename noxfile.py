@@ -103,6 +103,13 @@ def talos(session: nox.Session) -> None:
     )  # fmt: skip
 
 
+@nox.session(default=False)
+def charts(session: nox.Session) -> None:
+    """Pull every pinned chart into the cache the lint and tests sessions read (needs network)."""
+    session.install("-e", DEV)
+    session.run("invoke", "charts.pull")
+
+
 @nox.session(default=False, tags=["cluster"])
 def integration(session: nox.Session) -> None:
     """Deploy the kind profile on a fresh kind cluster and check it from outside (`-- --keep`)."""

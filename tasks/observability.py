@@ -48,6 +48,8 @@ def components(inv: Inventory) -> list[Component]:
             "observability/namespace",
             "storage/longhorn-ready",
             "observability/prometheus-crds-established",
+            # Grafana's HTTPRoute (charts.validate's needs check)
+            "network/gateway-api-established",
         ),
         repo="https://prometheus-community.github.io/helm-charts", version="88.5.3",
         namespace=NAMESPACE, timeout="15m", secrets=(GRAFANA_ADMIN,),

@@ -23,7 +23,9 @@ def components(inv: Inventory) -> list[Component]:
         namespace=SCHEDULER_NAMESPACE,
     )  # fmt: skip
     kyverno = HelmRelease(
-        layer="scheduling", name="kyverno", needs=("talos/health",),
+        layer="scheduling", name="kyverno",
+        # its values turn on four ServiceMonitors (charts.validate's needs check)
+        needs=("talos/health", "observability/prometheus-crds-established"),
         repo="https://kyverno.github.io/kyverno/", version="3.9.0", namespace="kyverno",
     )  # fmt: skip
     return [

@@ -18,6 +18,7 @@ from .secrets import infisical
 from .secrets.steps import SecretSync
 from .talos import machineconfig, versions
 from .talos import steps as talos
+from .validate.prechecks import prechecks
 
 # the layers in deployment order (plans, --layer and the post-deploy checks use these names)
 LAYERS = ("talos", "secrets", "network", "storage", "observability", "scheduling", "ai", "apps")
@@ -66,4 +67,5 @@ STACK = Catalog(
         machineconfig.talos_rule_errors,
     ),
     open_store=open_secret_store,
+    prechecks=prechecks,
 )

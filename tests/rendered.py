@@ -12,7 +12,6 @@ The checks themselves live in the engine (``tasks/engine/kubeschema.py`` for obj
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from tasks.engine.context import run_context
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.engine.render import render_file
 from tasks.stack import STACK
-from tasks.validate.chartdata import REFERENCE, Chart, ChartSource
+from tasks.validate.chartdata import REFERENCE, Chart, ChartSource, cache_dir
 from tasks.validate.kubeschema import (
     CrdIndex,
     crd_index,
@@ -40,7 +39,6 @@ from tasks.workloads.workload import DATABASE_TEMPLATES
 
 INVENTORY = load_inventory(None)  # the reference cluster, talos/cluster.yaml
 KUBERNETES_VERSION = kubernetes_schema_version(INVENTORY)
-CHARTS_ENV = "ONECLUSTER_CHARTS"
 MISSING = object()
 
 
@@ -183,17 +181,10 @@ def unknown_keys(result: ValuesCheck) -> list[str]:
 
 
 def full_chart(chart: str, version: str) -> Path:
-    """An unpacked chart at ``$ONECLUSTER_CHARTS/<chart>`` of ``version``, or skip."""
-    root = os.environ.get(CHARTS_ENV)
-    if not root:
-        pytest.skip(f"${CHARTS_ENV} is not set: no full charts to render with helm template")
-    folder = Path(root) / chart
-    meta = folder / "Chart.yaml"
-    if not meta.exists():
-        pytest.skip(f"chart {chart} is not in ${CHARTS_ENV} ({root})")
-    found = str(yaml.safe_load(meta.read_text()).get("version"))
-    if found.lstrip("v") != version.lstrip("v"):
-        pytest.skip(f"${CHARTS_ENV}/{chart} is version {found}, the stack pins {version}")
+    """The unpacked chart ``invoke charts.pull`` cached (``$ONECLUSTER_CACHE/charts``), or skip."""
+    folder = cache_dir() / f"{chart}-{version}" / chart
+    if not (folder / "Chart.yaml").exists():
+        pytest.skip(f"{folder} is not cached (invoke charts.pull fetches it)")
     if shutil.which("helm") is None:
         pytest.skip("helm is not installed")
     return folder

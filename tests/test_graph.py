@@ -6,7 +6,7 @@ import pytest
 
 from tasks.engine.components import Component
 from tasks.engine.errors import GraphError
-from tasks.engine.graph import Graph, critical_path
+from tasks.engine.graph import Graph, StepKinds, critical_path, missing_crd_needs
 from tasks.engine.inventory import load_inventory
 from tasks.stack import STACK
 
@@ -167,3 +167,102 @@ def test_the_real_stack_resolves(tmp_path):
     g = Graph.build(catalog(load_inventory()))
     assert g.order[0].startswith("talos/")
     assert all(any(s == cid for s in g.order) for cid in g.components)
+
+
+# Needs that follow from the kinds a step renders ------------------------------------------------
+
+SERVICE_MONITOR = ("monitoring.coreos.com", "ServiceMonitor")
+
+
+def monitoring_graph(*kyverno_needs: str) -> Graph:
+    from tasks.engine.gates import Gate
+
+    return Graph.build(
+        [
+            step("talos/health"),
+            step("observability/prometheus-crds", "talos/health"),
+            Gate(
+                layer="observability",
+                name="prometheus-crds-established",
+                needs=("observability/prometheus-crds",),
+                checks=(),
+            ),
+            step("scheduling/kyverno", "talos/health", *kyverno_needs),
+        ]
+    )
+
+
+MONITORING_KINDS = {
+    "observability/prometheus-crds": StepKinds(installs=frozenset({SERVICE_MONITOR})),
+    "scheduling/kyverno": StepKinds(renders=frozenset({SERVICE_MONITOR})),
+}
+
+
+def test_a_kind_no_need_installs_names_step_kind_and_the_need_to_add():
+    (miss,) = missing_crd_needs(monitoring_graph(), MONITORING_KINDS)
+    assert (miss.step, miss.kind) == ("scheduling/kyverno", SERVICE_MONITOR)
+    assert miss.installers == ("observability/prometheus-crds",)
+    # the gate that waits for the CRDs, not the step that applies them
+    assert miss.suggest == "observability/prometheus-crds-established"
+    assert "renders monitoring.coreos.com ServiceMonitor" in str(miss)
+
+
+@pytest.mark.parametrize(
+    "need", ["observability/prometheus-crds", "observability/prometheus-crds-established"]
+)
+def test_a_need_on_the_installer_or_its_gate_satisfies_the_kind(need: str):
+    assert missing_crd_needs(monitoring_graph(need), MONITORING_KINDS) == []
+
+
+def test_a_step_serving_its_own_kind_needs_nothing_and_an_uninstalled_kind_is_named():
+    kinds = {
+        "scheduling/kyverno": StepKinds(
+            renders=frozenset({("kyverno.io", "ClusterPolicy"), ("x.io", "Widget")}),
+            installs=frozenset({("kyverno.io", "ClusterPolicy")}),
+        )
+    }
+    (miss,) = missing_crd_needs(monitoring_graph(), kinds)
+    assert (miss.kind, miss.installers) == (("x.io", "Widget"), ())
+    assert "no step of the stack does" in str(miss)
+
+
+def test_validation_fails_a_manifest_step_rendering_a_service_monitor_without_the_crds(
+    tmp_path, reference
+):
+    """End to end through the validation run: kinds read from the step's rendered manifests."""
+    import dataclasses
+
+    from tasks.engine.components import ManifestBundle
+    from tasks.validate import validation
+    from tasks.validate.chartdata import ChartSource
+
+    no_cache = ChartSource(cache=tmp_path / "no-cache", reference=reference)  # manifests only
+
+    (tmp_path / "monitor.yaml").write_text(
+        "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\n"
+        "metadata: {name: demo, namespace: default}\n"
+        "spec: {selector: {}, endpoints: [{port: http}]}\n"
+    )
+    monitor = ManifestBundle(
+        layer="apps", name="monitor", needs=("talos/health",), path=str(tmp_path)
+    )
+    catalog = STACK.with_components(lambda inv: [*STACK.components(inv), monitor])
+    report = validation.run(catalog, load_inventory(), reference=reference, source=no_cache)
+    (error,) = [e for e in report.errors if e.file == "apps/monitor"]
+    assert error.field == "needs (monitoring.coreos.com ServiceMonitor)"
+    assert "observability/prometheus-crds-established" in error.fix
+    fixed = dataclasses.replace(monitor, needs=("observability/prometheus-crds-established",))
+    catalog = STACK.with_components(lambda inv: [*STACK.components(inv), fixed])
+    report = validation.run(catalog, load_inventory(), reference=reference, source=no_cache)
+    assert [e for e in report.errors if e.file == "apps/monitor"] == []
+
+
+def test_the_reference_stack_needs_every_crd_it_renders(tmp_path, reference):
+    """Every kind the manifests render (tests/test_chart_renders.py adds the cached charts')."""
+    from tasks.validate import validation
+    from tasks.validate.chartdata import ChartSource
+
+    no_cache = ChartSource(cache=tmp_path / "no-cache", reference=reference)
+    report = validation.run(STACK, load_inventory(), reference=reference, source=no_cache)
+    assert [str(e) for e in report.errors if e.field.startswith("needs (")] == []
+    assert any(line.startswith("needs: kinds of ") for line in report.lines)

@@ -17,7 +17,7 @@ from tasks.engine.inventory import load_inventory
 from tasks.engine.values import coalesce as merge
 from tasks.stack import STACK
 from tasks.validate import validation
-from tasks.validate.chartdata import ChartSource, documented_paths, load_chart
+from tasks.validate.chartdata import Chart, ChartSource, crd_docs, documented_paths, load_chart
 from tasks.validate.kubeschema import (
     EXTRA_CRDS_ENV,
     CrdIndex,
@@ -193,8 +193,10 @@ def test_a_missing_subchart_is_reported_not_guessed(tmp_path: Path) -> None:
 # Against the reference charts ----------------------------------------------------------------
 
 
-def test_every_values_file_of_the_repo_is_clean(reference: Path) -> None:
-    report = validation.run(STACK, load_inventory(), reference=reference)
+def test_every_values_file_of_the_repo_is_clean(tmp_path: Path, reference: Path) -> None:
+    # the reference data alone (tests/test_chart_renders.py renders the cached full charts)
+    source = ChartSource(cache=tmp_path / "no-cache", reference=reference)
+    report = validation.run(STACK, load_inventory(), reference=reference, source=source)
     assert report.errors == []
     checked = [line for line in report.lines if line.startswith("values: ")]
     skipped = [line for line in report.lines if line.startswith("skipped: helm-values/")]
@@ -239,13 +241,29 @@ TYPOS = [
 ]
 
 
+def chart_data(reference: Path, release: str, data: str) -> Chart:
+    """The chart of ``release`` from the reference data, or its full chart from the cache."""
+    (rel,) = [r for r in validation.helm_releases(STACK, load_inventory()) if r.release == release]
+    if data == "reference":
+        chart, why = ChartSource(cache=Path("/nonexistent"), reference=reference).chart(rel)
+        assert chart is not None, why
+        return chart
+    chart, _ = ChartSource(reference=reference).chart(rel)
+    if chart is None or not chart.templates:
+        pytest.skip(f"no full chart of {rel.chart} {rel.version} in the cache (invoke charts.pull)")
+    return chart
+
+
+# a full chart's templates loosen nothing: the same typos are caught with it
+DATA = pytest.mark.parametrize("data", ["reference", "full chart"])
+
+
+@DATA
 @pytest.mark.parametrize(("release", "values", "path"), TYPOS, ids=[t[2] for t in TYPOS])
 def test_a_typo_is_an_error_naming_file_and_key(
-    reference: Path, release: str, values: dict, path: str
+    reference: Path, release: str, values: dict, path: str, data: str
 ) -> None:
-    (rel,) = [r for r in validation.helm_releases(STACK, load_inventory()) if r.release == release]
-    chart, why = ChartSource(reference=reference).chart(rel)
-    assert chart is not None, why
+    chart = chart_data(reference, release, data)
     (error,) = check_values(values, chart, f"helm-values/{release}.yaml").errors
     assert (error.file, error.field) == (f"helm-values/{release}.yaml", path)
 
@@ -278,18 +296,19 @@ ACCEPTED = [
 ]
 
 
+@DATA
 @pytest.mark.parametrize(("release", "values"), ACCEPTED, ids=[str(v) for _, v in ACCEPTED])
-def test_free_form_maps_accept_any_key(reference: Path, release: str, values: dict) -> None:
-    (rel,) = [r for r in validation.helm_releases(STACK, load_inventory()) if r.release == release]
-    chart, why = ChartSource(reference=reference).chart(rel)
-    assert chart is not None, why
+def test_free_form_maps_accept_any_key(
+    reference: Path, release: str, values: dict, data: str
+) -> None:
+    chart = chart_data(reference, release, data)
     assert check_values(values, chart, "v.yaml").errors == []
 
 
 def test_main_says_which_source_it_used(
-    reference: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, reference: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    call_task("charts.validate", reference=str(reference))
+    call_task("charts.validate", reference=str(reference), cache=str(tmp_path / "no-cache"))
     out = capsys.readouterr().out
     assert "chart data: reference charts" in out
     assert "validation: ok" in out
@@ -565,28 +584,108 @@ def test_helm_template_renders_and_validates_a_cached_chart(tmp_path: Path) -> N
     assert "dta" in error.message
 
 
-def cached_releases() -> list[HelmRelease]:
-    return validation.helm_releases(STACK, load_inventory())
-
-
-@pytest.mark.parametrize("release", cached_releases(), ids=lambda r: r.release)
-def test_every_release_renders_cleanly_from_the_cache(
-    release: HelmRelease, reference: Path
+def test_a_release_rendering_a_service_monitor_needs_the_crds_step(
+    tmp_path: Path, reference: Path
 ) -> None:
-    source = ChartSource(reference=reference)
-    chart, _ = source.chart(release)
-    if chart is None or not chart.templates:
-        pytest.skip(
-            f"no full chart of {release.chart} {release.version} in the cache (invoke charts.pull)"
-        )
+    """Through helm template: the chart renders its ServiceMonitor only when the API is there
+    (as Loki's does), the run passes the stack's CRDs as --api-versions, and the needs check
+    then names the step, the kind and the need to add."""
+    import dataclasses
+
     if shutil.which("helm") is None:
         pytest.skip("helm is not installed")
-    report = validation.Report()
-    crds = CrdIndex()
-    crds.add_tree(reference / "crds")
-    inv = load_inventory()
-    version = kubernetes_schema_version(inv)
-    assert validation.template_release(release, inv, source, version, crds, report) == []
+    cache = tmp_path / "charts"
+    chart_files(
+        cache / "demo-1.0.0" / "demo",
+        {
+            "Chart.yaml": "apiVersion: v2\nname: demo\nversion: 1.0.0\n",
+            "values.yaml": "{}\n",
+            "templates/sm.yaml": """\
+                {{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor" }}
+                apiVersion: monitoring.coreos.com/v1
+                kind: ServiceMonitor
+                metadata:
+                  name: demo
+                spec:
+                  selector: {}
+                  endpoints: [{port: http}]
+                {{- end }}
+            """,
+        },
+    )
+    demo = HelmRelease(
+        layer="apps", name="demo", version="1.0.0", namespace="demo", needs=("talos/health",)
+    )
+    source = ChartSource(cache=cache, reference=reference)
+
+    def report_for(release: HelmRelease) -> validation.Report:
+        catalog = STACK.with_components(lambda inv: [*STACK.components(inv), release])
+        return validation.run(catalog, load_inventory(), source=source, reference=reference)
+
+    report = report_for(demo)
+    assert report.rendered["apps/demo"][0]["kind"] == "ServiceMonitor"
+    (error,) = [e for e in report.errors if e.file == "apps/demo"]
+    assert error.field == "needs (monitoring.coreos.com ServiceMonitor)"
+    assert error.fix == "add observability/prometheus-crds-established to the needs of apps/demo"
+    fixed = dataclasses.replace(demo, needs=("observability/prometheus-crds-established",))
+    assert [e for e in report_for(fixed).errors if e.file == "apps/demo"] == []
+
+
+def test_a_plain_equals_sign_in_a_crd_is_a_string() -> None:
+    """AlertmanagerConfig's CRD (prometheus-operator v0.93.1, example/prometheus-operator-crd/
+    monitoring.coreos.com_alertmanagerconfigs.yaml) lists ``- =`` in an enum: YAML 1.2 reads a
+    string, as kubectl does; PyYAML's 1.1 "value" tag must not make the whole CRD unreadable."""
+    text = textwrap.dedent(
+        """\
+        apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata: {name: widgets.example.io}
+        spec:
+          group: example.io
+          names: {kind: Widget, plural: widgets}
+          scope: Namespaced
+          versions:
+            - name: v1
+              served: true
+              storage: true
+              schema:
+                openAPIV3Schema:
+                  type: object
+                  properties:
+                    matchType:
+                      enum:
+                      - =
+                      - =~
+        """
+    )
+    (crd,) = crd_docs([text.encode()])
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["matchType"]["enum"] == ["=", "=~"]
+
+
+def test_a_crd_bundle_is_resolved_against_the_reference_crds(reference: Path) -> None:
+    from tasks.engine.components import CrdBundle
+    from tasks.validate.apikinds import CrdCatalogue, served_kinds
+
+    catalogue = CrdCatalogue(reference)
+    bundle = CrdBundle(
+        layer="network",
+        name="crds",
+        sources=(
+            # a release download: the pinned folder crds/gateway-api-v1.5.1
+            "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.5.1/"
+            "standard-install.yaml",
+            # <group>_<plural>.yaml: the CRD of that name
+            "https://example.org/monitoring.coreos.com_servicemonitors.yaml",
+            "https://example.org/unknown.yaml",
+        ),
+    )
+    found, unresolved = catalogue.bundle(bundle)
+    kinds = served_kinds(found)
+    assert ("gateway.networking.k8s.io", "HTTPRoute") in kinds
+    assert ("monitoring.coreos.com", "ServiceMonitor") in kinds
+    assert ("gateway.networking.k8s.io", "TCPRoute") not in kinds  # only in the newer release
+    assert unresolved == ["https://example.org/unknown.yaml"]
 
 
 # charts.pull -----------------------------------------------------------------------------------

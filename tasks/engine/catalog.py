@@ -2,7 +2,8 @@
 
 The engine knows steps, graphs, runs and commands, and nothing of the layers. ``tasks/stack.py``
 builds the one :class:`Catalog` of the stack — every layer's components, the layer names, the
-checks areas add to the inventory, and how a run opens its secret store — and every task passes it
+checks areas add to the inventory, how a run opens its secret store, and the checks of the selected
+steps' values files and manifests before anything runs — and every task passes it
 (or a narrower one made with :meth:`Catalog.only`) to :func:`~tasks.engine.execute.execute`.
 """
 
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .components import Component
-from .errors import GraphError
+from .context import RunContext
+from .errors import FieldError, GraphError
 from .graph import Graph
 from .inventory import Inventory, InventoryCheck, load_inventory
 
@@ -31,6 +33,9 @@ class Catalog:
     inventory_checks: tuple[InventoryCheck, ...] = ()
     # opens the secret store a run reads (None: no step of this catalogue reads secrets)
     open_store: Callable[[Inventory], Any] | None = None
+    # checks of the selected steps' inputs (values files, manifests) before a run's first tool
+    # call: every problem found, as FieldErrors (the validate area provides it)
+    prechecks: Callable[[RunContext, Sequence[Component]], list[FieldError]] | None = None
 
     def load(self, cluster: str | os.PathLike[str] | None = None) -> Inventory:
         """The inventory of ``cluster``, validated with every area's checks."""

@@ -1,7 +1,8 @@
 """The one path every task takes to run steps: load, select, check, then plan or run.
 
 Plan → check → apply → report: the inventory is validated and the graph resolved before anything
-runs; missing binaries and preflight problems (e.g. secrets absent from Infisical) stop the run
+runs; the selected steps' values files and manifests are checked (the catalogue's ``prechecks``);
+missing binaries and preflight problems (e.g. secrets absent from Infisical) stop the run
 before the first step; then the runner applies the steps and prints a summary table.
 
 A run (not a dry-run, not a plan) changes the cluster, so it holds the cluster's lock
@@ -21,8 +22,8 @@ from typing import Any
 from .catalog import Catalog
 from .command import Executor, check_tools
 from .components import Component
-from .context import run_context
-from .errors import OneclusterError
+from .context import RunContext, run_context
+from .errors import InputError, OneclusterError
 from .graph import Graph
 from .inventory import Inventory
 from .invocation import continue_command
@@ -114,6 +115,7 @@ def execute(
         ) as ctx,
     ):
         try:
+            precheck(catalog, ctx, steps)
             if preflight and not stop.requested.is_set():
                 problems = [p for s in steps for p in s.preflight(ctx)]
                 if problems:
@@ -171,6 +173,20 @@ def _report_interrupt(report: Report, resumable: bool) -> None:
         return
     first = report.not_done[0].id
     echo(f"continue with: {continue_command(first if resumable else None)}")
+
+
+def precheck(catalog: Catalog, ctx: RunContext, steps: Sequence[Component]) -> None:
+    """Check the selected steps' values files and manifests; raise with every problem found.
+
+    It runs before the first tool call, ``--dry-run`` included.
+    """
+    if catalog.prechecks is None:
+        return
+    problems = catalog.prechecks(ctx, steps)
+    if problems:
+        raise InputError(
+            problems, "the selected steps' values files and manifests; nothing was run"
+        )
 
 
 def plan(

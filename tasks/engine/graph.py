@@ -177,3 +177,74 @@ def critical_path(
         prev = max((best[n] for n in s.needs if n in ids), key=lambda t: t[0], default=(0.0, []))
         best[s.id] = (prev[0] + durations.get(s.id, 0.0), [*prev[1], s.id])
     return max(best.values(), key=lambda t: t[0], default=(0.0, []))
+
+
+# Needs that follow from what a step renders ----------------------------------------------------
+
+ApiKind = tuple[str, str]  # (API group, kind), e.g. ("monitoring.coreos.com", "ServiceMonitor")
+
+
+@dataclass(frozen=True)
+class StepKinds:
+    """The custom kinds one step renders and the ones it serves by installing their CRDs.
+
+    ``renders`` holds only kinds Kubernetes does not build in; ``unknown`` says why what the step
+    renders is not fully known (e.g. its chart is not cached), so a check can say so.
+    """
+
+    renders: frozenset[ApiKind] = frozenset()
+    installs: frozenset[ApiKind] = frozenset()
+    unknown: str = ""
+
+
+@dataclass(frozen=True)
+class MissingNeed:
+    """A step rendering a custom kind that none of its needs installs the CRD of."""
+
+    step: str
+    kind: ApiKind
+    installers: tuple[str, ...]  # the steps that install it (empty: none does)
+    suggest: str  # the need to add (the gate after the installer, else the installer)
+
+    def __str__(self) -> str:
+        group, kind = self.kind
+        what = f"renders {group} {kind}, but none of its needs installs that CRD"
+        if not self.installers:
+            return f"{what}, and no step of the stack does"
+        return f"{what} (installed by {', '.join(self.installers)})"
+
+
+def missing_crd_needs(graph: Graph, kinds: Mapping[str, StepKinds]) -> list[MissingNeed]:
+    """Every custom kind a step renders that neither it nor one of its needs (transitively) installs.
+
+    On a fresh cluster (``cluster.deploy --step X``) only a step's needs are in place before it,
+    so a kind it renders must be served by a CRD one of them installs, else helm or kubectl fails
+    (or a chart silently drops the object).
+    """
+    installers: dict[ApiKind, list[str]] = {}
+    for cid in graph.order:
+        for kind in kinds.get(cid, StepKinds()).installs:
+            installers.setdefault(kind, []).append(cid)
+    missing: list[MissingNeed] = []
+    for cid in graph.order:
+        step = kinds.get(cid)
+        if step is None:
+            continue
+        before = graph.ancestors(cid)
+        for kind in sorted(step.renders - step.installs):
+            by = installers.get(kind, [])
+            if any(i in before for i in by):
+                continue
+            missing.append(MissingNeed(cid, kind, tuple(by), _need_for(graph, by)))
+    return missing
+
+
+def _need_for(graph: Graph, installers: Sequence[str]) -> str:
+    """The step to need for a CRD ``installers`` apply: the gate waiting on it, else the step."""
+    if not installers:
+        return ""
+    first = installers[0]
+    gates = [
+        c.id for c in graph.steps() if c.kind == "gate" and first in c.needs and len(c.needs) == 1
+    ]
+    return gates[0] if gates else first

@@ -60,13 +60,16 @@ def template(
     kube_version: str,
     values: str,
     api_versions: Iterable[str] = (),
+    include_crds: bool = False,
 ) -> Command:
     """``helm template`` from an unpacked chart, values on stdin.
 
     ``api_versions`` (``group/version`` or ``group/version/Kind``) stand in for the API discovery
     ``helm template`` lacks: charts render their ServiceMonitors only when the API is there.
+    ``include_crds`` adds the ``crds/`` folders an install would apply (enabled subcharts' too).
     """
     extra = tuple(arg for api in api_versions for arg in ("--api-versions", api))
+    extra += ("--include-crds",) if include_crds else ()
     return local(
         "template", release, str(chart_dir), "--namespace", namespace,
         "--kube-version", f"v{kube_version}", "--values", "-", *extra,

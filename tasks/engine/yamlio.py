@@ -38,6 +38,7 @@ MAX_ALIASES = 100
 MAX_ALIAS_NODES = 100_000  # nodes that aliases add to a document once expanded
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
+
 YAMLError = yaml.YAMLError
 
 
@@ -112,6 +113,11 @@ class _StrictLoader(_BASE):  # type: ignore[misc, valid-type]
                     )
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+# a plain ``=`` is the string it is in YAML 1.2 (kubectl, helm): YAML 1.1 resolves it to a "value"
+# tag PyYAML cannot construct, and AlertmanagerConfig's CRD lists it in an enum
+_StrictLoader.add_constructor("tag:yaml.org,2002:value", _BASE.construct_yaml_str)
 
 
 def _expanded_size(node: Any, sizes: dict[int, int], own: set[int]) -> int:

@@ -157,12 +157,15 @@ def load_chart(
     return chart
 
 
+_DIRECTIVE_LINE = re.compile(r"^\s*(?:[\w.-]+:\s*)?\{\{", re.M)
+
+
 def crd_docs(texts: Iterable[bytes]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for raw in texts:
         text = raw.decode("utf-8", "replace")
-        if "{{" in text:  # a template, not a plain CRD
-            continue
+        if _DIRECTIVE_LINE.search(text):  # a template, not a plain CRD
+            continue  # (``{{`` inside a description, as in AlertmanagerConfig's, is still plain)
         try:
             docs += [d for d in yamlio.load_all(text) if isinstance(d, dict)]
         except yamlio.YAMLError:
@@ -282,6 +285,8 @@ class ChartSource:
     def __init__(self, cache: Path | None = None, reference: Path | None = REFERENCE) -> None:
         self.cache = cache or cache_dir()
         self.reference = reference if reference and (reference / "charts").is_dir() else None
+        # each chart is parsed once per source (a run makes one): (chart, why) by release
+        self._found: dict[tuple[str, str, str], tuple[Chart | None, str]] = {}
 
     def available(self) -> bool:
         return self.cache.is_dir() or self.reference is not None
@@ -306,7 +311,13 @@ class ChartSource:
         return load_chart(_dir_files(folder), shown(folder), self._reference)
 
     def chart(self, release: HelmRelease) -> tuple[Chart | None, str]:
-        """The chart of ``release`` and, when absent, why."""
+        """The chart of ``release`` and, when absent, why (parsed once, then reused)."""
+        key = (release.chart, release.version, str(self.cache))
+        if key not in self._found:
+            self._found[key] = self._load(release)
+        return self._found[key]
+
+    def _load(self, release: HelmRelease) -> tuple[Chart | None, str]:
         path = cache_path(release, self.cache)
         if (path / "Chart.yaml").is_file():
             return load_chart(_dir_files(path), shown(path), self._reference), ""

@@ -14,6 +14,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,46 @@ def crd_directories(reference: Path | None) -> list[Path]:
 
 
 def crd_index(reference: Path | None) -> CrdIndex:
-    """The CRDs of :func:`crd_directories`; the first directory to define a version wins."""
+    """The CRDs of :func:`crd_directories`; the first directory to define a version wins.
+
+    The directories are parsed once per process (4 MB of YAML); each call gets its own index to
+    add to.
+    """
     index = CrdIndex()
-    for directory in crd_directories(reference):
+    parsed = _parsed_index(tuple(crd_directories(reference)))
+    index.schemas.update(parsed.schemas)
+    index.sources |= parsed.sources
+    return index
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_index(directories: tuple[Path, ...]) -> CrdIndex:
+    index = CrdIndex()
+    for directory in directories:
         index.add_tree(directory)
     return index
+
+
+@functools.lru_cache(maxsize=512)
+def _builtin_validator(api_version: str, kind: str, version: str) -> Any:
+    """The strict validator of a built-in kind (None: not built in), each schema read once.
+
+    The lookup is kubernetes-validate's own (``<kind>-<group>-<version>.json`` in
+    ``v<version>-local-strict``); its ``validate`` reads the 2 MB definitions for every object.
+    """
+    import jsonschema
+    from referencing import Registry, Resource
+
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    folder = files("kubernetes_validate") / "kubernetes-json-schema" / f"v{version}-local-strict"
+    path = folder / f"{kind.lower()}-{api}.json"
+    if not path.is_file():
+        return None
+    schema = json.loads(path.read_text())
+    registry = Resource.from_contents(_definitions(version)) @ (
+        Resource.from_contents(schema) @ Registry()
+    )
+    return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
 def _has_core_kind(kind: str, version: str) -> bool:
@@ -177,7 +213,6 @@ def validate_object(
     fields). ``index`` names the document in ``source`` when it is not an object at all.
     """
     import jsonschema
-    from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, validate
 
     if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
         return [
@@ -191,13 +226,11 @@ def validate_object(
     kind, api = str(doc["kind"]), str(doc["apiVersion"])
     name = (doc.get("metadata") or {}).get("name", "?")
     what = f"{kind}/{name}"
-    try:
-        validate(doc, version, strict=True)
-        return [], ""
-    except ValidationError as exc:
-        return [_object_error(source, what, exc.path, exc.message)], ""
-    except SchemaNotFoundError:
-        pass
+    validator = _builtin_validator(api, kind, version)
+    if validator is not None:
+        # the first error, as kubernetes_validate.validate raises it (Validator.validate)
+        error = next(iter(validator.iter_errors(doc)), None)
+        return ([_object_error(source, what, error.path, error.message)] if error else []), ""
     group, _, ver = api.rpartition("/")
     schema = crds.schemas.get((group, kind, ver))
     if schema is not None:

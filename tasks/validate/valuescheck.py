@@ -8,6 +8,7 @@ empty ``{}`` default, an open schema object, or a map rendered verbatim) any key
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
@@ -143,7 +144,7 @@ def _walk(
                     ".".join(here),
                     f"unknown key: {chart.name} {chart.version} has no such value "
                     "(Helm would silently ignore it)",
-                    "check the spelling and nesting against the chart's values.yaml",
+                    _spelling_fix(key, rel, default, schema, chart),
                 )
             )
             continue
@@ -158,10 +159,12 @@ def _walk(
                 )
             )
             continue
-        if not isinstance(value, dict) or _matches(path, chart.verbatim):
-            continue
-        if key in KUBERNETES_TYPED:
+        if isinstance(value, dict) and key in KUBERNETES_TYPED:
+            # before the verbatim test: a full chart's templates `toYaml` these (so they look
+            # free-form), yet they are Kubernetes types, as strict as with the reference data
             _check_kubernetes_typed(KUBERNETES_TYPED[key], value, here, source, result)
+            continue
+        if not isinstance(value, dict) or _matches(path, chart.verbatim):
             continue
         if child_default == {} or _open_schema(child_schema, root):
             continue  # a free-form map (annotations, env, config rendered verbatim)
@@ -181,6 +184,20 @@ def _walk(
             )
             continue
         _walk(value, chart, child_default or {}, child_schema, path, here, source, result)
+
+
+def _spelling_fix(key: str, rel: Path_, default: Any, schema: Any, chart: Chart) -> str:
+    """The fix for an unknown key: the closest key the chart knows there, if one is close."""
+    known = set(default) if isinstance(default, dict) else set()
+    node = _resolve(schema, chart.schema or {})
+    if isinstance(node, dict):
+        known |= set(node.get("properties") or {})
+    known |= {p[len(rel)] for p in chart.documented if len(p) == len(rel) + 1 and p[:-1] == rel}
+    close = difflib.get_close_matches(key, sorted(str(k) for k in known), n=1)
+    where = ".".join(rel) or "the top level"
+    if close:
+        return f"did you mean `{close[0]}`? (under {where} in the chart's values.yaml)"
+    return "check the spelling and nesting against the chart's values.yaml"
 
 
 def _walk_subchart(
