@@ -118,14 +118,14 @@ CASES = [
         "scheduling/kyverno",
         KYVERNO_VALUES,
         lambda path: path.write_text(path.read_text() + "broken: [unclosed\n"),
-        ["kyverno.yaml: (yaml): not valid YAML", "line ", "fix: fix the YAML syntax"],
+        ["kyverno.yaml: line 22: not valid YAML", "fix: fix the YAML syntax"],
         id="values-yaml-syntax-error",
     ),
     pytest.param(
         "network/cloudflared",
         CLOUDFLARED,
         replace_in("deployment.yaml", "kind: Deployment", "kind: Deployment\n  bad: [x"),
-        ["deployment.yaml: (yaml): not valid YAML", "line "],
+        ["deployment.yaml: line 9: not valid YAML", "fix: fix the YAML syntax"],
         id="manifest-yaml-syntax-error",
     ),
 ]

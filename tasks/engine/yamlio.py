@@ -147,9 +147,12 @@ def _problem(exc: Exception, source: str) -> YAMLInputError:
     mark = getattr(exc, "problem_mark", None)
     where = f"line {mark.line + 1}" if mark is not None else "(file)"
     problem = getattr(exc, "problem", None) or str(exc)
+    fix = ""
     if isinstance(exc, RecursionError):
         problem = "nested too deeply to read"
-    return YAMLInputError(FieldError(source, where, f"not valid YAML: {problem}"))
+    elif not isinstance(exc, ConstructorError):  # a scanner or parser error: the text itself
+        fix = "fix the YAML syntax at that line (`yamllint` shows it)"
+    return YAMLInputError(FieldError(source, where, f"not valid YAML: {problem}", fix))
 
 
 def load(text: str | bytes, source: str = "<text>") -> Any:
