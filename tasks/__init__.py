@@ -9,8 +9,16 @@ configures with the layer it serves.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+# Invoke puts this directory itself on sys.path (invoke/loader.py, for a tasks.py's sibling
+# imports); a package's own modules are imported relatively, and left there `tasks/secrets` would
+# shadow the standard library's `secrets` for every later `import secrets`
+_HERE = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if p == "" or str(Path(p).resolve()) != _HERE]
 
 from invoke import Collection
 

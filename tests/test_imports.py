@@ -15,6 +15,8 @@ circle. The rules, from the bottom up:
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -126,3 +128,20 @@ def test_an_upward_import_would_be_found(tmp_path: Path) -> None:
     bad.write_text("def f():\n    from ..stack import STACK  # lazy, still counted\n")
     found = imports_of(bad, "tasks.engine.bad")
     assert "tasks.stack" in found and kind("tasks.stack") not in ALLOWED["engine"]
+
+
+def test_loading_the_tasks_leaves_the_standard_librarys_secrets_module_reachable():
+    # Invoke puts the package's own directory on sys.path (invoke/loader.py); left there,
+    # tasks/secrets would be what `import secrets` finds (the kind profile's passwords failed so)
+    script = (
+        "import sys\n"
+        "from invoke.loader import FilesystemLoader\n"
+        "FilesystemLoader(start='.').load('tasks')\n"
+        "sys.modules.pop('secrets', None)\n"
+        "import secrets\n"
+        "print(secrets.token_urlsafe(8) and secrets.__file__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert not Path(out.strip()).is_relative_to(ROOT), out
