@@ -252,3 +252,17 @@ def test_tools_run_in_their_own_process_group(launch):
     run.interrupt(signal.SIGINT)
     assert run.wait() == 130
     no_tool_left(run)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_outside_a_run_ends_the_tool_and_the_task_cleanly(launch, sig):
+    # apps.status asks the cluster through its own probes, not through a run of the engine
+    run = launch("apps.status", "--name", "mealie", slow=("kubectl",), sleep=60)
+    wait_until(lambda: run.started("kubectl"), "the first kubectl call")
+    run.interrupt(sig)
+    assert run.wait() == EXIT[sig]
+    err = run.stderr()
+    assert f"error: interrupted by {signal.Signals(sig).name}" in err
+    assert "Traceback" not in err + run.stdout()
+    assert run.workdirs() == []
+    no_tool_left(run)

@@ -23,10 +23,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -240,13 +243,47 @@ def user_errors(
         if takes_dry_run and args and _invoke_dry(args[0]):
             kwargs["dry_run"] = True
         try:
-            check_flags(kwargs, all_checks)
-            return func(*args, **kwargs)
+            with _sigterm_as_interrupt():
+                check_flags(kwargs, all_checks)
+                return func(*args, **kwargs)
         except OneclusterError as exc:
             code = getattr(exc, "exit_code", 1)  # an interrupted run: 130 or 143
             raise Exit(redact(f"error: {exc}"), code=code) from None
+        except KeyboardInterrupt as exc:  # outside a run (its own handlers report a run's)
+            sig = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+            raise Exit(
+                f"error: interrupted by {sig.name}: the running tool was ended, nothing more "
+                "was started",
+                code=128 + sig,
+            ) from None
 
     return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run: raised where the task is, as Ctrl-C raises KeyboardInterrupt.
+
+    So a task that calls a tool outside the engine's run (``apps.status``, ``apps.remove``) ends
+    that tool's process group (the executor does on any interrupt) and removes its work directory
+    on SIGTERM as on Ctrl-C, instead of dying with the tool left running. A run installs its own
+    handlers over this one (:func:`tasks.engine.signals.handle_signals`).
+    """
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _invoke_dry(context: Any) -> bool:
