@@ -28,14 +28,23 @@ def _catalog(c, profile: str | None) -> Catalog:
 PROFILE_CHECK = one_of(*sorted(PROFILES), what="profile")
 
 
-@onecluster_task(help=dict(profile=PROFILE_HELP, **LOCK_HELP), checks=dict(profile=PROFILE_CHECK))
+@onecluster_task(
+    help=dict(profile=PROFILE_HELP, **LOCK_HELP),
+    iterable=["force_step"],
+    checks=dict(profile=PROFILE_CHECK),
+)
 def rebuild(
-    c, cluster=None, dry_run=False, jobs=4, from_=None, profile=None, break_lock=False, yes=False
-):
-    """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order."""
+    c, cluster=None, dry_run=False, jobs=4, profile=None, break_lock=False, yes=False,
+    force=False, force_step=None,
+):  # fmt: skip
+    """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order.
+
+    A re-run converges: steps the cluster's record shows unchanged are skipped, so after a
+    failure or an interrupt the same command resumes.
+    """
     execute(
-        _catalog(c, profile), cluster=cluster, from_step=from_, dry_run=dry_run, jobs=jobs,
-        break_lock=break_lock, yes=yes, resumable=True,
+        _catalog(c, profile), cluster=cluster, dry_run=dry_run, jobs=jobs,
+        break_lock=break_lock, yes=yes, force=force, force_steps=force_step or (),
     )  # fmt: skip
 
 
@@ -73,17 +82,17 @@ def plan_(
         step="deploy this step and its needs",
         **LOCK_HELP,
     ),
-    iterable=["layer", "step"],
+    iterable=["layer", "step", "force_step"],
 )
 def deploy(
-    c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=None, break_lock=False,
-    yes=False,
+    c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, break_lock=False,
+    yes=False, force=False, force_step=None,
 ):  # fmt: skip
     """Deploy selected layers or steps (with their needs) onto a running cluster."""
-    if not (layer or step or from_):
+    if not (layer or step):
         raise FlagError(
             "cluster.deploy deploys only what you select, and nothing was: give --layer LAYER "
-            "or --step STEP (repeatable), or --from STEP (`invoke cluster.plan` lists them; "
+            "or --step STEP (repeatable) (`invoke cluster.plan` lists them; "
             "`invoke cluster.rebuild` builds everything)"
         )
     execute(
@@ -91,24 +100,27 @@ def deploy(
         cluster=cluster,
         layers=layer or (),
         targets=step or (),
-        from_step=from_,
         dry_run=dry_run,
         jobs=jobs,
         break_lock=break_lock,
         yes=yes,
-        resumable=True,
+        force=force,
+        force_steps=force_step or (),
     )
 
 
-@onecluster_task(name="deploy", help=LOCK_HELP)
-def deploy_layer(c, cluster=None, dry_run=False, jobs=4, from_=None, break_lock=False, yes=False):
+@onecluster_task(name="deploy", help=LOCK_HELP, iterable=["force_step"])
+def deploy_layer(
+    c, cluster=None, dry_run=False, jobs=4, break_lock=False, yes=False, force=False,
+    force_step=None,
+):  # fmt: skip
     """Deploy this layer in dependency order (needs outside it are assumed in place)."""
     layer = layer_settings(c).get("name")
     if not layer:
         raise OneclusterError("internal: a layer's deploy runs inside that layer's collection")
     execute(
-        catalog_of(c), cluster=cluster, layers=[layer], from_step=from_, dry_run=dry_run,
-        jobs=jobs, break_lock=break_lock, yes=yes, resumable=True,
+        catalog_of(c), cluster=cluster, layers=[layer], dry_run=dry_run, jobs=jobs,
+        break_lock=break_lock, yes=yes, force=force, force_steps=force_step or (),
     )  # fmt: skip
 
 
