@@ -5,7 +5,7 @@ from __future__ import annotations
 from .engine.catalog import Catalog
 from .engine.cli import catalog_of, layer_settings, one_of, onecluster_task
 from .engine.errors import FlagError, OneclusterError
-from .engine.execute import execute, plan
+from .engine.execute import diff, execute, plan
 from .engine.lock import LOCK_HELP
 from .engine.output import echo
 from .engine.plan import FORMATS
@@ -76,6 +76,42 @@ def plan_(
     )
 
 
+DIFF_FORMATS = ("table", "json")
+
+
+@onecluster_task(
+    name="diff",
+    help=dict(
+        layer="only this layer",
+        step="only this step and its needs",
+        live="also diff unchanged manifest bundles against the cluster (drift made by hand)",
+        format=f"output format: {', '.join(DIFF_FORMATS)}",
+        dry_run="accepted like every task's; the diff itself only reads",
+        profile=PROFILE_HELP,
+    ),
+    iterable=["layer", "step"],
+    checks=dict(format=one_of(*DIFF_FORMATS, what="format"), profile=PROFILE_CHECK),
+)
+def diff_(
+    c, cluster=None, layer=None, step=None, live=False, format="table", dry_run=False,
+    profile=None,
+):  # fmt: skip
+    """Show what a run would change (new, changed, unchanged per step); exit 2 if anything would.
+
+    Read-only. Exit code 0: nothing would change; 2: something would; 1: an error (as
+    ``terraform plan -detailed-exitcode``).
+    """
+    from invoke.exceptions import Exit
+
+    text, changes = diff(
+        _catalog(c, profile), cluster=cluster, layers=layer or (), targets=step or (),
+        live=live, fmt=format,
+    )  # fmt: skip
+    echo(text)
+    if changes:
+        raise Exit(code=2)
+
+
 @onecluster_task(
     help=dict(
         layer="deploy this layer",
@@ -124,4 +160,4 @@ def deploy_layer(
     )  # fmt: skip
 
 
-TASKS = ((rebuild, "rebuild"), (plan_, "plan"), (deploy, "deploy"))
+TASKS = ((rebuild, "rebuild"), (plan_, "plan"), (diff_, "diff"), (deploy, "deploy"))

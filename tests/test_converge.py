@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import call_task
+from invoke.exceptions import Exit
 from stateful import (
     SyncStandIn,
     applied,
@@ -25,9 +27,9 @@ from test_talos_fixtures import make_talos_env
 
 from tasks.engine.components import CrdBundle, HelmRelease, ManifestBundle
 from tasks.engine.errors import FlagError
-from tasks.engine.execute import execute
+from tasks.engine.execute import diff, execute
 from tasks.engine.inventory import REPO_ROOT
-from tasks.engine.record import NAME, NAMESPACE, key
+from tasks.engine.record import NAME, NAMESPACE, RECORD_MANAGER, key
 from tasks.engine.runner import OK, UNCHANGED, RunFailed
 from tasks.stack import STACK
 from tasks.talos.options import TalosOptions
@@ -215,3 +217,62 @@ def test_rebuild_failed_at_longhorn_then_plain_rerun_runs_exactly_what_had_not_s
         len(c.sources) for c in crds
     )
     assert len(fake_tools.calls()) > before
+
+
+def test_diff_shows_a_values_change_exits_2_before_and_0_after(env, fake_tools, tmp_path):
+    assert rebuild().ok
+    changed = tmp_path / "traefik.yaml"
+    text = (REPO_ROOT / "helm-values" / "traefik.yaml").read_text()
+    changed.write_text(text.replace("  replicas: 2\n", "  replicas: 3\n", 1))
+    catalog = STACK.with_components(components(str(changed)))
+    before = len(fake_tools.calls())
+    shown, changes = diff(catalog, fmt="json")
+    assert changes
+    verdicts = {s["id"]: s["status"] for s in json.loads(shown)["steps"]}
+    assert verdicts["network/traefik"] == "changed"
+    releases, bundles, crds = counts(components()(INV))
+    others = {s.id for s in [*releases, *bundles, *crds]} - {"network/traefik"}
+    assert {verdicts[i] for i in others} == {"unchanged"}
+    assert verdicts["network/traefik-ready"] == "checked at run time"
+    assert applied(fake_tools.calls()[before:]) == []  # the diff only read
+    assert rebuild(traefik_values=str(changed)).ok
+    shown, changes = diff(catalog)
+    assert not changes
+    assert "network/traefik " in shown and "0 new, 0 changed, 0 drifted" in shown
+    # the task: the stack's own Traefik values differ from what was just applied: exit 2
+    with pytest.raises(Exit) as err:
+        call_task("cluster.diff", step=["network/traefik"], format="json")
+    assert err.value.code == 2
+
+
+def test_diff_live_finds_drift_by_hand_and_a_new_cluster_is_all_new(env, fake_tools):
+    catalog = STACK.with_components(components())
+    shown, changes = diff(catalog, layers=["storage"])
+    assert changes and "storage/longhorn" in shown
+    assert {r.split()[-1] for r in shown.splitlines() if r.startswith("storage/longhorn ")} == {
+        "new"
+    }
+    assert rebuild().ok
+    assert diff(catalog, layers=["storage"])[1] is False
+    fake_tools.rule("kubectl", "diff", "--server-side", exit=1,
+                    stdout="-  numberOfReplicas: \"3\"\n+  numberOfReplicas: \"2\"\n")  # fmt: skip
+    assert diff(catalog, layers=["storage"])[1] is False  # without --live: the record agrees
+    shown, changes = diff(catalog, layers=["storage"], live=True)
+    assert changes
+    assert "storage/longhorn-extras" in shown and "drifted" in shown
+    assert '+  numberOfReplicas: "2"' in shown
+
+
+def test_a_record_that_cannot_be_written_fails_no_step_and_is_said(env, fake_tools, capsys):
+    fake_tools.rule("kubectl", f"--field-manager={RECORD_MANAGER}", exit=1,
+                    stderr='Error from server (Forbidden): configmaps is forbidden\n')  # fmt: skip
+    catalog = STACK.with_components(components())
+    assert execute(catalog, targets=["network/kube-vip"]).ok
+    err = capsys.readouterr().err
+    assert f"the record {NAMESPACE}/{NAME} was not written" in err
+    line = next(x for x in err.splitlines() if "was not written" in x)
+    assert "network/kube-vip" in line and line.endswith("succeeded but will run again next time")
+    before = len(fake_tools.calls())
+    execute(catalog, targets=["network/kube-vip"])  # nothing was recorded: it runs again
+    ran = [c["argv"][2:5] for c in applied(fake_tools.calls()[before:])]
+    assert ["upgrade", "--install", "kube-vip"] in ran

@@ -23,6 +23,8 @@ from .catalog import Catalog
 from .command import Executor, check_tools
 from .components import Component
 from .context import RunContext, run_context
+from .diff import diff_steps, has_changes
+from .diff import render as render_diff
 from .errors import FlagError, InputError, OneclusterError
 from .graph import Graph
 from .inventory import Inventory
@@ -234,3 +236,22 @@ def plan(
     fetches = any(s.fetches_configs for s in steps)
     with run_context(inventory, dry_run=True, fetch_kubeconfig=fetches) as ctx:
         return render_plan(ctx, steps, fmt)
+
+
+def diff(
+    catalog: Catalog,
+    *,
+    cluster: str | None = None,
+    layers: Sequence[str] = (),
+    targets: Sequence[str] = (),
+    live: bool = False,
+    fmt: str = "table",
+) -> tuple[str, bool]:
+    """What a run of the selected steps would change, read-only; the rendering and whether any
+    step would change (see :mod:`tasks.engine.diff`). The cluster is the user's kubeconfig's."""
+    inventory, _, steps = select(catalog, cluster, Selection(layers, targets))
+    check_tools(sorted({"kubectl", "helm"} & {t for s in steps for t in s.tools()}))
+    with run_context(inventory, dry_run=True, fetch_kubeconfig=False) as ctx:
+        precheck(catalog, ctx, steps)
+        found = diff_steps(ctx, steps, live=live)
+    return render_diff(found, fmt), has_changes(found)

@@ -107,8 +107,18 @@ def forced(ctx: RunContext, step_id: str) -> bool:
 class Converge:
     """One run's record and decisions: which steps are unchanged, and what to write after each."""
 
-    def __init__(self, ctx: RunContext, *, force: bool = False, force_steps: Iterable[str] = ()):
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        force: bool = False,
+        force_steps: Iterable[str] = (),
+        strict: bool = False,
+    ) -> None:
+        """``strict``: a record that cannot be read is an error (``cluster.diff``), not an empty
+        record (a run then runs every step)."""
         self.ctx = ctx
+        self.strict = strict
         self.force = force
         self.force_steps = set(force_steps)
         self._lock = threading.Lock()
@@ -129,6 +139,8 @@ class Converge:
         try:
             out = self.ctx.executor.query(read_command(self.ctx)).stdout
         except OneclusterError as exc:
+            if self.strict:
+                raise
             first = str(exc).splitlines()[0] if str(exc) else "no answer"
             echo(f"==> the record {NAMESPACE}/{NAME} could not be read ({first}): every step runs")
             return {}
