@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark `cluster.rebuild` against fake tools that sleep per call, and `invoke --list` start-up.
 
-Usage: python benchmarks/rebuild.py [--sleep 0.2] [--jobs 1 4 8] [--repeat 5]
+Usage: python benchmarks/rebuild.py [--sleep 0.2] [--jobs 1 4 8] [--repeat 5] [--converge-jobs 8]
 
 The whole reference graph runs through the real runner and executor; every talosctl, helm and
 kubectl call goes to a recording fake on PATH that sleeps ``--sleep`` seconds. Steps that would talk
@@ -9,6 +9,13 @@ to Infisical or the Kubernetes API directly (secret syncs) and Talos steps with 
 their planned commands instead, so each step costs one or more fake calls and the schedule is what
 is measured. Targets: wall ÷ critical path ≤ 1.15 at --jobs 8; `invoke --list` ≤ 1.5 times a bare
 `python -c "import invoke"`.
+
+Converge rows: the reference stack on stateful fakes (``tests/stateful.py``: helm lists what it
+installed, kubectl returns what was applied, a Talos node the config applied to it; Talos steps
+real, secret syncs as reads), rebuilt three times at the same fake latency: a first run, a no-op
+re-run, and a re-run after a one-line change of Traefik's values: tool calls, mutating calls
+(the run's own Lease and the record's write counted apart) and wall time as a fraction of the
+first run's. Target: the no-op re-run makes 0 mutating calls in under 10% of the first's wall.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "tests"))  # the stateful stack and the Talos fakes' writer
 
 from tasks.engine.components import Component  # noqa: E402
 from tasks.engine.execute import execute  # noqa: E402
@@ -73,6 +81,64 @@ def run_rebuild(jobs: int, fakes) -> tuple[int, float, float, float]:
     return len(report.results), sum(durations.values()), crit, report.wall
 
 
+def converge_rows(sleep: float, jobs: int) -> list[tuple]:
+    """First rebuild, no-op re-run, re-run after a one-line Traefik values change (see above)."""
+    import pytest
+    import stateful
+    from test_talos_fixtures import make_talos_env
+
+    from tasks.engine.inventory import REPO_ROOT
+    from tasks.talos.options import TalosOptions
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        base = Path(tmp)
+        fakes = install_fakes(base / "fake-tools")
+        for var, value in (
+            ("PATH", f"{fakes.bin_dir}{os.pathsep}{os.environ['PATH']}"),
+            ("FAKE_TOOLS_LOG", str(fakes.log)),
+            ("FAKE_TOOLS_CONFIG", str(fakes.config)),
+            ("ONECLUSTER_CACHE", str(base / "cache")),
+            ("KUBECONFIG", str(base / "kubeconfig")),
+            ("TALOSCONFIG", str(base / "talosconfig")),
+        ):
+            mp.setenv(var, value)
+        make_talos_env(base, mp, fakes)
+        stateful.stateful_nodes(fakes, [str(n.ip) for n in STACK.load().nodes])
+        fakes.set_sleep(sleep)
+        changed = base / "traefik.yaml"
+        text = (REPO_ROOT / "helm-values" / "traefik.yaml").read_text()
+        changed.write_text(text.replace("  replicas: 2\n", "  replicas: 3\n", 1))
+        first_wall = 0.0
+        for label, values in (
+            ("first rebuild", ""),
+            ("no-op re-run", ""),
+            ("one-line values change", str(changed)),
+        ):
+            before = len(fakes.calls())
+            t0 = time.perf_counter()
+            with redirect_stdout(StringIO()):
+                execute(
+                    STACK.with_components(stateful.components(values)), jobs=jobs,
+                    options=(TalosOptions(poll_interval=0),),
+                )  # fmt: skip
+            wall = time.perf_counter() - t0
+            first_wall = first_wall or wall
+            calls = fakes.calls()[before:]
+            rows.append(
+                (
+                    label,
+                    len(calls),
+                    len(stateful.applied(calls)),
+                    len([c for c in calls if stateful.record_write(c)]),
+                    len([c for c in calls if stateful.lease_call(c) and stateful.mutating(c)]),
+                    f"{wall:.2f}s",
+                    f"{wall / first_wall:.2f}",
+                )
+            )
+    return rows
+
+
 def startup(repeat: int) -> tuple[float, float]:
     # Measure warm start-ups, as a user's second run is: byte-compile the project first (a
     # PYTHONDONTWRITEBYTECODE environment would otherwise recompile every module on every run,
@@ -99,25 +165,40 @@ def main() -> int:
     )
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--repeat", type=int, default=5, help="start-up samples (median)")
+    parser.add_argument("--converge-jobs", type=int, default=8, help="--jobs of the converge rows")
     args = parser.parse_args()
 
+    path = os.environ["PATH"]
     with tempfile.TemporaryDirectory() as tmp:
-        fakes = install_fakes(Path(tmp))
-        fakes.set_sleep(args.sleep)
-        os.environ["PATH"] = f"{fakes.bin_dir}{os.pathsep}{os.environ['PATH']}"
-        os.environ["FAKE_TOOLS_LOG"] = str(fakes.log)
-        os.environ["FAKE_TOOLS_CONFIG"] = str(fakes.config)
-        os.environ["ONECLUSTER_CACHE"] = str(Path(tmp) / "cache")
         rows = []
         for jobs in args.jobs:
+            # fresh fakes for every row: the fakes keep state, and a second rebuild converges
+            fakes = install_fakes(Path(tmp) / f"jobs-{jobs}")
+            fakes.set_sleep(args.sleep)
+            os.environ["PATH"] = f"{fakes.bin_dir}{os.pathsep}{path}"
+            os.environ["FAKE_TOOLS_LOG"] = str(fakes.log)
+            os.environ["FAKE_TOOLS_CONFIG"] = str(fakes.config)
+            os.environ["ONECLUSTER_CACHE"] = str(Path(tmp) / "cache")
             steps, total, crit, wall = run_rebuild(jobs, fakes)
             rows.append(
                 (jobs, steps, f"{total:.2f}s", f"{crit:.2f}s", f"{wall:.2f}s", f"{wall / crit:.2f}")
             )
+    os.environ["PATH"] = path
     print(f"cluster.rebuild against fake tools sleeping {args.sleep}s per call")
     print(
         table(
             ("jobs", "steps", "sum of step times", "critical path", "wall", "wall/critical"), rows
+        )
+    )
+    print()
+    print(
+        f"converge: the stack on stateful fakes sleeping {args.sleep}s per call, "
+        f"--jobs {args.converge_jobs}"
+    )
+    print(
+        table(
+            ("run", "tool calls", "mutating", "record writes", "lock writes", "wall", "of first"),
+            converge_rows(args.sleep, args.converge_jobs),
         )
     )
     listing, bare = startup(args.repeat)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .engine.catalog import Catalog
 from .engine.cli import catalog_of, layer_settings, one_of, onecluster_task
 from .engine.errors import FlagError, OneclusterError
-from .engine.execute import execute, plan
+from .engine.execute import diff, execute, plan
 from .engine.lock import LOCK_HELP
 from .engine.output import echo
 from .engine.plan import FORMATS
@@ -28,14 +28,23 @@ def _catalog(c, profile: str | None) -> Catalog:
 PROFILE_CHECK = one_of(*sorted(PROFILES), what="profile")
 
 
-@onecluster_task(help=dict(profile=PROFILE_HELP, **LOCK_HELP), checks=dict(profile=PROFILE_CHECK))
+@onecluster_task(
+    help=dict(profile=PROFILE_HELP, **LOCK_HELP),
+    iterable=["force_step"],
+    checks=dict(profile=PROFILE_CHECK),
+)
 def rebuild(
-    c, cluster=None, dry_run=False, jobs=4, from_=None, profile=None, break_lock=False, yes=False
-):
-    """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order."""
+    c, cluster=None, dry_run=False, jobs=4, profile=None, break_lock=False, yes=False,
+    force=False, force_step=None,
+):  # fmt: skip
+    """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order.
+
+    A re-run converges: steps the cluster's record shows unchanged are skipped, so after a
+    failure or an interrupt the same command resumes.
+    """
     execute(
-        _catalog(c, profile), cluster=cluster, from_step=from_, dry_run=dry_run, jobs=jobs,
-        break_lock=break_lock, yes=yes, resumable=True,
+        _catalog(c, profile), cluster=cluster, dry_run=dry_run, jobs=jobs,
+        break_lock=break_lock, yes=yes, force=force, force_steps=force_step or (),
     )  # fmt: skip
 
 
@@ -67,23 +76,59 @@ def plan_(
     )
 
 
+DIFF_FORMATS = ("table", "json")
+
+
+@onecluster_task(
+    name="diff",
+    help=dict(
+        layer="only this layer",
+        step="only this step and its needs",
+        live="also diff unchanged manifest bundles against the cluster (drift made by hand)",
+        format=f"output format: {', '.join(DIFF_FORMATS)}",
+        dry_run="accepted like every task's; the diff itself only reads",
+        profile=PROFILE_HELP,
+    ),
+    iterable=["layer", "step"],
+    checks=dict(format=one_of(*DIFF_FORMATS, what="format"), profile=PROFILE_CHECK),
+)
+def diff_(
+    c, cluster=None, layer=None, step=None, live=False, format="table", dry_run=False,
+    profile=None,
+):  # fmt: skip
+    """Show what a run would change (new, changed, unchanged per step); exit 2 if anything would.
+
+    Read-only. Exit code 0: nothing would change; 2: something would; 1: an error (as
+    ``terraform plan -detailed-exitcode``).
+    """
+    from invoke.exceptions import Exit
+
+    text, changes = diff(
+        _catalog(c, profile), cluster=cluster, layers=layer or (), targets=step or (),
+        live=live, fmt=format,
+    )  # fmt: skip
+    echo(text)
+    if changes:
+        raise Exit(code=2)
+
+
 @onecluster_task(
     help=dict(
         layer="deploy this layer",
         step="deploy this step and its needs",
         **LOCK_HELP,
     ),
-    iterable=["layer", "step"],
+    iterable=["layer", "step", "force_step"],
 )
 def deploy(
-    c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, from_=None, break_lock=False,
-    yes=False,
+    c, cluster=None, layer=None, step=None, dry_run=False, jobs=4, break_lock=False,
+    yes=False, force=False, force_step=None,
 ):  # fmt: skip
     """Deploy selected layers or steps (with their needs) onto a running cluster."""
-    if not (layer or step or from_):
+    if not (layer or step):
         raise FlagError(
             "cluster.deploy deploys only what you select, and nothing was: give --layer LAYER "
-            "or --step STEP (repeatable), or --from STEP (`invoke cluster.plan` lists them; "
+            "or --step STEP (repeatable) (`invoke cluster.plan` lists them; "
             "`invoke cluster.rebuild` builds everything)"
         )
     execute(
@@ -91,25 +136,28 @@ def deploy(
         cluster=cluster,
         layers=layer or (),
         targets=step or (),
-        from_step=from_,
         dry_run=dry_run,
         jobs=jobs,
         break_lock=break_lock,
         yes=yes,
-        resumable=True,
+        force=force,
+        force_steps=force_step or (),
     )
 
 
-@onecluster_task(name="deploy", help=LOCK_HELP)
-def deploy_layer(c, cluster=None, dry_run=False, jobs=4, from_=None, break_lock=False, yes=False):
+@onecluster_task(name="deploy", help=LOCK_HELP, iterable=["force_step"])
+def deploy_layer(
+    c, cluster=None, dry_run=False, jobs=4, break_lock=False, yes=False, force=False,
+    force_step=None,
+):  # fmt: skip
     """Deploy this layer in dependency order (needs outside it are assumed in place)."""
     layer = layer_settings(c).get("name")
     if not layer:
         raise OneclusterError("internal: a layer's deploy runs inside that layer's collection")
     execute(
-        catalog_of(c), cluster=cluster, layers=[layer], from_step=from_, dry_run=dry_run,
-        jobs=jobs, break_lock=break_lock, yes=yes, resumable=True,
+        catalog_of(c), cluster=cluster, layers=[layer], dry_run=dry_run, jobs=jobs,
+        break_lock=break_lock, yes=yes, force=force, force_steps=force_step or (),
     )  # fmt: skip
 
 
-TASKS = ((rebuild, "rebuild"), (plan_, "plan"), (deploy, "deploy"))
+TASKS = ((rebuild, "rebuild"), (plan_, "plan"), (diff_, "diff"), (deploy, "deploy"))

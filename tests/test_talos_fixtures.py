@@ -84,7 +84,9 @@ elif args[:2] == ["get", "disks"]:
 elif "etcd" in args and "snapshot" in args:
     Path(val("snapshot")).write_text("fake etcd snapshot\\n")
 elif args[:2] == ["machineconfig", "patch"]:
-    Path(val("--output")).write_text(f"# node config {mark}\\n")
+    # a node's config follows its patch (as the real one does), so a changed patch is a new one
+    patch = hashlib.sha256(Path(val("--patch")[1:]).read_bytes()).hexdigest()
+    Path(val("--output")).write_text(f"# node config {mark}\\nmachine:\\n  patch: {patch}\\n")
 fake = os.environ["TALOS_TEST_FAKE"]
 sys.argv = [fake, *args]  # the recorder names the tool after argv[0]: talosctl
 runpy.run_path(fake, run_name="__main__")
@@ -107,9 +109,16 @@ class TalosEnv:
         return [json.loads(line) for line in self.probes.read_text().splitlines()]
 
     def files_with_mark(self) -> list[Path]:
-        """Every file under the test's directory that holds key material."""
+        """Every file under the test's directory that holds key material.
+
+        The fake talosctl's ``machineconfigs.json`` is left out: it is the fake nodes' own memory
+        of the configs applied to them (what a real node holds), not a file onecluster wrote.
+        """
+        nodes = self.fakes.log.parent / "machineconfigs.json"  # type: ignore[attr-defined]
         found = []
         for p in self.root.rglob("*"):
+            if p == nodes:
+                continue
             if p.is_file() and MARK in p.read_text(errors="replace"):
                 found.append(p)
         return found

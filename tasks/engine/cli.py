@@ -52,7 +52,9 @@ HELP = {
     "cluster": "inventory file (default: $ONECLUSTER_CLUSTER or talos/cluster.yaml)",
     "dry_run": "print the exact commands each step would run, and run none",
     "jobs": "how many steps may run at once (default 4)",
-    "from_": "resume: start at this step id and run everything after it",
+    "from_": "only the steps from this step id on, in plan order",
+    "force": "re-apply every step, even those the cluster's record shows unchanged",
+    "force_step": "re-apply this step even if unchanged (repeatable)",
 }
 
 MAX_JOBS = 64  # far above what six nodes gain from; a typo (--jobs 4000) is an error
@@ -63,6 +65,7 @@ PLACEHOLDERS = {
     "jobs": "N",
     "from_": "STEP",
     "step": "STEP",
+    "force_step": "STEP",
     "component": "ID",
     "timeout": "DURATION",
     "output": "PATH",

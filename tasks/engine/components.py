@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from . import fingerprint as fingerprints
 from . import yamlio
 from .command import Command
 from .context import RunContext
@@ -22,6 +23,7 @@ from .errors import OneclusterError
 from .helm import chart_ref
 from .inventory import REPO_ROOT
 from .probes import GET_NAMES, Probe, holds, object_refs, quick
+from .record import helm_releases
 from .render import render_file
 from .values import merge_values
 
@@ -87,10 +89,29 @@ class Component:
         found = self.probes(ctx)
         return bool(found) and all(holds(p, ctx) for p in found)
 
-    def run(self, ctx: RunContext) -> None:
-        """Run the step: its commands, in order."""
+    def fingerprint(self, ctx: RunContext) -> str | None:
+        """A hash of exactly what this step would apply; None: the step always runs.
+
+        Only kinds whose commands are all they do have one (releases, bundles, CRDs); gates are
+        reads, secret syncs and Talos steps keep their own read-compare.
+        """
+        return None
+
+    def confirm(self, ctx: RunContext) -> bool:
+        """Whether the live state confirms what the record says was applied (read-only)."""
+        return False
+
+    def run(self, ctx: RunContext) -> str | None:
+        """Run the step: its commands, in order (a step that finds nothing to do may say
+        ``"unchanged"``)."""
         for command in self.commands(ctx):
             ctx.run(command, prefix=f"[{self.id}] $ ")
+        return None
+
+
+def _fingerprint(step: Component, ctx: RunContext) -> str | None:
+    paths = (ctx.kubeconfig, ctx.talosconfig, str(ctx.workdir))
+    return fingerprints.of_commands(step.kind, step.commands(ctx), paths)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +125,14 @@ class CrdBundle(Component):
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return [ctx.kubectl.apply(src, force_conflicts=True) for src in self.sources]
+
+    def fingerprint(self, ctx: RunContext) -> str | None:
+        # the pinned sources (their URLs carry the version) and how they are applied
+        return _fingerprint(self, ctx)
+
+    def confirm(self, ctx: RunContext) -> bool:
+        # the record says they were applied; the CRDs' own gate (a read) confirms they serve
+        return True
 
     def probes(self, ctx: RunContext) -> list[Probe]:
         return [
@@ -172,6 +201,19 @@ class HelmRelease(Component):
         shown = f"helm release {self.namespace}/{self.release} with {rel}{over} on stdin"
         return self.summary or shown
 
+    def fingerprint(self, ctx: RunContext) -> str | None:
+        # chart reference and version, namespace, release and the rendered values
+        return _fingerprint(self, ctx)
+
+    def confirm(self, ctx: RunContext) -> bool:
+        """Deployed at this chart version (from the run's one ``helm list``)."""
+        found = helm_releases(ctx).get((self.namespace, self.release))
+        return (
+            found is not None
+            and found.get("status") == "deployed"
+            and found.get("chart") == f"{self.chart.rsplit('/', 1)[-1]}-{self.version}"
+        )
+
     def probes(self, ctx: RunContext) -> list[Probe]:
         return [
             Probe(
@@ -237,6 +279,21 @@ class ManifestBundle(Component):
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return [ctx.kubectl.apply(stdin=self.applied(ctx).encode())]
+
+    def fingerprint(self, ctx: RunContext) -> str | None:
+        # the rendered (and patched) objects
+        return _fingerprint(self, ctx)
+
+    def confirm(self, ctx: RunContext) -> bool:
+        """Every object of the bundle exists: one ``kubectl get -f -`` of the rendered stream."""
+        stream = self.applied(ctx)
+        if not object_refs(stream):
+            return True
+        probe = Probe(
+            f"{self.id}: its objects",
+            quick(ctx.kubectl(*GET_NAMES, "-f", "-", stdin=stream.encode())),
+        )
+        return holds(probe, ctx)
 
     def describe(self, ctx: RunContext) -> str:
         rel = self.directory.relative_to(REPO_ROOT)

@@ -23,14 +23,17 @@ from .catalog import Catalog
 from .command import Executor, check_tools
 from .components import Component
 from .context import RunContext, run_context
-from .errors import InputError, OneclusterError
+from .diff import diff_steps, has_changes
+from .diff import render as render_diff
+from .errors import FlagError, InputError, OneclusterError
 from .graph import Graph
 from .inventory import Inventory
 from .invocation import continue_command
 from .lock import RunLock
 from .output import echo
 from .plan import render_plan
-from .runner import NOT_RUN, OK, STOPPED, Report, RunFailed, Runner
+from .record import Converge
+from .runner import NOT_RUN, OK, STOPPED, UNCHANGED, Report, RunFailed, Runner
 from .signals import Stop, handle_signals
 
 
@@ -82,8 +85,9 @@ def execute(
     with_needs: bool = True,
     break_lock: bool = False,
     yes: bool = False,
-    resumable: bool = False,
     lock: bool = True,
+    force: bool = False,
+    force_steps: Sequence[str] = (),
 ) -> Report:
     """Select steps and run them (or print them); raise :class:`RunFailed` if any step failed,
     :class:`RunInterrupted` after SIGINT/SIGTERM.
@@ -91,17 +95,28 @@ def execute(
     ``with_needs=False`` runs exactly ``targets`` (callers that already dropped the needs found in
     place, e.g. ``apps.deploy``, pass the steps still missing). ``options`` are the areas' typed
     options objects (``ctx.option(kind)`` reads them). ``break_lock`` with ``yes`` takes the
-    cluster's lock from another run; ``resumable``: the task takes ``--from``, so an interrupted
-    run's continue command starts at the first step not done (else it is the same command).
-    ``lock=False``: the steps only read (``talos.health``), so the run takes no lock.
+    cluster's lock from another run. ``lock=False``: the steps only read (``talos.health``), so
+    the run takes no lock (and writes no record).
+
+    A run converges (:mod:`tasks.engine.record`): a step whose fingerprint the cluster's record
+    holds and whose live state confirms it is ``unchanged`` and skipped; ``force`` re-applies
+    every step, ``force_steps`` those steps. So a failed or interrupted run resumes by running
+    the same command again.
     """
     inventory, graph, steps = select(
         catalog, cluster, Selection(layers, targets, with_needs, from_step)
     )
+    unknown = sorted(set(force_steps) - {s.id for s in steps})
+    if unknown:
+        raise FlagError(
+            f"--force-step {', '.join(unknown)}: not a selected step (`invoke cluster.plan` "
+            "lists the step ids)"
+        )
     run_lock = RunLock(inventory.name, break_lock=break_lock, yes=yes)  # --break-lock needs --yes
     if not dry_run:
         check_tools(sorted({t for s in steps for t in s.tools()}))
     stop = Stop()
+    converge: Converge | None = None
     with (
         handle_signals(stop),
         _locked(run_lock, dry_run or not lock),
@@ -133,9 +148,15 @@ def execute(
                     "nothing is executed"
                 )
             after = run_lock.after_step if lock and not dry_run else None
-            runner = Runner(graph, ctx, jobs=jobs, after_step=after)
+            if lock and not dry_run:
+                converge = Converge(ctx, force=force, force_steps=force_steps)
+            runner = Runner(
+                graph, ctx, jobs=jobs, after_step=after, converge=converge, version=version()
+            )
             report = runner.run([s.id for s in steps])
         finally:
+            if converge is not None:
+                converge.flush()  # what succeeded, while the lock is held
             run_lock.release_lease()  # while the run's kubeconfig is still there
     echo("")
     if dry_run:
@@ -143,7 +164,7 @@ def execute(
     else:
         echo(report.summary())
     if report.interrupted:
-        _report_interrupt(report, resumable)
+        _report_interrupt(report)
         raise RunInterrupted(report, stop.exit_code)
     if not report.ok:
         raise RunFailed(report)
@@ -155,9 +176,21 @@ def _locked(lock: RunLock, skip: bool) -> Any:
     return nullcontext() if skip else lock.held()
 
 
-def _report_interrupt(report: Report, resumable: bool) -> None:
+def version() -> str:
+    """onecluster's own version (pyproject.toml), written to the record beside each step."""
+    import tomllib
+
+    from .inventory import REPO_ROOT
+
+    try:
+        return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    except (OSError, KeyError, ValueError):
+        return "unknown"
+
+
+def _report_interrupt(report: Report) -> None:
     """What an interrupted run did, did not do, and the command that continues it."""
-    done = [r.id for r in report.results if r.status == OK]
+    done = [r.id for r in report.results if r.status in (OK, UNCHANGED)]
     stopped = [r.id for r in report.results if r.status == STOPPED]
     not_run = [r.id for r in report.results if r.status == NOT_RUN]
     echo(
@@ -171,8 +204,8 @@ def _report_interrupt(report: Report, resumable: bool) -> None:
     if not report.not_done:
         echo("every step had finished: there is nothing to continue")
         return
-    first = report.not_done[0].id
-    echo(f"continue with: {continue_command(first if resumable else None)}")
+    # a re-run skips every step that succeeded (unchanged) and runs the rest
+    echo(f"continue with: {continue_command(None)}")
 
 
 def precheck(catalog: Catalog, ctx: RunContext, steps: Sequence[Component]) -> None:
@@ -203,3 +236,22 @@ def plan(
     fetches = any(s.fetches_configs for s in steps)
     with run_context(inventory, dry_run=True, fetch_kubeconfig=fetches) as ctx:
         return render_plan(ctx, steps, fmt)
+
+
+def diff(
+    catalog: Catalog,
+    *,
+    cluster: str | None = None,
+    layers: Sequence[str] = (),
+    targets: Sequence[str] = (),
+    live: bool = False,
+    fmt: str = "table",
+) -> tuple[str, bool]:
+    """What a run of the selected steps would change, read-only; the rendering and whether any
+    step would change (see :mod:`tasks.engine.diff`). The cluster is the user's kubeconfig's."""
+    inventory, _, steps = select(catalog, cluster, Selection(layers, targets))
+    check_tools(sorted({"kubectl", "helm"} & {t for s in steps for t in s.tools()}))
+    with run_context(inventory, dry_run=True, fetch_kubeconfig=False) as ctx:
+        precheck(catalog, ctx, steps)
+        found = diff_steps(ctx, steps, live=live)
+    return render_diff(found, fmt), has_changes(found)

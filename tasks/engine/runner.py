@@ -21,10 +21,16 @@ from .components import Component
 from .context import RunContext
 from .errors import FlagError, OneclusterError
 from .graph import Graph
+from .invocation import continue_command
 from .output import echo, redact, table
+from .record import Converge
 from .signals import Interrupted, Stop
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+# a step whose fingerprint matches the cluster's record and whose live state confirms it (a
+# step that found nothing to do by its own read-compare says so too): it succeeded by reading
+UNCHANGED = "unchanged"
+SUCCEEDED = (OK, UNCHANGED)
 # an interrupted run: steps whose tools were ended, and steps it never started
 STOPPED, NOT_RUN = "stopped", "not run"
 # how often the runner's loop looks at the stop state while steps run
@@ -41,6 +47,8 @@ class StepResult:
     status: str
     duration: float = 0.0
     error: str = ""
+    # the fingerprint of what the step applied (written to the cluster's record on success)
+    fingerprint: str | None = None
 
 
 @dataclass
@@ -57,13 +65,19 @@ class Report:
     @property
     def ok(self) -> bool:
         return (
-            not self.interrupted and not self.aborted and all(r.status == OK for r in self.results)
+            not self.interrupted
+            and not self.aborted
+            and all(r.status in SUCCEEDED for r in self.results)
         )
 
     @property
     def not_done(self) -> list[StepResult]:
-        """Steps that did not finish, in graph order: where a resumed run starts."""
-        return [r for r in self.results if r.status != OK]
+        """Steps that did not finish, in graph order: what a re-run runs (with what changed)."""
+        return [r for r in self.results if r.status not in SUCCEEDED]
+
+    @property
+    def unchanged(self) -> list[StepResult]:
+        return [r for r in self.results if r.status == UNCHANGED]
 
     @property
     def failed(self) -> list[StepResult]:
@@ -89,8 +103,13 @@ class RunFailed(OneclusterError):
         if report.skipped:
             lines.append("skipped: " + ", ".join(r.id for r in report.skipped))
         if report.not_done:
-            lines.append(f"resume with: --from {report.not_done[0].id}")
+            lines.append(f"resume with: {resume_command()}")
         super().__init__(redact("\n".join(lines)))
+
+
+def resume_command() -> str:
+    """The command that resumes a run: the same command again (a re-run skips what succeeded)."""
+    return continue_command(None)
 
 
 def _priorities(steps: Sequence[Component]) -> dict[str, int]:
@@ -120,6 +139,8 @@ class Runner:
         jobs: int = 4,
         clock: Callable[[], float] = time.monotonic,
         after_step: Callable[[StepResult], None] | None = None,
+        converge: Converge | None = None,
+        version: str = "",
     ) -> None:
         if jobs < 1:
             raise FlagError(f"--jobs must be at least 1, got {jobs}")
@@ -128,6 +149,8 @@ class Runner:
         self.jobs = 1 if ctx.dry_run else jobs
         self.clock = clock
         self.after_step = after_step
+        self.converge = None if ctx.dry_run else converge
+        self.version = version
         self.stop: Stop = ctx.executor.stop
 
     def run(self, ids: Sequence[str]) -> Report:
@@ -167,9 +190,11 @@ class Runner:
                     cid = running.pop(fut)
                     result = fut.result()
                     results[cid] = result
-                    if result.status == OK:
+                    if result.status in SUCCEEDED:
                         for deps in pending.values():
                             deps.discard(cid)
+                        if result.fingerprint and self.converge is not None:
+                            self.converge.succeeded(cid, result.fingerprint, self.version)
                         aborted = aborted or self._after(result)
                         failed = failed or bool(aborted)
                     else:
@@ -220,8 +245,15 @@ class Runner:
         dry = self.ctx.dry_run
         echo(f"# {step.id} ({step.kind})" if dry else f"==> start  {step.id} ({step.kind})")
         t0 = self.clock()
+        fingerprint = None
         try:
-            step.run(self.ctx)
+            if self.converge is not None:
+                fingerprint = step.fingerprint(self.ctx)
+                if self.converge.unchanged(step, fingerprint):
+                    took = self.clock() - t0
+                    echo(f"==> unchanged {step.id} (fingerprint recorded, live state confirms)")
+                    return StepResult(step.id, UNCHANGED, took)
+            status = step.run(self.ctx)
         except Interrupted as exc:
             took = self.clock() - t0
             echo(f"==> STOPPED {step.id} after {took:.1f}s", err=True)
@@ -235,6 +267,9 @@ class Runner:
             echo(f"==> FAILED {step.id} after {took:.1f}s (internal error)", err=True)
             return StepResult(step.id, FAILED, took, redact(f"{type(exc).__name__}: {exc}"))
         took = self.clock() - t0
+        if status == UNCHANGED:
+            echo(f"==> unchanged {step.id} in {took:.1f}s")
+            return StepResult(step.id, UNCHANGED, took)
         if not dry:
             echo(f"==> done   {step.id} in {took:.1f}s")
-        return StepResult(step.id, OK, took)
+        return StepResult(step.id, OK, took, fingerprint=fingerprint)

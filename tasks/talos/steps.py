@@ -13,14 +13,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from ..engine import yamlio
 from ..engine.command import Command
 from ..engine.components import Component
 from ..engine.context import RunContext
-from ..engine.errors import CommandError, ConfirmationRequired, GateError, InventoryError
+from ..engine.errors import (
+    CommandError,
+    ConfirmationRequired,
+    GateError,
+    InventoryError,
+    OneclusterError,
+)
 from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
 from ..engine.probes import Probe, api_probe
+from ..engine.record import forced
+from ..engine.runner import UNCHANGED
 from . import machineconfig, maintenance, secretsbundle, talosctl, versions
 from .options import HEALTH_TIMEOUT, TalosOptions
 
@@ -33,7 +42,8 @@ class TalosStep(Component):
     binaries: ClassVar[tuple[str, ...]] = ("talosctl",)
 
     build: Callable[[RunContext], list[Command]]
-    action: Callable[[RunContext], None] | None = None
+    # may return "unchanged" (the runner's state) when it found nothing to do
+    action: Callable[[RunContext], str | None] | None = None
     # what --dry-run prints instead of the plain command list (e.g. marking read-only probes)
     dry_action: Callable[[RunContext], None] | None = None
 
@@ -48,13 +58,14 @@ class TalosStep(Component):
         # the talosctl client must be the pinned Talos release (asked once per run)
         return versions.client_problems(ctx)
 
-    def run(self, ctx: RunContext) -> None:
+    def run(self, ctx: RunContext) -> str | None:
         if ctx.dry_run and self.dry_action is not None:
             self.dry_action(ctx)
         elif self.action is not None and not ctx.dry_run:
-            self.action(ctx)
+            return self.action(ctx)
         else:
             super().run(ctx)
+        return None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -63,7 +74,7 @@ class BundleStep(TalosStep):
 
     generate: bool = True
 
-    def run(self, ctx: RunContext) -> None:
+    def run(self, ctx: RunContext) -> str | None:
         if ctx.dry_run:
             if not self.generate:
                 then = "never generate one"
@@ -75,7 +86,7 @@ class BundleStep(TalosStep):
                     "mode (the read-only probes below)"
                 )
             echo(f"# read {secretsbundle.SECRET_NAME} from the secret store; {then}")
-        super().run(ctx)
+        return super().run(ctx)
 
     def preflight(self, ctx: RunContext) -> list[str]:
         problems = super().preflight(ctx)
@@ -223,12 +234,36 @@ def _apply_action(node: Node) -> Callable[[RunContext], None]:
             insecure = found.mode == maintenance.MAINTENANCE
         mode = "maintenance mode (--insecure)" if insecure else "configured (authenticated)"
         echo(f"[talos/apply-{node.name}] {node.name} is {mode}")
+        step_id = f"talos/apply-{node.name}"
+        if not insecure and not forced(ctx, step_id) and _runs_config(ctx, node):
+            echo(f"[{step_id}] {node.name} runs this config already: nothing to apply")
+            return UNCHANGED
         cmd = talosctl.apply_config(
             ctx.talosconfig, node, _node_config(ctx, node), insecure=insecure
         )
         ctx.run(cmd, prefix=f"[talos/apply-{node.name}] $ ")
+        return None
 
     return action
+
+
+def _runs_config(ctx: RunContext, node: Node) -> bool:
+    """Whether a configured node runs exactly the rendered config (one read; compared in memory,
+    as parsed YAML documents, never printed: it holds the node's keys)."""
+    try:
+        rendered = yamlio.load_all(_node_config(ctx, node).read_text())
+        out = ctx.executor.query(talosctl.machineconfig(ctx.talosconfig, node)).stdout
+        resources = [d for d in yamlio.load_all(out) if isinstance(d, dict)]
+    except (OSError, OneclusterError, ValueError):
+        return False
+    for res in resources:
+        meta = res.get("metadata") or {}
+        if meta.get("type") != "MachineConfigs.config.talos.dev" or meta.get("id") != "v1alpha1":
+            continue
+        spec = res.get("spec")
+        live = yamlio.load_all(spec) if isinstance(spec, str) else [spec]
+        return [d for d in live if d is not None] == [d for d in rendered if d is not None]
+    return False
 
 
 def bootstrap_commands(ctx: RunContext) -> list[Command]:
@@ -377,7 +412,8 @@ def with_talosconfig(*steps: Component) -> list[Component]:
 def step(
     name: str,
     build: Callable[[RunContext], list[Command]],
-    action: Callable[[RunContext], None] | None = None,
+    # may return "unchanged" (the runner's state) when it found nothing to do
+    action: Callable[[RunContext], str | None] | None = None,
     summary: str = "",
     needs: tuple[str, ...] = ("talos/talosconfig",),
     kind: type = TalosStep,

@@ -121,6 +121,15 @@ def apply_config(talosconfig: str, node: Node, file: Path, *, insecure: bool) ->
     return on_node(talosconfig, str(node.ip), "apply-config", "--file", str(file))
 
 
+def machineconfig(talosconfig: str, node: Node) -> Command:
+    """The config a configured node runs, as YAML (read-only; authenticated).
+
+    The resource is ``MachineConfigs.config.talos.dev`` ``v1alpha1``; its spec is the config's
+    raw YAML (pkg/machinery/resources/config/machine_config.go: "presented as raw YAML string").
+    """
+    return on_node(talosconfig, str(node.ip), "get", "machineconfig", "-o", "yaml", timeout=30)
+
+
 def version(talosconfig: str, node: Node) -> Command:
     """Answers once the node's API serves the applied config; prints the node's ``Tag:``.
 

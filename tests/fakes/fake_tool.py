@@ -23,8 +23,22 @@ kubectl keeps Lease state (``leases.json`` beside the log) when no rule matched:
 -n NS [--ignore-not-found] -o json`` prints what was stored, ``create -f -`` of a Lease fails with
 AlreadyExists when it exists, and ``replace -f -`` fails with Conflict unless the body carries the
 stored resourceVersion, with the real kubectl's messages (coordination.k8s.io/v1 Lease).
+
+The fakes keep what was applied and installed (``objects.json``, ``releases.json``,
+``machineconfigs.json`` beside the log), whether or not a rule matched, as long as the call
+succeeded: ``kubectl apply --server-side -f -`` stores every object of its YAML or JSON stream (a
+``List``'s items too) by ``kind/namespace/name``, and ``apply -f SOURCE`` the source;
+``kubectl get configmap NAME -n NS -o json [--ignore-not-found]`` prints a stored ConfigMap (when
+no rule matched) and ``kubectl get -f - -o name`` prints ``kind/name`` of each object of its stdin
+stream, or fails with NotFound as kubectl does. ``helm upgrade --install NAME CHART --version V
+--namespace NS`` stores the release (a new revision each time); ``helm list --all-namespaces -o
+json`` prints them in helm's fields (name, namespace, revision, updated, status, chart,
+app_version). ``talosctl apply-config --nodes IP --file F`` stores F's text for the node, and
+``talosctl get machineconfig --nodes IP -o yaml`` prints it as the MachineConfig resource
+(``spec`` the raw YAML string, pkg/machinery/resources/config/machine_config.go).
 """
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -123,6 +137,120 @@ def lease_call(argv, stdin, state_dir):
         return 0, json.dumps(body, indent=4) + "\n", ""
 
 
+def _store(state_dir, name, update=None):
+    """Read (and with ``update``, change and write) one JSON state file under a lock."""
+    with open(state_dir / f"{name}.lock", "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        path = state_dir / f"{name}.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        if update is not None:
+            update(data)
+            path.write_text(json.dumps(data))
+        return data
+
+
+def _documents(stdin):
+    import yaml
+
+    docs = []
+    for doc in yaml.safe_load_all(stdin.decode()):
+        if isinstance(doc, dict) and doc.get("kind") == "List":
+            docs += [d for d in doc.get("items") or [] if isinstance(d, dict) and d.get("kind")]
+        elif isinstance(doc, dict) and doc.get("kind") and (doc.get("metadata") or {}).get("name"):
+            docs.append(doc)
+    return docs
+
+
+def _object_key(doc):
+    meta = doc.get("metadata") or {}
+    namespaced = doc["kind"] != "Namespace" and meta.get("namespace")
+    return f"{doc['kind'].lower()}/{meta.get('namespace', '') if namespaced else ''}/{meta['name']}"
+
+
+def _bare(argv):
+    args, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--kubeconfig", "--context", "--talosconfig"):
+            skip = True
+        else:
+            args.append(a)
+    return args
+
+
+def remember(tool, argv, stdin, state_dir):
+    """What a successful call leaves behind in the fakes' cluster state."""
+    args = _bare(argv)
+    if tool == "kubectl" and args[:1] == ["apply"]:
+        source = _flag(args, "-f", "--filename")
+        if source == "-" and stdin:
+            docs = _documents(stdin)
+            _store(state_dir, "objects", lambda d: d.update({_object_key(x): x for x in docs}))
+        elif source:
+            _store(state_dir, "objects", lambda d: d.update({f"source//{source}": {}}))
+    elif tool == "helm" and args[:2] == ["upgrade", "--install"] and len(args) > 3:
+        name, chart = args[2], args[3]
+        ns, version = _flag(args, "--namespace", "-n") or "default", _flag(args, "--version")
+
+        def install(releases):
+            old = releases.get(f"{ns}/{name}", {})
+            releases[f"{ns}/{name}"] = {
+                "name": name, "namespace": ns, "revision": str(int(old.get("revision", 0)) + 1),
+                "updated": time.strftime("%Y-%m-%d %H:%M:%S.000000000 +0000 UTC", time.gmtime()),
+                "status": "deployed", "chart": f"{chart.rsplit('/', 1)[-1]}-{version}",
+                "app_version": version,
+            }  # fmt: skip
+
+        _store(state_dir, "releases", install)
+    elif tool == "talosctl" and args[:1] == ["apply-config"]:
+        node, file = _flag(args, "--nodes", "-n"), _flag(args, "--file", "-f")
+        if node and file and Path(file).exists():
+            text = Path(file).read_text()
+            _store(state_dir, "machineconfigs", lambda d: d.update({node: text}))
+
+
+def answer(tool, argv, stdin, state_dir):
+    """A read the fakes answer from their state (no rule matched); None for any other call."""
+    args = _bare(argv)
+    if tool == "kubectl" and args[:2] == ["get", "configmap"] and "json" in args:
+        ns = _flag(args, "--namespace", "-n") or "default"
+        found = _store(state_dir, "objects").get(f"configmap/{ns}/{args[2]}")
+        if found is not None:
+            return 0, json.dumps(found, indent=4) + "\n", ""
+        if "--ignore-not-found" in args:
+            return 0, "", ""
+        return 1, "", f'Error from server (NotFound): configmaps "{args[2]}" not found\n'
+    if tool == "kubectl" and args[:1] == ["get"] and _flag(args, "-f", "--filename") == "-":
+        objects = _store(state_dir, "objects")
+        out = []
+        for doc in _documents(stdin):
+            if _object_key(doc) not in objects:
+                name = doc["metadata"]["name"]
+                kind = doc["kind"].lower() + "s"
+                return 1, "", f'Error from server (NotFound): {kind} "{name}" not found\n'
+            out.append(f"{doc['kind'].lower()}/{doc['metadata']['name']}\n")
+        return 0, "".join(out), ""
+    if tool == "helm" and args[:1] == ["list"] and "json" in args:
+        releases = _store(state_dir, "releases")
+        return 0, json.dumps(sorted(releases.values(), key=lambda r: r["name"])) + "\n", ""
+    if tool == "talosctl" and args[:2] == ["get", "machineconfig"]:
+        node = _flag(args, "--nodes", "-n")
+        text = _store(state_dir, "machineconfigs").get(node)
+        if text is None:
+            return 1, "", "rpc error: code = NotFound desc = resource not found\n"
+        import yaml
+
+        res = {
+            "node": node,
+            "metadata": {"namespace": "config", "type": "MachineConfigs.config.talos.dev",
+                         "id": "v1alpha1", "version": 1, "phase": "running"},
+            "spec": text,
+        }  # fmt: skip
+        return 0, yaml.safe_dump(res, sort_keys=False), ""
+    return None
+
+
 def main() -> int:
     tool = Path(sys.argv[0]).name
     argv = sys.argv[1:]
@@ -159,7 +287,14 @@ def main() -> int:
         fh.write(json.dumps({"tool": tool, "argv": argv, "pid": os.getpid(), "start": start}))
         fh.write("\n")
     time.sleep(float(rule.get("sleep", cfg.get("sleep", 0))))
-    answer = lease_call(argv, stdin, state_dir) if tool == "kubectl" and not rule else None
+    reply = lease_call(argv, stdin, state_dir) if tool == "kubectl" and not rule else None
+    if reply is None and not rule:
+        reply = answer(tool, argv, stdin, state_dir)
+    code = None if rule.get("signal") else (reply or (int(rule.get("exit", 0)),))[0]
+    if code == 0:
+        # a body the fake cannot read (e.g. a test's stand-in, not YAML): nothing to remember
+        with contextlib.suppress(Exception):
+            remember(tool, argv, stdin, state_dir)
     end = time.time()
     record = {
         "tool": tool,
@@ -168,13 +303,14 @@ def main() -> int:
         "end": end,
         "stdin_sha256": hashlib.sha256(stdin).hexdigest() if stdin else None,
         "stdin_len": len(stdin),
+        "exit": code,
     }
     log = os.environ.get("FAKE_TOOLS_LOG")
     if log:
         with open(log, "a") as fh:
             fh.write(json.dumps(record) + "\n")
-    if answer is not None:
-        code, out, err = answer
+    if reply is not None:
+        code, out, err = reply
         sys.stdout.write(out)
         sys.stderr.write(err)
         return code

@@ -1,0 +1,212 @@
+"""The in-cluster record of what onecluster applied, and the converge decision a re-run makes.
+
+After a step with a fingerprint (:mod:`tasks.engine.fingerprint`) succeeds, its fingerprint, the
+time and onecluster's step format are written to one ConfigMap, ``onecluster-state`` in the
+namespace ``onecluster-system`` (created in the same server-side apply, field manager
+``onecluster-record``), one data key per step (``network/traefik`` → ``network.traefik``). A run reads it
+once, lazily (the kubeconfig of a rebuild exists only after its Talos steps), and the live state
+once per kind: one ``helm list --all-namespaces -o json`` for every release; a manifest bundle
+asks for its own objects once (``kubectl get -f -``). A step is *unchanged*, and skipped, when its
+fingerprint matches the record and the live state confirms it; ``--force`` and ``--force-step``
+re-apply. The record is written once, at the end of the run (a failed or interrupted one too),
+while the run's lock is held: one server-side apply of what succeeded, none when nothing changed;
+a write that fails fails no step, it is said (those steps will run again next time).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .command import Executor
+from .context import RunContext
+from .errors import OneclusterError
+from .fingerprint import STEP_FORMAT
+from .output import echo
+from .signals import Interrupted, Stop
+
+NAMESPACE = "onecluster-system"
+NAME = "onecluster-state"
+# the record has a field manager of its own: its writes are told apart from the stack's applies
+# (also in a log of kubectl calls), and applying the stack never touches it
+RECORD_MANAGER = "onecluster-record"
+HELM_LIST = "converge.helm-list"
+_cache_lock = threading.Lock()
+
+
+def key(step_id: str) -> str:
+    """The ConfigMap data key of a step (data keys allow no ``/``)."""
+    return step_id.replace("/", ".")
+
+
+def read_command(ctx: RunContext):
+    """``kubectl get configmap onecluster-state -o json`` (read-only; empty when absent)."""
+    return ctx.kubectl(
+        "get", "configmap", NAME, "--namespace", NAMESPACE, "-o", "json", "--ignore-not-found"
+    )
+
+
+def write_command(ctx: RunContext, data: dict[str, str]):
+    """Server-side apply of the namespace and the record, one call."""
+    items = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": NAME,
+                "namespace": NAMESPACE,
+                "labels": {"app.kubernetes.io/managed-by": "onecluster"},
+            },
+            "data": dict(sorted(data.items())),
+        },
+    ]
+    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2)
+    return ctx.kubectl(
+        "apply", "--server-side", f"--field-manager={RECORD_MANAGER}", "-f", "-",
+        stdin=body.encode(),
+    )  # fmt: skip
+
+
+def cached(ctx: RunContext, name: str, load: Callable[[], Any]) -> Any:
+    """``load()`` once per run, kept in the run's state (steps ask from several threads)."""
+    with _cache_lock:
+        if name not in ctx.state:
+            ctx.state[name] = load()
+        return ctx.state[name]
+
+
+def helm_releases(ctx: RunContext) -> dict[tuple[str, str], dict]:
+    """Every Helm release in the cluster by (namespace, name): one ``helm list`` per run."""
+
+    def load() -> dict[tuple[str, str], dict]:
+        try:
+            out = ctx.executor.query(
+                ctx.helm("list", "--all-namespaces", "--all", "--output", "json")
+            ).stdout
+            rows = json.loads(out or "[]")
+        except (OneclusterError, ValueError):
+            return {}
+        return {(r.get("namespace", ""), r.get("name", "")): r for r in rows or []}
+
+    return cached(ctx, HELM_LIST, load)
+
+
+CONVERGE = "converge"
+
+
+def forced(ctx: RunContext, step_id: str) -> bool:
+    """Whether this run re-applies ``step_id`` regardless (``--force``, ``--force-step``)."""
+    converge = ctx.state.get(CONVERGE)
+    return converge is not None and converge.forced(step_id)
+
+
+class Converge:
+    """One run's record and decisions: which steps are unchanged, and what to write after each."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        force: bool = False,
+        force_steps: Iterable[str] = (),
+        strict: bool = False,
+    ) -> None:
+        """``strict``: a record that cannot be read is an error (``cluster.diff``), not an empty
+        record (a run then runs every step)."""
+        self.ctx = ctx
+        self.strict = strict
+        self.force = force
+        self.force_steps = set(force_steps)
+        self._lock = threading.Lock()
+        self._entries: dict[str, str] | None = None
+        self.unwritten: list[str] = []
+        self._new: dict[str, str] = {}
+        self._new_ids: list[str] = []
+        ctx.state[CONVERGE] = self
+
+    def entries(self) -> dict[str, str]:
+        """The record's data (read once; empty when there is none or it cannot be read)."""
+        with self._lock:
+            if self._entries is None:
+                self._entries = self._read()
+            return self._entries
+
+    def _read(self) -> dict[str, str]:
+        try:
+            out = self.ctx.executor.query(read_command(self.ctx)).stdout
+        except OneclusterError as exc:
+            if self.strict:
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else "no answer"
+            echo(f"==> the record {NAMESPACE}/{NAME} could not be read ({first}): every step runs")
+            return {}
+        if not out.strip():
+            return {}
+        try:
+            return dict(json.loads(out).get("data") or {})
+        except (ValueError, AttributeError):
+            echo(f"==> the record {NAMESPACE}/{NAME} is not a ConfigMap's JSON: every step runs")
+            return {}
+
+    def recorded(self, step_id: str) -> str | None:
+        """The fingerprint the record holds for ``step_id``, if any."""
+        raw = self.entries().get(key(step_id))
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw).get("fingerprint")
+        except (ValueError, AttributeError):
+            return None
+
+    def forced(self, step_id: str) -> bool:
+        return self.force or step_id in self.force_steps
+
+    def unchanged(self, step: Any, fingerprint: str | None) -> bool:
+        """Whether ``step`` can be skipped: recorded with this fingerprint and confirmed live."""
+        if fingerprint is None or self.forced(step.id):
+            return False
+        if self.recorded(step.id) != fingerprint:
+            return False
+        return bool(step.confirm(self.ctx))
+
+    def succeeded(self, step_id: str, fingerprint: str, version: str) -> None:
+        """Note ``step_id``'s success, to be written by :meth:`flush`."""
+        entry = {
+            "fingerprint": fingerprint,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "version": version,
+            "format": STEP_FORMAT,
+        }
+        with self._lock:
+            self._new[key(step_id)] = json.dumps(entry, sort_keys=True)
+            self._new_ids.append(step_id)
+
+    def flush(self) -> None:
+        """Write what succeeded in one server-side apply (nothing when nothing changed); when the
+        write fails, say which steps will run again next time, and go on."""
+        with self._lock:
+            new, ids = dict(self._new), list(self._new_ids)
+        if not new:
+            return
+        data = {**self.entries(), **new}
+        # its own executor: the record is written after an interrupt ended the steps' tools too
+        executor = Executor(stop=Stop())
+        try:
+            executor.query(write_command(self.ctx, data))
+        except (OneclusterError, Interrupted) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "no answer"
+            echo(
+                f"==> the record {NAMESPACE}/{NAME} was not written ({first}): "
+                f"{', '.join(ids)} succeeded but will run again next time",
+                err=True,
+            )
+            self.unwritten = ids
+            return
+        with self._lock:
+            self._entries = data
+            self._new.clear()
+            self._new_ids.clear()

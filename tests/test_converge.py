@@ -1,0 +1,278 @@
+"""Converge, don't redo: a re-run of the reference stack on stateful fakes reads, and only reads.
+
+The whole reference graph runs through the real runner on the stateful fakes of
+``tests/stateful.py`` (helm lists what it installed, kubectl returns what was applied, a Talos
+node the config applied to it; the secret syncs stand in as reads).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import call_task
+from invoke.exceptions import Exit
+from stateful import (
+    SyncStandIn,
+    applied,
+    components,
+    lease_call,
+    mutating,
+    record_write,
+    stateful_nodes,
+)
+from test_talos_fixtures import make_talos_env
+
+from tasks.engine.components import CrdBundle, HelmRelease, ManifestBundle
+from tasks.engine.errors import FlagError
+from tasks.engine.execute import diff, execute
+from tasks.engine.inventory import REPO_ROOT
+from tasks.engine.record import NAME, NAMESPACE, RECORD_MANAGER, key
+from tasks.engine.runner import OK, UNCHANGED, RunFailed
+from tasks.stack import STACK
+from tasks.talos.options import TalosOptions
+
+INV = STACK.load()
+IPS = [str(n.ip) for n in INV.nodes]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, fake_tools):
+    env = make_talos_env(tmp_path, monkeypatch, fake_tools)
+    stateful_nodes(fake_tools, IPS)
+    return env
+
+
+def rebuild(jobs: int = 4, traefik_values: str = "", **flags):
+    return execute(
+        STACK.with_components(components(traefik_values)), jobs=jobs,
+        options=(TalosOptions(poll_interval=0),), **flags,
+    )  # fmt: skip
+
+
+def identity(call: dict, workdirs: list[str]) -> tuple:
+    argv = []
+    for a in call["argv"]:
+        for wd in workdirs:
+            a = a.replace(wd, "$WD")
+        argv.append(a)
+    return (call["tool"], *argv, call["stdin_sha256"])
+
+
+def workdirs(calls: list[dict]) -> list[str]:
+    found = set()
+    for c in calls:
+        for i, a in enumerate(c["argv"]):
+            if a in ("--kubeconfig", "--talosconfig") and "onecluster-" in c["argv"][i + 1]:
+                found.add(str(Path(c["argv"][i + 1]).parent))
+    return sorted(found)
+
+
+def counts(steps):
+    return (
+        [s for s in steps if isinstance(s, HelmRelease)],
+        [s for s in steps if isinstance(s, ManifestBundle)],
+        [s for s in steps if isinstance(s, CrdBundle)],
+    )
+
+
+def test_second_rebuild_makes_no_mutating_call_and_one_read_per_release_bundle_node(
+    env, fake_tools
+):
+    first = rebuild()
+    assert first.ok
+    n_first = len(fake_tools.calls())
+    first_applied = applied(fake_tools.calls())
+    steps = components()(INV)
+    releases, bundles, crds = counts(steps)
+    # the first run applied every release, bundle, CRD source and node once, recorded each
+    assert len([c for c in first_applied if c["tool"] == "helm"]) == len(releases)
+    assert len([c for c in first_applied if "apply-config" in c["argv"]]) == len(IPS)
+    kubectl_applies = [c for c in first_applied if c["tool"] == "kubectl"]
+    assert len(kubectl_applies) == len(bundles) + sum(len(c.sources) for c in crds)
+    cm = fake_tools.log.parent / "objects.json"
+    record = json.loads(cm.read_text())[f"configmap/{NAMESPACE}/{NAME}"]["data"]
+    fingerprinted = {s.id for s in [*releases, *bundles, *crds]}
+    assert set(record) == {key(i) for i in fingerprinted}
+    assert all(json.loads(v)["fingerprint"].startswith("sha256:") for v in record.values())
+
+    second = rebuild()
+    assert second.ok
+    calls = fake_tools.calls()[n_first:]
+    assert applied(calls) == []
+    assert [c for c in calls if record_write(c)] == []  # nothing new to record
+    assert len([c for c in calls if lease_call(c) and mutating(c)]) <= 2  # the lock: take, release
+    status = {r.id: r.status for r in second.results}
+    assert {i for i, s in status.items() if s == UNCHANGED} == fingerprinted | {
+        f"talos/apply-{n.name}" for n in INV.nodes
+    }
+    assert all(s == OK for i, s in status.items() if i not in fingerprinted and "apply-" not in i)
+    # the reads: one helm list, one record read, one get per bundle, one config read per node
+    assert [c["argv"][2:] for c in calls if c["tool"] == "helm"] == [
+        ["list", "--all-namespaces", "--all", "--output", "json"]
+    ]
+    assert len([c for c in calls if "configmap" in c["argv"] and "get" in c["argv"]]) == 1
+    gets = [c for c in calls if c["tool"] == "kubectl" and c["argv"][-2:] == ["-f", "-"]]
+    assert len(gets) == len(bundles)
+    assert len([c for c in calls if c["argv"][2:4] == ["get", "machineconfig"]]) == len(IPS)
+    gates = [s for s in steps if s.kind == "gate"]
+    syncs = [s for s in steps if isinstance(s, SyncStandIn)]
+    bound = (
+        len(releases) + len(bundles) + len(IPS)  # one read each (helm list counts for all)
+        + sum(len(c.commands(_ctx())) for c in [*gates, *syncs])  # gates and syncs still check
+        + 2 * len(IPS) + 12  # the maintenance probes, and a constant: Talos, record, lock
+    )  # fmt: skip
+    assert len(calls) <= bound, (len(calls), bound)
+    assert "unchanged" in second.summary()
+
+
+def _ctx():
+    from tasks.engine.context import run_context
+
+    with run_context(INV, dry_run=True, fetch_kubeconfig=True) as ctx:
+        return ctx
+
+
+def test_one_line_values_change_reapplies_only_traefik_and_force_step_one(
+    env, fake_tools, tmp_path
+):
+    assert rebuild().ok
+    changed = tmp_path / "traefik.yaml"
+    text = (REPO_ROOT / "helm-values" / "traefik.yaml").read_text()
+    assert "  replicas: 2\n" in text
+    changed.write_text(text.replace("  replicas: 2\n", "  replicas: 3\n", 1))  # one line
+    before = len(fake_tools.calls())
+    report = rebuild(traefik_values=str(changed))
+    calls = fake_tools.calls()[before:]
+    ran = [c for c in applied(calls)]
+    assert [(c["tool"], c["argv"][2:5]) for c in ran] == [
+        ("helm", ["upgrade", "--install", "traefik"])
+    ]
+    assert len([c for c in calls if record_write(c)]) == 1
+    status = {r.id: r.status for r in report.results}
+    assert status["network/traefik"] == OK
+    releases, bundles, crds = counts(components()(INV))
+    others = {s.id for s in [*releases, *bundles, *crds]} - {"network/traefik"}
+    assert {i for i in others if status[i] != UNCHANGED} == set()
+
+    # the change is recorded: the same values again change nothing
+    before = len(fake_tools.calls())
+    assert rebuild(traefik_values=str(changed)).ok
+    assert applied(fake_tools.calls()[before:]) == []
+
+    # --force-step re-applies that one step; an unknown id is refused before anything runs
+    before = len(fake_tools.calls())
+    rebuild(traefik_values=str(changed), force_steps=["network/kube-vip"])
+    ran = applied(fake_tools.calls()[before:])
+    assert [c["argv"][2:5] for c in ran] == [["upgrade", "--install", "kube-vip"]]
+    with pytest.raises(FlagError, match="--force-step network/nope: not a selected step"):
+        rebuild(force_steps=["network/nope"])
+
+
+def test_force_reapplies_everything(env, fake_tools):
+    assert rebuild().ok
+    first = Counter(identity(c, workdirs(fake_tools.calls())) for c in applied(fake_tools.calls()))
+    before = len(fake_tools.calls())
+    assert rebuild(force=True).ok
+    calls = fake_tools.calls()[before:]
+    again = [c for c in applied(calls) if c["tool"] != "talosctl" or "bootstrap" not in c["argv"]]
+    assert len(again) == sum(first.values()) - 1  # everything but the bootstrap (etcd answers)
+
+
+def test_rebuild_failed_at_longhorn_then_plain_rerun_runs_exactly_what_had_not_succeeded(
+    env, fake_tools
+):
+    fake_tools.rule("helm", "upgrade --install longhorn", exit=1, stderr="timed out", times=1)
+    with pytest.raises(RunFailed) as err:
+        rebuild(jobs=8)
+    first = err.value.report
+    assert [r.id for r in first.failed] == ["storage/longhorn"]
+    assert "resume with: " in str(err.value) and "--from" not in str(err.value)
+    first_calls = fake_tools.calls()
+    before = len(first_calls)
+    second = rebuild(jobs=8)
+    assert second.ok
+    status1 = {r.id: r.status for r in first.results}
+    status2 = {r.id: r.status for r in second.results}
+    fingerprinted = {
+        s.id for s in components()(INV) if isinstance(s, (HelmRelease, ManifestBundle, CrdBundle))
+    }
+    for step, was in status1.items():
+        if step in fingerprinted or step.startswith("talos/apply-"):
+            # what succeeded is unchanged now; the failed, skipped and never-run steps run
+            assert status2[step] == (UNCHANGED if was == OK else OK), step
+    assert {s for s, r in status1.items() if r != OK} <= {s for s, r in status2.items() if r == OK}
+    # together the two runs make each apply of one full rebuild exactly once
+    all_calls = fake_tools.calls()
+    wds = workdirs(all_calls)
+    done = [c for c in applied(all_calls) if c["exit"] == 0]
+    made = Counter(identity(c, wds) for c in done)
+    assert max(made.values()) == 1
+    releases, bundles, crds = counts(components()(INV))
+    assert len([c for c in done if c["tool"] == "helm"]) == len(releases)
+    assert len([c for c in done if "apply-config" in c["argv"]]) == len(IPS)
+    assert len([c for c in done if c["tool"] == "kubectl"]) == len(bundles) + sum(
+        len(c.sources) for c in crds
+    )
+    assert len(fake_tools.calls()) > before
+
+
+def test_diff_shows_a_values_change_exits_2_before_and_0_after(env, fake_tools, tmp_path):
+    assert rebuild().ok
+    changed = tmp_path / "traefik.yaml"
+    text = (REPO_ROOT / "helm-values" / "traefik.yaml").read_text()
+    changed.write_text(text.replace("  replicas: 2\n", "  replicas: 3\n", 1))
+    catalog = STACK.with_components(components(str(changed)))
+    before = len(fake_tools.calls())
+    shown, changes = diff(catalog, fmt="json")
+    assert changes
+    verdicts = {s["id"]: s["status"] for s in json.loads(shown)["steps"]}
+    assert verdicts["network/traefik"] == "changed"
+    releases, bundles, crds = counts(components()(INV))
+    others = {s.id for s in [*releases, *bundles, *crds]} - {"network/traefik"}
+    assert {verdicts[i] for i in others} == {"unchanged"}
+    assert verdicts["network/traefik-ready"] == "checked at run time"
+    assert applied(fake_tools.calls()[before:]) == []  # the diff only read
+    assert rebuild(traefik_values=str(changed)).ok
+    shown, changes = diff(catalog)
+    assert not changes
+    assert "network/traefik " in shown and "0 new, 0 changed, 0 drifted" in shown
+    # the task: the stack's own Traefik values differ from what was just applied: exit 2
+    with pytest.raises(Exit) as err:
+        call_task("cluster.diff", step=["network/traefik"], format="json")
+    assert err.value.code == 2
+
+
+def test_diff_live_finds_drift_by_hand_and_a_new_cluster_is_all_new(env, fake_tools):
+    catalog = STACK.with_components(components())
+    shown, changes = diff(catalog, layers=["storage"])
+    assert changes and "storage/longhorn" in shown
+    assert {r.split()[-1] for r in shown.splitlines() if r.startswith("storage/longhorn ")} == {
+        "new"
+    }
+    assert rebuild().ok
+    assert diff(catalog, layers=["storage"])[1] is False
+    fake_tools.rule("kubectl", "diff", "--server-side", exit=1,
+                    stdout="-  numberOfReplicas: \"3\"\n+  numberOfReplicas: \"2\"\n")  # fmt: skip
+    assert diff(catalog, layers=["storage"])[1] is False  # without --live: the record agrees
+    shown, changes = diff(catalog, layers=["storage"], live=True)
+    assert changes
+    assert "storage/longhorn-extras" in shown and "drifted" in shown
+    assert '+  numberOfReplicas: "2"' in shown
+
+
+def test_a_record_that_cannot_be_written_fails_no_step_and_is_said(env, fake_tools, capsys):
+    fake_tools.rule("kubectl", f"--field-manager={RECORD_MANAGER}", exit=1,
+                    stderr='Error from server (Forbidden): configmaps is forbidden\n')  # fmt: skip
+    catalog = STACK.with_components(components())
+    assert execute(catalog, targets=["network/kube-vip"]).ok
+    err = capsys.readouterr().err
+    assert f"the record {NAMESPACE}/{NAME} was not written" in err
+    line = next(x for x in err.splitlines() if "was not written" in x)
+    assert "network/kube-vip" in line and line.endswith("succeeded but will run again next time")
+    before = len(fake_tools.calls())
+    execute(catalog, targets=["network/kube-vip"])  # nothing was recorded: it runs again
+    ran = [c["argv"][2:5] for c in applied(fake_tools.calls()[before:])]
+    assert ["upgrade", "--install", "kube-vip"] in ran
