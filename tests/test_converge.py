@@ -8,6 +8,7 @@ node the config applied to it; the secret syncs stand in as reads).
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -42,6 +43,10 @@ IPS = [str(n.ip) for n in INV.nodes]
 def env(tmp_path, monkeypatch, fake_tools):
     env = make_talos_env(tmp_path, monkeypatch, fake_tools)
     stateful_nodes(fake_tools, IPS)
+    # the user's kubeconfig that cluster.diff reads (the fake kubectl needs no content in it)
+    kubeconfig = Path(os.environ["KUBECONFIG"])
+    if not kubeconfig.exists():
+        kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     return env
 
 
@@ -276,3 +281,13 @@ def test_a_record_that_cannot_be_written_fails_no_step_and_is_said(env, fake_too
     execute(catalog, targets=["network/kube-vip"])  # nothing was recorded: it runs again
     ran = [c["argv"][2:5] for c in applied(fake_tools.calls()[before:])]
     assert ["upgrade", "--install", "kube-vip"] in ran
+
+
+def test_diff_without_a_kubeconfig_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(Exit) as err:
+        call_task("cluster.diff")
+    assert err.value.code == 1
+    assert "no kubeconfig at" in str(err.value.message) and "talos.kubeconfig" in str(
+        err.value.message
+    )

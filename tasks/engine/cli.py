@@ -54,7 +54,7 @@ HELP = {
     "jobs": "how many steps may run at once (default 4)",
     "from_": "only the steps from this step id on, in plan order",
     "force": "re-apply every step, even those the cluster's record shows unchanged",
-    "force_step": "re-apply this step even if unchanged (repeatable)",
+    "force_step": "re-apply this step even if unchanged",
 }
 
 MAX_JOBS = 64  # far above what six nodes gain from; a typo (--jobs 4000) is an error

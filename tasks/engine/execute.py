@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog
@@ -253,5 +254,10 @@ def diff(
     check_tools(sorted({"kubectl", "helm"} & {t for s in steps for t in s.tools()}))
     with run_context(inventory, dry_run=True, fetch_kubeconfig=False) as ctx:
         precheck(catalog, ctx, steps)
+        if not Path(ctx.kubeconfig).is_file():
+            raise OneclusterError(
+                f"cluster.diff compares with the running cluster, and there is no kubeconfig at "
+                f"{ctx.kubeconfig} (fix: `invoke talos.kubeconfig`, or point $KUBECONFIG at it)"
+            )
         found = diff_steps(ctx, steps, live=live)
     return render_diff(found, fmt), has_changes(found)
