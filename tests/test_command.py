@@ -12,7 +12,7 @@ import pytest
 
 from tasks.engine.command import Command, Executor, check_tools, cmd, resolve_binary
 from tasks.engine.errors import CommandError, ToolMissingError
-from tasks.engine.invocation import command_line, continue_command
+from tasks.engine.invocation import command_line
 from tasks.engine.signals import Interrupted, Stop, handle_signals
 
 
@@ -159,16 +159,12 @@ def test_signal_handlers_route_to_the_stop_and_are_restored():
     assert {s: signal.getsignal(s) for s in before} == before
 
 
-def test_continue_command_replaces_from_and_keeps_every_other_flag():
-    argv = ["/venv/bin/invoke", "cluster.rebuild", "--jobs", "8", "--from", "talos/genconfig"]
-    assert continue_command("network/traefik", argv) == (
-        "invoke cluster.rebuild --jobs 8 --from network/traefik"
-    )
-    assert continue_command("a/b", ["/x/invoke/__main__.py", "network.deploy", "--from=a/x"]) == (
-        "invoke network.deploy --from a/b"
-    )
-    assert continue_command(None, ["inv", "talos.apply", "--node", "my node"]) == (
+def test_the_command_line_is_shown_as_typed_again_with_the_program_as_invoke():
+    assert command_line(["inv", "talos.apply", "--node", "my node"]) == (
         "invoke talos.apply --node 'my node'"
+    )
+    assert command_line(["/x/invoke/__main__.py", "network.deploy", "--jobs", "8"]) == (
+        "invoke network.deploy --jobs 8"
     )
     assert command_line(["/venv/bin/invoke", "apps.deploy", "--name", "mealie"]) == (
         "invoke apps.deploy --name mealie"

@@ -15,9 +15,17 @@ from tasks.engine.context import run_context
 from tasks.engine.errors import OneclusterError
 from tasks.engine.graph import Graph
 from tasks.engine.inventory import load_inventory
-from tasks.engine.invocation import continue_command
 from tasks.engine.output import register_secret
-from tasks.engine.runner import FAILED, NOT_RUN, OK, SKIPPED, STOPPED, RunFailed, Runner
+from tasks.engine.runner import (
+    FAILED,
+    NOT_RUN,
+    OK,
+    SKIPPED,
+    STOPPED,
+    RunFailed,
+    Runner,
+    resume_command,
+)
 from tasks.engine.signals import Stop
 
 
@@ -131,7 +139,7 @@ def test_run_failed_reports_failed_skipped_and_how_to_resume(fake_tools):
     assert "step network/a failed" in text
     assert "skipped: network/b, network/c, network/d, network/e" in text
     # resuming is running the same command again: what succeeded is skipped as unchanged
-    assert f"resume with: {continue_command(None)}" in text and "--from" not in text
+    assert f"resume with: {resume_command()}" in text and "--from" not in text
 
 
 def test_resume_from_a_step_runs_it_and_what_follows(fake_tools):
@@ -250,4 +258,4 @@ def test_an_after_step_error_stops_the_run_like_a_failure(fake_tools):
     assert [r.status for r in report.results] == [OK, SKIPPED, SKIPPED, SKIPPED, SKIPPED]
     text = str(RunFailed(report))
     assert text.startswith("the cluster's Lease was taken by another run")
-    assert f"resume with: {continue_command(None)}" in text and "--from" not in text
+    assert f"resume with: {resume_command()}" in text and "--from" not in text

@@ -29,12 +29,11 @@ from .diff import render as render_diff
 from .errors import FlagError, InputError, OneclusterError
 from .graph import Graph
 from .inventory import Inventory
-from .invocation import continue_command
 from .lock import RunLock
 from .output import echo
 from .plan import render_plan
 from .record import Converge
-from .runner import NOT_RUN, OK, STOPPED, UNCHANGED, Report, RunFailed, Runner
+from .runner import NOT_RUN, OK, STOPPED, UNCHANGED, Report, RunFailed, Runner, resume_command
 from .signals import Stop, handle_signals
 
 
@@ -206,7 +205,7 @@ def _report_interrupt(report: Report) -> None:
         echo("every step had finished: there is nothing to continue")
         return
     # a re-run skips every step that succeeded (unchanged) and runs the rest
-    echo(f"continue with: {continue_command(None)}")
+    echo(f"continue with: {resume_command()}")
 
 
 def precheck(catalog: Catalog, ctx: RunContext, steps: Sequence[Component]) -> None:

@@ -1,7 +1,7 @@
 """The command line this run was started with, as a user would type it again.
 
 Used twice: a run's lock names the command holding it, and an interrupted or failed run prints
-the command that continues it (the same one, with ``--from`` set to the first step not done).
+it as the command that continues it (a re-run skips what succeeded unchanged).
 """
 
 from __future__ import annotations
@@ -26,27 +26,3 @@ def _argv(argv: Sequence[str] | None) -> list[str]:
 def command_line(argv: Sequence[str] | None = None) -> str:
     """This process's command line, shell-quoted, with the program shown as ``invoke``."""
     return shlex.join(_argv(argv))
-
-
-def continue_command(from_step: str | None, argv: Sequence[str] | None = None) -> str:
-    """The command that continues this run at ``from_step`` (its own ``--from`` replaced).
-
-    ``from_step`` None: the same command again (a task without ``--from`` reruns its steps; what
-    is in place is skipped or re-applied unchanged).
-    """
-    args = _argv(argv)
-    kept: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-            continue
-        if arg == "--from":
-            skip = True
-            continue
-        if arg.startswith("--from="):
-            continue
-        kept.append(arg)
-    if from_step:
-        kept += ["--from", from_step]
-    return shlex.join(kept)

@@ -21,7 +21,7 @@ from .components import Component
 from .context import RunContext
 from .errors import FlagError, OneclusterError
 from .graph import Graph
-from .invocation import continue_command
+from .invocation import command_line
 from .output import echo, redact, table
 from .record import Converge
 from .signals import Interrupted, Stop
@@ -109,7 +109,7 @@ class RunFailed(OneclusterError):
 
 def resume_command() -> str:
     """The command that resumes a run: the same command again (a re-run skips what succeeded)."""
-    return continue_command(None)
+    return command_line()
 
 
 def _priorities(steps: Sequence[Component]) -> dict[str, int]:
