@@ -116,7 +116,7 @@ def test_second_rebuild_makes_no_mutating_call_and_one_read_per_release_bundle_n
     assert all(s == OK for i, s in status.items() if i not in fingerprinted and "apply-" not in i)
     # the reads: one helm list, one record read, one get per bundle, one config read per node
     assert [c["argv"][2:] for c in calls if c["tool"] == "helm"] == [
-        ["list", "--all-namespaces", "--all", "--output", "json"]
+        ["list", "--all-namespaces", "--output", "json"]
     ]
     assert len([c for c in calls if "configmap" in c["argv"] and "get" in c["argv"]]) == 1
     gets = [c for c in calls if c["tool"] == "kubectl" and c["argv"][-2:] == ["-f", "-"]]

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from tasks.engine import diff, record
 from tasks.engine.command import Command, resolve_binary
-from tasks.engine.components import CrdBundle
+from tasks.engine.components import CrdBundle, ManifestBundle
 from tasks.engine.context import run_context
 from tasks.stack import STACK, WORKLOAD_LAYERS
 from tasks.workloads.workload import removal_commands
@@ -69,7 +70,15 @@ def stack_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Comm
         mealie = next(w for w in WORKLOAD_LAYERS["apps"](inv) if w.name == "mealie")
         for command in removal_commands(mealie, graph, ctx, purge=True):
             found.setdefault(_shape(command), command)
-    return list(found.values())
+        # a converging run's own reads and write, and cluster.diff's: not steps, so listed here
+        bundle = next(s for s in graph.steps() if isinstance(s, ManifestBundle))
+        converge = [
+            record.read_command(ctx),
+            record.write_command(ctx, {record.key("network/traefik"): "{}"}),
+            record.helm_list_command(ctx),
+            diff.object_diff(ctx, bundle),
+        ]
+    return [*found.values(), *converge]
 
 
 @pytest.mark.parametrize("tool", ["helm", "kubectl"])

@@ -79,14 +79,21 @@ def cached(ctx: RunContext, name: str, load: Callable[[], Any]) -> Any:
         return ctx.state[name]
 
 
+def helm_list_command(ctx: RunContext):
+    """``helm list`` of every release in every namespace, whatever its status, as JSON.
+
+    Helm v4 lists releases in any status by default and has no ``--all`` (v3's flag): given it,
+    v4 fails with "unknown flag: --all" (``tests/test_real_tools.py`` runs the real helm on this).
+    """
+    return ctx.helm("list", "--all-namespaces", "--output", "json")
+
+
 def helm_releases(ctx: RunContext) -> dict[tuple[str, str], dict]:
     """Every Helm release in the cluster by (namespace, name): one ``helm list`` per run."""
 
     def load() -> dict[tuple[str, str], dict]:
         try:
-            out = ctx.executor.query(
-                ctx.helm("list", "--all-namespaces", "--all", "--output", "json")
-            ).stdout
+            out = ctx.executor.query(helm_list_command(ctx)).stdout
             rows = json.loads(out or "[]")
         except (OneclusterError, ValueError):
             return {}
