@@ -1,0 +1,1 @@
+"""Metrics: Prometheus read through the API server's service proxy (cluster.status, scheduling)."""
