@@ -15,9 +15,20 @@ volume still reports ``healthy``: losing that node loses both. :func:`colocated`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+
+def timestamp(text: object) -> datetime | None:
+    """An RFC 3339 time as Kubernetes and Longhorn write it (``2026-12-01T03:00:00Z``), or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,11 @@ class Volume:
     state: str  # attached, detached, attaching, ...; "" when Longhorn has not said yet
     robustness: str  # healthy, degraded, faulted, or unknown (what a detached volume reports)
     replicas: int | None  # spec.numberOfReplicas
+    # status.kubernetesStatus: the claim bound to it ("" when none); status.lastBackupAt
+    pvc_namespace: str = ""
+    pvc_name: str = ""
+    last_backup: str = ""
+    last_backup_at: datetime | None = None
 
     @property
     def healthy(self) -> bool:
@@ -42,23 +58,33 @@ def volumes(listing: Mapping[str, Any]) -> list[Volume]:
     found = []
     for item in listing.get("items") or []:
         status = item.get("status") or {}
+        claim = status.get("kubernetesStatus") or {}
         found.append(
             Volume(
                 name=(item.get("metadata") or {}).get("name", "?"),
                 state=status.get("state") or "",
                 robustness=status.get("robustness") or "",
                 replicas=(item.get("spec") or {}).get("numberOfReplicas"),
+                pvc_namespace=claim.get("namespace") or "",
+                pvc_name=claim.get("pvcName") or "",
+                last_backup=status.get("lastBackup") or "",
+                last_backup_at=timestamp(status.get("lastBackupAt")),
             )
         )
     return found
 
 
-def read_volumes(payload: str) -> list[Volume]:
-    """The volumes in kubectl's JSON output (no output: none); ``ValueError`` if it is no list."""
+def _listing(payload: str) -> Mapping[str, Any]:
+    """kubectl's JSON List (no output: empty); ``ValueError`` if it is not one."""
     listing = json.loads(payload or "{}")  # json.JSONDecodeError is a ValueError
     if not isinstance(listing, Mapping):
         raise ValueError(f"expected a kubectl List, got {type(listing).__name__}")
-    return volumes(listing)
+    return listing
+
+
+def read_volumes(payload: str) -> list[Volume]:
+    """The volumes in kubectl's JSON output (no output: none); ``ValueError`` if it is no list."""
+    return volumes(_listing(payload))
 
 
 @dataclass(frozen=True)
@@ -89,10 +115,7 @@ def replicas(listing: Mapping[str, Any]) -> list[Replica]:
 
 def read_replicas(payload: str) -> list[Replica]:
     """The replicas in kubectl's JSON output (no output: none); ``ValueError`` if it is no list."""
-    listing = json.loads(payload or "{}")
-    if not isinstance(listing, Mapping):
-        raise ValueError(f"expected a kubectl List, got {type(listing).__name__}")
-    return replicas(listing)
+    return replicas(_listing(payload))
 
 
 def colocated(found: list[Replica]) -> dict[str, list[str]]:
@@ -108,3 +131,65 @@ def colocated(found: list[Replica]) -> dict[str, list[str]]:
         for volume, nodes in per_volume.items()
     }
     return {volume: nodes for volume, nodes in sorted(shared.items()) if nodes}
+
+
+@dataclass(frozen=True)
+class Backup:
+    """One Longhorn backup (``backups.longhorn.io``, v1beta2): of which volume, how far, when.
+
+    ``state`` is Longhorn's ``BackupState``: ``New``, ``Pending``, ``InProgress``, ``Completed``,
+    ``Error`` or ``Unknown`` (longhorn-manager ``k8s/pkg/apis/longhorn/v1beta2/backup.go``).
+    """
+
+    name: str
+    volume: str  # status.volumeName, else the backup-volume label
+    state: str
+    created_at: datetime | None  # status.backupCreatedAt
+    progress: int  # 0..100
+    url: str  # status.url: where in the backup target it lives
+    error: str
+    size: str  # status.size, bytes as a string
+
+    @property
+    def completed(self) -> bool:
+        """Finished and stored in the backup target."""
+        return self.state == "Completed"
+
+
+def backups(listing: Mapping[str, Any]) -> list[Backup]:
+    """The backups of a parsed ``kubectl get backups.longhorn.io -o json`` listing."""
+    found = []
+    for item in listing.get("items") or []:
+        meta = item.get("metadata") or {}
+        status = item.get("status") or {}
+        found.append(
+            Backup(
+                name=meta.get("name", "?"),
+                volume=status.get("volumeName")
+                or (meta.get("labels") or {}).get("backup-volume", ""),
+                state=status.get("state") or "",
+                created_at=timestamp(status.get("backupCreatedAt")),
+                progress=int(status.get("progress") or 0),
+                url=status.get("url") or "",
+                error=status.get("error") or "",
+                size=str(status.get("size") or ""),
+            )
+        )
+    return found
+
+
+def read_backups(payload: str) -> list[Backup]:
+    """The backups in kubectl's JSON output (no output: none); ``ValueError`` if it is no list."""
+    return backups(_listing(payload))
+
+
+def latest_completed(found: Iterable[Backup]) -> dict[str, Backup]:
+    """Each volume's newest completed backup (by ``backupCreatedAt``): volume → backup."""
+    latest: dict[str, Backup] = {}
+    for b in found:
+        if not b.completed or not b.volume or b.created_at is None:
+            continue
+        held = latest.get(b.volume)
+        if held is None or (held.created_at is not None and b.created_at > held.created_at):
+            latest[b.volume] = b
+    return dict(sorted(latest.items()))
