@@ -56,42 +56,42 @@ def rs(avg: float, std: float, req: float, cap: float = 1000) -> ResourceStats:
     ("stats", "margin", "sensitivity", "expected"),
     [
         # typical, upstream defaults: U=400 R=100 S=100 of C=1000 → μ=(400+100)/1000=0.5,
-        # σ=100/1000=0.1, σ^(1/1)=0.1, ×1=0.1; risk=(0.5+0.1)/2=0.3; score=(1−0.3)·100=70
+        # sigma=100/1000=0.1, sigma^(1/1)=0.1, *1=0.1; risk=(0.5+0.1)/2=0.3; score=(1-0.3)·100=70
         pytest.param(rs(400, 100, 100), 1, 1, 70.0, id="defaults"),
-        # the cluster's setting m=2 k=2: σ=√0.1=0.316228, ×2=0.632456;
+        # the cluster's setting m=2 k=2: sigma=√0.1=0.316228, *2=0.632456;
         # risk=(0.5+0.632456)/2=0.566228; score=43.3772
         pytest.param(rs(400, 100, 100), 2, 2, 43.377223398316204, id="margin-2-sensitivity-2"),
         # zero capacity: 0 whatever the rest
         pytest.param(rs(400, 100, 100, cap=0), 1, 1, 0.0, id="zero-capacity"),
         pytest.param(rs(400, 100, 100, cap=-5), 1, 1, 0.0, id="negative-capacity"),
-        # negative mean: U=−200 → 0; μ=(0+100)/1000=0.1, σ=0.1; risk=0.1; score=90
+        # negative mean: U=-200 → 0; μ=(0+100)/1000=0.1, sigma=0.1; risk=0.1; score=90
         pytest.param(rs(-200, 100, 100), 1, 1, 90.0, id="negative-mean"),
-        # mean above capacity: U=1500 → 1000; μ=(1000+100)/1000=1.1 → 1; σ=0.1;
+        # mean above capacity: U=1500 → 1000; μ=(1000+100)/1000=1.1 → 1; sigma=0.1;
         # risk=(1+0.1)/2=0.55; score=45
         pytest.param(rs(1500, 100, 100), 1, 1, 45.0, id="mean-above-capacity"),
-        # negative deviation: S → 0; μ=0.5, σ=0; risk=0.25; score=75
+        # negative deviation: S → 0; μ=0.5, sigma=0; risk=0.25; score=75
         pytest.param(rs(400, -100, 100), 1, 1, 75.0, id="negative-deviation"),
-        # deviation above capacity: S=2000 → 1000; σ=1; risk=(0.5+1)/2=0.75; score=25
+        # deviation above capacity: S=2000 → 1000; sigma=1; risk=(0.5+1)/2=0.75; score=25
         pytest.param(rs(400, 2000, 100), 1, 1, 25.0, id="deviation-above-capacity"),
-        # negative request: R → 0; μ=400/1000=0.4, σ=0.1; risk=0.25; score=75
+        # negative request: R → 0; μ=400/1000=0.4, sigma=0.1; risk=0.25; score=75
         pytest.param(rs(400, 100, -100), 1, 1, 75.0, id="negative-request"),
         # negative margin (computeScore itself; the args defaulting replaces it first, below):
-        # σ=0.1×(−1)=−0.1 → clamped 0; risk=(0.5+0)/2=0.25; score=75
+        # sigma=0.1*(-1)=-0.1 → clamped 0; risk=(0.5+0)/2=0.25; score=75
         pytest.param(rs(400, 100, 100), -1, 1, 75.0, id="negative-margin"),
-        # negative sensitivity: no root taken, σ=0.1; ×1; risk=0.3; score=70
+        # negative sensitivity: no root taken, sigma=0.1; *1; risk=0.3; score=70
         pytest.param(rs(400, 100, 100), 1, -1, 70.0, id="negative-sensitivity"),
-        # ... and with m=2 k=−2: σ=0.1×2=0.2; risk=(0.5+0.2)/2=0.35; score=65
+        # ... and with m=2 k=-2: sigma=0.1*2=0.2; risk=(0.5+0.2)/2=0.35; score=65
         pytest.param(rs(400, 100, 100), 2, -2, 65.0, id="negative-sensitivity-margin-2"),
         # sensitivity 0: exponent 1/0=+Inf, 0.1^+Inf=0; risk=0.25; score=75
         pytest.param(rs(400, 100, 100), 1, 0, 75.0, id="sensitivity-0"),
-        # sensitivity 0 with σ=1 (S=C): 1^+Inf=1; risk=(0.5+1)/2=0.75; score=25
+        # sensitivity 0 with sigma=1 (S=C): 1^+Inf=1; risk=(0.5+1)/2=0.75; score=25
         pytest.param(rs(400, 1000, 100), 1, 0, 25.0, id="sensitivity-0-full-deviation"),
-        # sensitivity 0 with σ=0: 0^+Inf=0; risk=0.25; score=75
+        # sensitivity 0 with sigma=0: 0^+Inf=0; risk=0.25; score=75
         pytest.param(rs(400, 0, 100), 1, 0, 75.0, id="sensitivity-0-no-deviation"),
-        # sensitivity −0 passes `>= 0`: exponent 1/−0=−Inf, 0.1^−Inf=+Inf, ×1 → clamped 1;
-        # risk=0.75; score=25 (TRIMARAN.md reads −0 as negative; the Go source does not)
+        # sensitivity -0 passes `>= 0`: exponent 1/-0=-Inf, 0.1^-Inf=+Inf, *1 → clamped 1;
+        # risk=0.75; score=25 (TRIMARAN.md reads -0 as negative; the Go source does not)
         pytest.param(rs(400, 100, 100), 1, -0.0, 25.0, id="sensitivity-negative-zero"),
-        # margin above 1/σ saturates: σ=0.1×20=2 → 1; risk=0.75; score=25
+        # margin above 1/sigma saturates: sigma=0.1*20=2 → 1; risk=0.75; score=25
         pytest.param(rs(400, 100, 100), 20, 1, 25.0, id="margin-saturates"),
         # margin 0: variation ignored; risk=0.25; score=75
         pytest.param(rs(400, 100, 100), 0, 1, 75.0, id="margin-0"),
@@ -102,7 +102,7 @@ def test_compute_score(stats, margin, sensitivity, expected):
 
 
 def test_margin_0_with_sensitivity_negative_zero_is_nan_as_in_go():
-    # σ=0.1^−Inf=+Inf; +Inf×0=NaN; Go's min/max keep NaN, so the score is NaN
+    # sigma=0.1^-Inf=+Inf; +Inf*0=NaN; Go's min/max keep NaN, so the score is NaN
     assert math.isnan(compute_score(rs(400, 100, 100), 0, -0.0))
 
 
@@ -116,7 +116,7 @@ def test_margin_0_with_sensitivity_negative_zero_is_nan_as_in_go():
         ((-1, -2), (1.0, 1.0)),  # negative: the defaults too
         ((2, 2), (2.0, 2.0)),
         ((0, 0), (0.0, 0.0)),  # zero is kept
-        ((1.5, -0.0), (1.5, -0.0)),  # −0 < 0 is false: kept
+        ((1.5, -0.0), (1.5, -0.0)),  # -0 < 0 is false: kept
     ],
 )
 def test_default_args(given, effective):
@@ -165,7 +165,7 @@ POD = PodShape(cpu_millicores=100, memory_bytes=512 * MiB)
 # CPU: 40% ± 10% of 1000m, pod 100m → 70 (as "defaults" above)
 CPU_METRICS = [Metric(CPU, AVERAGE, 40), Metric(CPU, STD, 10)]
 # memory: 8Gi = 8192 MiB; U=25%·8192=2048, S=5%·8192=409.6, R=512 MiB;
-# μ=(2048+512)/8192=0.3125, σ=0.05; risk=(0.3125+0.05)/2=0.18125; score=81.875
+# μ=(2048+512)/8192=0.3125, sigma=0.05; risk=(0.3125+0.05)/2=0.18125; score=81.875
 MEM_METRICS = [Metric(MEMORY, AVERAGE, 25), Metric(MEMORY, STD, 5)]
 
 
@@ -202,7 +202,7 @@ def test_zero_allocatable_cpu_scores_0_for_cpu_so_the_node_scores_0():
 
 
 def test_half_rounds_up_where_python_would_round_down():
-    # C=1024m, mean 0, no deviation, pod 768m: μ=768/1024=0.75, σ=0;
+    # C=1024m, mean 0, no deviation, pod 768m: μ=768/1024=0.75, sigma=0;
     # risk=0.375; score=62.5 exactly → Go 63 (Python's round(62.5) is 62)
     node = Allocatable(cpu_millicores=1024, memory_bytes=GiB)
     metrics = [Metric(CPU, AVERAGE, 0), Metric(CPU, STD, 0)]
@@ -210,8 +210,8 @@ def test_half_rounds_up_where_python_would_round_down():
 
 
 def test_negative_metrics_are_clamped():
-    # cpu −20% → U=−200 → 0: μ=0.1, σ=0.1; risk 0.1; cpu 90. Memory −5% → 0:
-    # μ=512/8192=0.0625, σ=0.05; risk=0.05625; 94.375 → min 90
+    # cpu -20% → U=-200 → 0: μ=0.1, sigma=0.1; risk 0.1; cpu 90. Memory -5% → 0:
+    # μ=512/8192=0.0625, sigma=0.05; risk=0.05625; 94.375 → min 90
     metrics = [Metric(CPU, AVERAGE, -20), Metric(CPU, STD, 10)]
     metrics += [Metric(MEMORY, AVERAGE, -5), Metric(MEMORY, STD, 5)]
     assert node_score(metrics, NODE, POD, 1, 1) == 90
@@ -223,7 +223,7 @@ def test_a_nan_metric_is_an_invalid_score():
 
 
 def test_the_cluster_setting_scores_a_bursty_node_far_below_a_steady_one():
-    # steady: 40% ± 0 → μ=0.5, σ=0 → 75 under m=2 k=2.
+    # steady: 40% ± 0 → μ=0.5, sigma=0 → 75 under m=2 k=2.
     # bursty: 40% ± 10% → 43.38 → 43 (see "margin-2-sensitivity-2")
     steady = [Metric(CPU, AVERAGE, 40), Metric(CPU, STD, 0)]
     assert node_score(steady, NODE, PodShape(100, 0), 2, 2) == 75

@@ -14,7 +14,7 @@ Read from kubernetes-sigs/scheduler-plugins **v0.34.7** (the chart's and the ima
 
 and the metric entries from paypal/load-watcher **v0.2.4** (the version scheduler-plugins' go.mod
 pins): ``pkg/watcher/watcher.go`` (types ``CPU``/``Memory``, operators ``AVG``/``STD``/``Latest``)
-and ``pkg/watcher/internal/metricsprovider/prometheus.go`` (each value is Prometheus' × 100).
+and ``pkg/watcher/internal/metricsprovider/prometheus.go`` (each value is Prometheus' * 100).
 
 ``../shared/reference/scheduler-plugins/TRIMARAN.md`` describes the same maths; where it and the
 source could be read two ways the source decides, and the docstrings below say where:
@@ -22,7 +22,7 @@ source could be read two ways the source decides, and the docstrings below say w
 - Go's builtin ``min``/``max`` (Go 1.21+) return NaN when either argument is NaN; Python's do not,
   so :func:`_min`/:func:`_max` mirror Go's. TRIMARAN.md does not cover NaN.
 - A sensitivity of negative zero passes the upstream ``sensitivity >= 0`` test (and the defaulting's
-  ``< 0``), so the exponent is ``1/-0 = -Inf``: σ^-Inf is +Inf for σ < 1, then clamped to 1 by
+  ``< 0``), so the exponent is ``1/-0 = -Inf``: sigma^-Inf is +Inf for sigma < 1, then clamped to 1 by
   the margin step (or NaN when the margin is 0). TRIMARAN.md's "k ≥ 0" reads as if -0 were
   negative.
 - "Only one resource valid: that resource's score": the source takes ``max(memoryScore,
@@ -140,9 +140,9 @@ def compute_score(rs: ResourceStats, margin: float, sensitivity: float) -> float
     """``computeScore`` (analysis.go): one resource's score, a float in [0, 100].
 
     Capacity ≤ 0 scores 0. The request is clamped at 0, the mean and deviation to [0, capacity];
-    σ is raised to ``1/sensitivity`` only when ``sensitivity >= 0`` (so ``0`` gives σ^+Inf: 0 for
-    σ < 1, 1 for σ = 1; a negative one leaves σ as is), multiplied by the margin and clamped to
-    [0, 1] (a negative margin gives 0); risk = (μ + σ) / 2; score = (1 − risk) · 100.
+    sigma is raised to ``1/sensitivity`` only when ``sensitivity >= 0`` (so ``0`` gives sigma^+Inf: 0 for
+    sigma < 1, 1 for sigma = 1; a negative one leaves sigma as is), multiplied by the margin and clamped to
+    [0, 1] (a negative margin gives 0); risk = (μ + sigma) / 2; score = (1 - risk) · 100.
     """
     if rs.capacity <= 0:
         return 0.0
@@ -187,7 +187,7 @@ def resource_stats(
 ) -> ResourceStats | None:
     """``CreateResourceStats``: absolute statistics of one resource, or None without data.
 
-    CPU in millicores; memory in MiB (bytes × ``MegaFactor``), the node's and the Pod's alike.
+    CPU in millicores; memory in MiB (bytes * ``MegaFactor``), the node's and the Pod's alike.
     """
     avg, std, valid = resource_data(metrics, resource_type)
     if not valid:
