@@ -1,0 +1,52 @@
+"""A PNG of node utilisation over time under two settings (matplotlib, an optional extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..engine.errors import OneclusterError
+from .replay import OVERLOAD, Outcome
+
+INSTALL_HINT = "pip install -e '.[plot]'  (or: pip install matplotlib)"
+
+
+class PlotUnavailable(OneclusterError):
+    """matplotlib is not installed."""
+
+
+def write_plot(path: str | Path, times: Sequence[float], outcomes: Sequence[Outcome]) -> None:
+    """One row per outcome (best, current), CPU and memory side by side, one line per node."""
+    try:
+        import matplotlib  # lazy: heavy, and an optional extra
+
+        matplotlib.use("Agg")  # no display: write files only
+        import matplotlib.dates as mdates
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotUnavailable(f"matplotlib is not installed; {INSTALL_HINT}") from None
+    when = [datetime.fromtimestamp(t, UTC) for t in times]
+    fig, axes = plt.subplots(
+        len(outcomes), 2, figsize=(13, 3.6 * len(outcomes)), sharex=True, squeeze=False
+    )
+    try:
+        for row, outcome in zip(axes, outcomes, strict=True):
+            for ax, resource, series in (
+                (row[0], "CPU", outcome.cpu),
+                (row[1], "memory", outcome.memory),
+            ):
+                for node in sorted(series):
+                    values = [float("nan") if v is None else v for v in series[node]]
+                    ax.plot(when, values, linewidth=0.8, label=node)
+                ax.axhline(OVERLOAD, color="red", linestyle="--", linewidth=0.8)
+                ax.set_title(f"{outcome.label}: {resource} (15-min mean, %)", fontsize=10)
+                ax.set_ylim(bottom=0)
+                ax.grid(alpha=0.3)
+                ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+        axes[0][1].legend(loc="upper right", fontsize=7, ncol=2)
+        fig.tight_layout()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png", dpi=90)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,622 @@
+"""A recording of what Trimaran LVRB read, and of the Pods it placed, over a window of time.
+
+What the plugin reads (kubernetes-sigs/scheduler-plugins v0.34.7 with paypal/load-watcher v0.2.4,
+``pkg/watcher/internal/metricsprovider/prometheus.go``): for every host, four instant queries of
+the form ``METHOD(RULE[15m])`` (``buildPromQuery`` for all hosts), METHOD ``avg_over_time`` and
+``stddev_over_time``, RULE ``instance:node_cpu:ratio`` and ``instance:node_memory_utilisation:ratio``;
+each value x 100 (percent), keyed by the series' ``instance`` label (``hostMetricKey``). The
+15-minute window is the one the library client asks for (``pkg/watcher/api/client.go``
+``GetLatestWatcherMetrics(FifteenMinutes)``; the 10m and 5m caches are only fallbacks while the
+15m one is empty, ``pkg/watcher/watcher.go``). A **range** query of the same expression evaluates
+it at every step, which is what the provider would have answered at that instant; the recording
+keeps those answers, still keyed by ``instance``, so a node whose ``instance`` is not its name is
+missing from the metrics exactly as it is for the plugin.
+
+The Pods created in the window come from kube-state-metrics through Prometheus (``kube_pod_created``
+for the creation time and, through a subquery, the last time the Pod was seen; ``kube_pod_info``
+for its node and owner kind; ``kube_pod_scheduler`` for its scheduler; requests from
+``kube_pod_container_resource_requests``, ``kube_pod_init_container_resource_requests`` and
+``kube_pod_overhead_*``; kubernetes/kube-state-metrics ``internal/store/pod.go``, CPU in cores,
+memory in bytes), and from the live Pods list for the Pods that still exist (their requests are
+then computed from the spec, exactly as :func:`~tasks.trimaran.score.pod_request`). Node
+allocatable comes from the Nodes list.
+
+The file is plain JSON (``FORMAT``, ``VERSION``; described in the README, section "Simulating the
+variance margin", and by ``recording.schema.json`` beside this module). It holds names, numbers
+and times only: no labels, annotations, environment or anything else of a Pod's spec.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..engine.command import Command
+from ..engine.errors import OneclusterError
+from ..engine.kubectl import Kubectl
+from ..metrics.prometheus import Prometheus, Sample
+from .quantity import PodShape, QuantityError, milli_value, value
+from .score import AVERAGE, CPU, MEMORY, STD, Allocatable, Metric, pod_request
+
+FORMAT = "onecluster/trimaran-recording"
+VERSION = 1
+SCHEMA = Path(__file__).with_name("recording.schema.json")
+
+WINDOW = "15m"  # load-watcher's FifteenMinutes
+CPU_RULE = "instance:node_cpu:ratio"  # promCpuMetric
+MEMORY_RULE = "instance:node_memory_utilisation:ratio"  # promMemMetric
+HOST_LABEL = "instance"  # hostMetricKey
+# Prometheus refuses a range query of more than 11,000 points per series
+# (web/api/v1/api.go: "exceeded maximum resolution of 11,000 points per timeseries")
+MAX_POINTS = 10_000
+
+# (series key in the file, resource type, operator, PromQL): load-watcher's order, AVG then STD
+SERIES = (
+    ("cpu_avg", CPU, AVERAGE, f"avg_over_time({CPU_RULE}[{WINDOW}])"),
+    ("memory_avg", MEMORY, AVERAGE, f"avg_over_time({MEMORY_RULE}[{WINDOW}])"),
+    ("cpu_std", CPU, STD, f"stddev_over_time({CPU_RULE}[{WINDOW}])"),
+    ("memory_std", MEMORY, STD, f"stddev_over_time({MEMORY_RULE}[{WINDOW}])"),
+)
+
+
+class RecordingError(OneclusterError):
+    """A recording file that cannot be read, or is not one this version understands."""
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node as the Nodes list showed it: allocatable, and whether new Pods may land on it."""
+
+    name: str
+    allocatable: Allocatable
+    schedulable: bool = True
+
+
+@dataclass(frozen=True)
+class PodRecord:
+    """One Pod created in the window: when, where it landed, what it requested, until when seen."""
+
+    namespace: str
+    name: str
+    uid: str
+    created: float
+    last_seen: float
+    node: str | None
+    scheduler: str | None
+    owner_kind: str | None
+    requests: PodShape
+    requests_from: str  # "api" or "kube-state-metrics"
+
+
+@dataclass
+class Recording:
+    """The file's content: one time axis, the metrics per ``instance`` on it, nodes and Pods."""
+
+    start: float
+    end: float
+    step: float
+    times: list[float]
+    nodes: list[NodeInfo]
+    metrics: dict[str, dict[str, list[float | None]]]
+    pods: list[PodRecord]
+    scheduler: str = "scheduler-plugins-scheduler"
+    recorded_at: float = 0.0
+    dropped_samples: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def snapshot(self, index: int) -> dict[str, list[Metric]]:
+        """The metric lists the plugin would have held at ``times[index]``, by ``instance``."""
+        out: dict[str, list[Metric]] = {}
+        for host, series in self.metrics.items():
+            entries = []
+            for key, kind, operator, _ in SERIES:
+                values = series.get(key)
+                v = values[index] if values else None
+                if v is not None:
+                    entries.append(Metric(kind, operator, v))
+            if entries:
+                out[host] = entries
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "recorded_at": self.recorded_at,
+            "start": self.start,
+            "end": self.end,
+            "step": self.step,
+            "window": WINDOW,
+            "scheduler": self.scheduler,
+            "queries": {key: promql for key, _, _, promql in SERIES},
+            "times": self.times,
+            "nodes": [
+                {
+                    "name": n.name,
+                    "allocatable": {
+                        "cpu_millicores": n.allocatable.cpu_millicores,
+                        "memory_bytes": n.allocatable.memory_bytes,
+                    },
+                    "schedulable": n.schedulable,
+                }
+                for n in self.nodes
+            ],
+            "metrics": self.metrics,
+            "pods": [
+                {
+                    "namespace": p.namespace,
+                    "name": p.name,
+                    "uid": p.uid,
+                    "created": p.created,
+                    "last_seen": p.last_seen,
+                    "node": p.node,
+                    "scheduler": p.scheduler,
+                    "owner_kind": p.owner_kind,
+                    "requests": {
+                        "cpu_millicores": p.requests.cpu_millicores,
+                        "memory_bytes": p.requests.memory_bytes,
+                    },
+                    "requests_from": p.requests_from,
+                }
+                for p in self.pods
+            ],
+            "dropped_samples": self.dropped_samples,
+        }
+
+
+# --- reading a file -----------------------------------------------------------------------------
+
+
+def _need(doc: Mapping[str, Any], key: str, kinds: type | tuple[type, ...], where: str) -> Any:
+    if key not in doc:
+        raise RecordingError(f"{where}: field {key!r} is missing")
+    found = doc[key]
+    if isinstance(found, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        raise RecordingError(f"{where}: field {key!r} is {found!r}, not a number")
+    if not isinstance(found, kinds):
+        raise RecordingError(f"{where}: field {key!r} has the wrong type ({type(found).__name__})")
+    return found
+
+
+def from_json(doc: Any, path: str = "recording") -> Recording:
+    """A recording from its parsed JSON, every field checked; errors name the file and field."""
+    if not isinstance(doc, dict):
+        raise RecordingError(
+            f"{path}: not a JSON object; record one with `invoke scheduling.record`"
+        )
+    if doc.get("format") != FORMAT:
+        raise RecordingError(
+            f"{path}: field 'format' is {doc.get('format')!r}, expected {FORMAT!r}; "
+            "record one with `invoke scheduling.record --out FILE`"
+        )
+    if doc.get("version") != VERSION:
+        raise RecordingError(
+            f"{path}: field 'version' is {doc.get('version')!r}; this onecluster reads version "
+            f"{VERSION}: record it again with `invoke scheduling.record`"
+        )
+    num = (int, float)
+    times = [float(t) for t in _need(doc, "times", list, path)]
+    if any(b <= a for a, b in itertools.pairwise(times)):
+        raise RecordingError(f"{path}: field 'times' must increase")
+    nodes = []
+    for i, n in enumerate(_need(doc, "nodes", list, path)):
+        where = f"{path}: nodes[{i}]"
+        alloc = _need(n, "allocatable", dict, where)
+        nodes.append(
+            NodeInfo(
+                _need(n, "name", str, where),
+                Allocatable(
+                    int(_need(alloc, "cpu_millicores", num, where + ".allocatable")),
+                    int(_need(alloc, "memory_bytes", num, where + ".allocatable")),
+                ),
+                bool(n.get("schedulable", True)),
+            )
+        )
+    metrics: dict[str, dict[str, list[float | None]]] = {}
+    for host, series in _need(doc, "metrics", dict, path).items():
+        if not isinstance(series, dict):
+            raise RecordingError(f"{path}: metrics.{host} is not an object")
+        metrics[host] = {}
+        for key, values in series.items():
+            where = f"{path}: metrics.{host}.{key}"
+            if key not in {k for k, *_ in SERIES}:
+                raise RecordingError(f"{where}: unknown series; known: cpu_avg, cpu_std, ...")
+            if not isinstance(values, list) or len(values) != len(times):
+                raise RecordingError(
+                    f"{where}: expected a list of {len(times)} values (one per time)"
+                )
+            if any(
+                v is not None and (isinstance(v, bool) or not isinstance(v, num)) for v in values
+            ):
+                raise RecordingError(f"{where}: values are numbers or null")
+            metrics[host][key] = [None if v is None else float(v) for v in values]
+    pods = []
+    for i, p in enumerate(_need(doc, "pods", list, path)):
+        where = f"{path}: pods[{i}]"
+        req = _need(p, "requests", dict, where)
+        pods.append(
+            PodRecord(
+                namespace=_need(p, "namespace", str, where),
+                name=_need(p, "name", str, where),
+                uid=_need(p, "uid", str, where),
+                created=float(_need(p, "created", num, where)),
+                last_seen=float(_need(p, "last_seen", num, where)),
+                node=p.get("node") or None,
+                scheduler=p.get("scheduler") or None,
+                owner_kind=p.get("owner_kind") or None,
+                requests=PodShape(
+                    int(_need(req, "cpu_millicores", num, where + ".requests")),
+                    int(_need(req, "memory_bytes", num, where + ".requests")),
+                ),
+                requests_from=str(p.get("requests_from", "")),
+            )
+        )
+    return Recording(
+        start=float(_need(doc, "start", num, path)),
+        end=float(_need(doc, "end", num, path)),
+        step=float(_need(doc, "step", num, path)),
+        times=times,
+        nodes=nodes,
+        metrics=metrics,
+        pods=sorted(pods, key=lambda p: (p.created, p.namespace, p.name)),
+        scheduler=str(doc.get("scheduler") or "scheduler-plugins-scheduler"),
+        recorded_at=float(doc.get("recorded_at") or 0.0),
+        dropped_samples=int(doc.get("dropped_samples") or 0),
+    )
+
+
+def load(path: str | Path) -> Recording:
+    """Read a recording file; a missing, unreadable or malformed one is a :class:`RecordingError`."""
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecordingError(
+            f"{where}: no such file; make one with `invoke scheduling.record --out {where}`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordingError(f"{where}: cannot be read: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise RecordingError(f"{where}: not JSON ({exc})") from None
+    return from_json(doc, where)
+
+
+def save(recording: Recording, path: str | Path) -> None:
+    """Write the recording as JSON, atomically (a temporary file beside it, then renamed)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(recording.to_json(), fh, separators=(",", ":"), allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- the reads ----------------------------------------------------------------------------------
+
+
+def pod_queries(since: float, step: float) -> dict[str, str]:
+    """The instant queries (at the window's end) that find the Pods of the window."""
+    r = f"{int(since)}s"
+    s = f"{int(step)}s"
+    return {
+        "created": f"max by (namespace, pod, uid) (max_over_time(kube_pod_created[{r}]))",
+        "last_seen": (
+            f"max by (namespace, pod, uid) (max_over_time(timestamp(kube_pod_created)[{r}:{s}]))"
+        ),
+        "info": (
+            "max by (namespace, pod, uid, node, created_by_kind) "
+            f'(max_over_time(kube_pod_info{{node!=""}}[{r}]))'
+        ),
+        "scheduler": f"max by (namespace, pod, uid, name) (max_over_time(kube_pod_scheduler[{r}]))",
+        "requests": (
+            "max by (uid, container, resource) (max_over_time("
+            f'kube_pod_container_resource_requests{{resource=~"cpu|memory"}}[{r}]))'
+        ),
+        "init_requests": (
+            "max by (uid, container, resource) (max_over_time("
+            f'kube_pod_init_container_resource_requests{{resource=~"cpu|memory"}}[{r}]))'
+        ),
+        "overhead_cpu": f"max by (uid) (max_over_time(kube_pod_overhead_cpu_cores[{r}]))",
+        "overhead_memory": f"max by (uid) (max_over_time(kube_pod_overhead_memory_bytes[{r}]))",
+    }
+
+
+def nodes_command(kubectl: Kubectl) -> Command:
+    return kubectl("get", "nodes", "-o", "json")
+
+
+def pods_command(kubectl: Kubectl) -> Command:
+    return kubectl("get", "pods", "--all-namespaces", "-o", "json")
+
+
+def window(now: float, since: float, step: float) -> tuple[float, float]:
+    """The window's start and end, aligned to the step (so the times are whole steps)."""
+    end = math.floor(now / step) * step
+    return end - math.floor(since / step) * step, end
+
+
+def chunks(start: float, end: float, step: float) -> list[tuple[float, float]]:
+    """``[start, end]`` cut into range queries of at most :data:`MAX_POINTS` points each."""
+    out = []
+    at = start
+    while at <= end:
+        last = min(end, at + (MAX_POINTS - 1) * step)
+        out.append((at, last))
+        at = last + step
+    return out
+
+
+def _finite(v: float) -> bool:
+    return not (math.isnan(v) or math.isinf(v))
+
+
+def node_series(
+    prom: Prometheus, start: float, end: float, step: float
+) -> tuple[list[float], dict[str, dict[str, list[float | None]]], int]:
+    """The four load-watcher expressions at every step, x100, by ``instance``; NaNs dropped."""
+    times = [start + i * step for i in range(round((end - start) / step) + 1)]
+    index = {t: i for i, t in enumerate(times)}
+    metrics: dict[str, dict[str, list[float | None]]] = {}
+    dropped = 0
+    for key, _, _, promql in SERIES:
+        for a, b in chunks(start, end, step):
+            for series in prom.range(promql, a, b, step):
+                host = series.labels.get(HOST_LABEL, "")
+                values = metrics.setdefault(host, {}).setdefault(key, [None] * len(times))
+                for t, v in series.points:
+                    i = index.get(t)
+                    if i is None:
+                        continue
+                    if not _finite(v):
+                        dropped += 1
+                        continue
+                    # several series of one instance: the last one answered wins, as in
+                    # GetResourceData (load-watcher appends them all; the last AVG is used)
+                    values[i] = v * 100
+    for series_by_key in metrics.values():
+        for key, *_ in SERIES:
+            series_by_key.setdefault(key, [None] * len(times))
+    return times, metrics, dropped
+
+
+def instant_metrics(prom: Prometheus) -> tuple[dict[str, list[Metric]], int]:
+    """The four load-watcher expressions now, as the provider's metric lists by ``instance``."""
+    out: dict[str, list[Metric]] = {}
+    dropped = 0
+    for _, kind, operator, promql in SERIES:
+        for sample in prom.query(promql):
+            if not _finite(sample.value):
+                dropped += 1
+                continue
+            host = sample.labels.get(HOST_LABEL, "")
+            out.setdefault(host, []).append(Metric(kind, operator, sample.value * 100))
+    return out, dropped
+
+
+def parse_nodes(stdout: str) -> list[NodeInfo]:
+    """``kubectl get nodes -o json``: name, allocatable cpu/memory, and schedulable."""
+    try:
+        items = json.loads(stdout).get("items") or []
+    except (ValueError, AttributeError):
+        raise RecordingError("kubectl get nodes answered something that is not a List") from None
+    nodes = []
+    for item in items:
+        meta, spec = item.get("metadata") or {}, item.get("spec") or {}
+        alloc = (item.get("status") or {}).get("allocatable") or {}
+        try:
+            allocatable = Allocatable(
+                milli_value(alloc.get("cpu", "0")), value(alloc.get("memory", "0"))
+            )
+        except QuantityError as exc:
+            raise RecordingError(f"node {meta.get('name')}: allocatable: {exc}") from None
+        blocked = any(
+            t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or ()
+        )
+        nodes.append(
+            NodeInfo(
+                meta.get("name", ""), allocatable, not spec.get("unschedulable") and not blocked
+            )
+        )
+    return sorted(nodes, key=lambda n: n.name)
+
+
+def _controller_kind(meta: Mapping[str, Any]) -> str | None:
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("controller"):
+            return ref.get("kind")
+    return None
+
+
+def _rfc3339(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def parse_pods(stdout: str) -> dict[str, dict[str, Any]]:
+    """``kubectl get pods -A -o json``, by uid: only what a recording keeps."""
+    try:
+        items = json.loads(stdout).get("items") or []
+    except (ValueError, AttributeError):
+        raise RecordingError("kubectl get pods answered something that is not a List") from None
+    pods = {}
+    for item in items:
+        meta, spec = item.get("metadata") or {}, item.get("spec") or {}
+        try:
+            requests = pod_request(spec)
+        except QuantityError as exc:
+            raise RecordingError(f"pod {meta.get('namespace')}/{meta.get('name')}: {exc}") from None
+        pods[meta.get("uid", "")] = {
+            "namespace": meta.get("namespace", ""),
+            "name": meta.get("name", ""),
+            "created": _rfc3339(meta["creationTimestamp"])
+            if meta.get("creationTimestamp")
+            else None,
+            "node": spec.get("nodeName") or None,
+            "scheduler": spec.get("schedulerName") or None,
+            "owner_kind": _controller_kind(meta),
+            "requests": requests,
+        }
+    return pods
+
+
+def _by_uid(samples: Iterable[Sample]) -> dict[str, Sample]:
+    return {s.labels.get("uid", ""): s for s in samples if s.labels.get("uid")}
+
+
+def _ksm_requests(
+    requests: Sequence[Sample], init: Sequence[Sample], cpu_overhead: Sequence[Sample],
+    mem_overhead: Sequence[Sample],
+) -> dict[str, PodShape]:  # fmt: skip
+    """Each Pod's request from kube-state-metrics, summed as ``GetEffectiveResource`` sums it.
+
+    kube-state-metrics writes CPU as ``MilliValue()/1000`` cores and memory as ``Value()`` bytes,
+    so ``round(cores * 1000)`` and the bytes are the scheduler's own whole numbers again.
+    """
+    cpu: dict[str, int] = {}
+    mem: dict[str, int] = {}
+    for s in requests:
+        uid, res = s.labels.get("uid", ""), s.labels.get("resource")
+        if res == "cpu" and _finite(s.value):
+            cpu[uid] = cpu.get(uid, 0) + round(s.value * 1000)
+        elif res == "memory" and _finite(s.value):
+            mem[uid] = mem.get(uid, 0) + round(s.value)
+    for s in init:
+        uid, res = s.labels.get("uid", ""), s.labels.get("resource")
+        if res == "cpu" and _finite(s.value):
+            cpu[uid] = max(cpu.get(uid, 0), round(s.value * 1000))
+        elif res == "memory" and _finite(s.value):
+            mem[uid] = max(mem.get(uid, 0), round(s.value))
+    for s in cpu_overhead:
+        uid = s.labels.get("uid", "")
+        cpu[uid] = cpu.get(uid, 0) + round(s.value * 1000)
+    for s in mem_overhead:
+        uid = s.labels.get("uid", "")
+        mem[uid] = mem.get(uid, 0) + round(s.value)
+    return {uid: PodShape(cpu.get(uid, 0), mem.get(uid, 0)) for uid in set(cpu) | set(mem)}
+
+
+def pod_records(
+    answers: Mapping[str, list[Sample]],
+    live: Mapping[str, dict[str, Any]],
+    start: float,
+    end: float,
+) -> list[PodRecord]:
+    """The Pods created in ``[start, end]``: kube-state-metrics' history, the live list preferred."""
+    created = _by_uid(answers["created"])
+    last_seen = _by_uid(answers["last_seen"])
+    info = _by_uid(answers["info"])
+    scheduler = _by_uid(answers["scheduler"])
+    ksm = _ksm_requests(
+        answers["requests"], answers["init_requests"], answers["overhead_cpu"],
+        answers["overhead_memory"],
+    )  # fmt: skip
+    records = []
+    for uid in set(created) | set(live):
+        now = live.get(uid)
+        made = created[uid].value if uid in created else (now or {}).get("created")
+        if made is None or not _finite(made) or not start <= made <= end:
+            continue
+        labels = (created.get(uid) or info.get(uid) or Sample({}, 0)).labels
+        seen = last_seen[uid].value if uid in last_seen else made
+        records.append(
+            PodRecord(
+                namespace=now["namespace"] if now else labels.get("namespace", ""),
+                name=now["name"] if now else labels.get("pod", ""),
+                uid=uid,
+                created=float(made),
+                # a Pod that still exists is seen until the end of the window
+                last_seen=end if now else max(float(seen), float(made)),
+                node=(now or {}).get("node")
+                or (info[uid].labels.get("node") if uid in info else None),
+                scheduler=(now or {}).get("scheduler")
+                or (scheduler[uid].labels.get("name") if uid in scheduler else None),
+                owner_kind=(now or {}).get("owner_kind")
+                or (info[uid].labels.get("created_by_kind") if uid in info else None)
+                or None,
+                requests=now["requests"] if now else ksm.get(uid, PodShape()),
+                requests_from="api" if now else "kube-state-metrics",
+            )
+        )
+    return sorted(records, key=lambda p: (p.created, p.namespace, p.name))
+
+
+def record(
+    prom: Prometheus,
+    read: Callable[[Command], str],
+    *,
+    now: float,
+    since: float,
+    step: float,
+    scheduler: str,
+    on_note: Callable[[str], None] = lambda _: None,
+) -> Recording:
+    """Read everything a recording holds (read-only: Prometheus queries, two kubectl lists).
+
+    ``read`` runs a kubectl read and returns its output (or, in a dry-run, prints it).
+    """
+    start, end = window(now, since, step)
+    times, metrics, dropped = node_series(prom, start, end, step)
+    answers = {name: prom.query(q, at=end) for name, q in pod_queries(since, step).items()}
+    nodes = parse_nodes(read(nodes_command(prom.kubectl)))
+    live = parse_pods(read(pods_command(prom.kubectl)))
+    rec = Recording(
+        start=start, end=end, step=step, times=times, nodes=nodes, metrics=metrics,
+        pods=pod_records(answers, live, start, end), scheduler=scheduler, recorded_at=now,
+        dropped_samples=dropped,
+    )  # fmt: skip
+    for note in coverage_notes(rec):
+        on_note(note)
+    return rec
+
+
+def coverage_notes(rec: Recording) -> list[str]:
+    """What a reader of the recording should know: nodes without metrics, unmatched instances."""
+    notes = []
+    names = {n.name for n in rec.nodes}
+    missing = sorted(names - set(rec.metrics))
+    strangers = sorted(set(rec.metrics) - names)
+    if missing:
+        notes.append(
+            f"no metrics keyed by the node name for {', '.join(missing)}: the plugin scores such a "
+            "node 0 (load-watcher keys metrics by the `instance` label; "
+            + (f"found instances {', '.join(strangers[:3])}; " if strangers else "")
+            + "relabel node-exporter's instance to the node name)"
+        )
+    if rec.dropped_samples:
+        notes.append(f"{rec.dropped_samples} NaN or infinite samples were left out")
+    if not rec.pods:
+        notes.append("no Pod was created in the window")
+    return notes
+
+
+def from_live(
+    metrics: Mapping[str, list[Metric]], nodes: Sequence[NodeInfo], now: float
+) -> Recording:
+    """A one-instant recording of the metrics the plugin would read now (``--live``)."""
+    by_host: dict[str, dict[str, list[float | None]]] = {}
+    for host, entries in metrics.items():
+        series = {key: [None] for key, *_ in SERIES}
+        for key, kind, operator, _ in SERIES:
+            for m in entries:
+                if m.type == kind and m.operator == operator:
+                    series[key] = [m.value]
+        by_host[host] = series
+    return Recording(
+        start=now, end=now, step=30.0, times=[now], nodes=list(nodes), metrics=by_host, pods=[],
+        recorded_at=now,
+    )  # fmt: skip
