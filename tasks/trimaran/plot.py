@@ -16,8 +16,11 @@ class PlotUnavailable(OneclusterError):
     """matplotlib is not installed."""
 
 
-def write_plot(path: str | Path, times: Sequence[float], outcomes: Sequence[Outcome]) -> None:
-    """One row per outcome (best, current), CPU and memory side by side, one line per node."""
+def write_plot(
+    path: str | Path, times: Sequence[float], outcomes: Sequence[tuple[str, Outcome]]
+) -> None:
+    """One row per ``(title, outcome)`` (best, current), CPU and memory side by side, one line
+    per node, the overload line dashed."""
     try:
         import matplotlib  # lazy: heavy, and an optional extra
 
@@ -31,7 +34,7 @@ def write_plot(path: str | Path, times: Sequence[float], outcomes: Sequence[Outc
         len(outcomes), 2, figsize=(13, 3.6 * len(outcomes)), sharex=True, squeeze=False
     )
     try:
-        for row, outcome in zip(axes, outcomes, strict=True):
+        for row, (title, outcome) in zip(axes, outcomes, strict=True):
             for ax, resource, series in (
                 (row[0], "CPU", outcome.cpu),
                 (row[1], "memory", outcome.memory),
@@ -40,7 +43,7 @@ def write_plot(path: str | Path, times: Sequence[float], outcomes: Sequence[Outc
                     values = [float("nan") if v is None else v for v in series[node]]
                     ax.plot(when, values, linewidth=0.8, label=node)
                 ax.axhline(OVERLOAD, color="red", linestyle="--", linewidth=0.8)
-                ax.set_title(f"{outcome.label}: {resource} (15-min mean, %)", fontsize=10)
+                ax.set_title(f"{title} {outcome.label}: {resource} (15-min mean, %)", fontsize=10)
                 ax.set_ylim(bottom=0)
                 ax.grid(alpha=0.3)
                 ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))

@@ -22,9 +22,10 @@ The model, in full (the README's "Simulating the variance margin" says the same 
   is added to the chosen node's mean and taken off the actual node's. Its variation is not moved
   (the plugin, too, counts a Pod's request as load without variance). Placements add up: each
   later Pod is scored on the load the earlier placements left.
-- **Overload.** A placed Pod counts as overloaded when its chosen node's (simulated) 15-minute
-  mean CPU or memory went above :data:`OVERLOAD` percent at some step from the one after its
-  creation to the last one it was seen.
+- **Overload.** For every placed Pod, the steps from the one after its creation to the last one
+  it was seen at which its chosen node's (simulated) 15-minute mean CPU or memory was above
+  :data:`OVERLOAD` percent. The overload risk is the share of all placed Pods' steps spent so
+  (a long-lived Pod weighs more); the table also shows the share of Pods that met it at all.
 - **Spread.** At every step, across the nodes with data: max - min and the standard deviation
   (population) of the simulated mean CPU and memory utilisation; the table shows their averages
   over the window.
@@ -36,7 +37,7 @@ import bisect
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .quantity import PodShape
 from .recording import NodeInfo, PodRecord, Recording
@@ -64,7 +65,9 @@ class Placement:
     best: tuple[str, ...]
     score: int
     differs: bool
-    overloaded: bool = False
+    overloaded: bool = False  # its node went above OVERLOAD at some step of its life
+    steps: int = 0  # steps of its life after its creation
+    over_steps: int = 0  # ... of which its node was above OVERLOAD
 
 
 @dataclass
@@ -91,6 +94,12 @@ class Outcome:
 
     def rate(self, count: int) -> float:
         return 100.0 * count / len(self.placements) if self.placements else 0.0
+
+    @property
+    def overload_time(self) -> float:
+        """The share of the placed Pods' lifetimes (in steps) spent on a node above OVERLOAD."""
+        steps = sum(p.steps for p in self.placements)
+        return 100.0 * sum(p.over_steps for p in self.placements) / steps if steps else 0.0
 
     @property
     def balance(self) -> float:
@@ -275,10 +284,13 @@ def _with_overload(
     i = tl.index_at(p.pod.created)
     first, last = i + 1, max(i + 1, tl.index_at(p.pod.last_seen))
     c, m = cpu[p.chosen], memory[p.chosen]
-    for j in range(first, min(last, len(tl.times) - 1) + 1):
-        if (c[j] is not None and c[j] > OVERLOAD) or (m[j] is not None and m[j] > OVERLOAD):
-            return Placement(p.pod, p.chosen, p.best, p.score, p.differs, True)
-    return p
+    steps = range(first, min(last, len(tl.times) - 1) + 1)
+    over = sum(
+        1
+        for j in steps
+        if (c[j] is not None and c[j] > OVERLOAD) or (m[j] is not None and m[j] > OVERLOAD)
+    )
+    return replace(p, overloaded=over > 0, steps=len(steps), over_steps=over)
 
 
 def _pstdev(values: Sequence[float]) -> float:

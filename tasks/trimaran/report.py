@@ -11,6 +11,9 @@ from .replay import OVERLOAD, Outcome, Setting
 # settings whose balance (mean std-dev across nodes) is within this many percentage points of the
 # best count as equally balanced; among them the lowest overload risk wins
 BALANCE_TOLERANCE = 1.0
+# a current setting within this many points of the best's overload risk (and balanced within
+# BALANCE_TOLERANCE of it) is as good as the best: the replay is not that precise
+RISK_TOLERANCE = 0.5
 
 
 def _pct(x: float) -> str:
@@ -24,7 +27,8 @@ def _pp(x: float) -> str:
 def settings_table(outcomes: Sequence[Outcome], current: Setting) -> str:
     """One row per setting (the recorded placements first): agreement, overload, spread."""
     headers = (
-        "setting", "pods", "differs", f"on node >{OVERLOAD:g}%", "cpu max-min", "cpu std",
+        "setting", "pods", "differs", f"time >{OVERLOAD:g}%", f"pods >{OVERLOAD:g}%",
+        "cpu max-min", "cpu std",
         "mem max-min", "mem std",
     )  # fmt: skip
     rows = []
@@ -33,7 +37,7 @@ def settings_table(outcomes: Sequence[Outcome], current: Setting) -> str:
         rows.append(
             (
                 name, len(o.placements), "-" if o.setting is None else _pct(o.rate(o.differs)),
-                _pct(o.rate(o.overloaded)), _pp(o.spread["cpu_range"]), _pp(o.spread["cpu_std"]),
+                _pct(o.overload_time), _pct(o.rate(o.overloaded)), _pp(o.spread["cpu_range"]), _pp(o.spread["cpu_std"]),
                 _pp(o.spread["memory_range"]), _pp(o.spread["memory_std"]),
             )
         )  # fmt: skip
@@ -48,7 +52,7 @@ def best_outcome(outcomes: Sequence[Outcome], current: Setting) -> Outcome:
     balanced = [o for o in simulated if o.balance <= best_balance + BALANCE_TOLERANCE]
     return min(
         balanced,
-        key=lambda o: (round(o.rate(o.overloaded), 6), round(o.balance, 6), o.setting != current),
+        key=lambda o: (round(o.overload_time, 6), round(o.balance, 6), o.setting != current),
     )
 
 
@@ -68,8 +72,9 @@ def recommendation(
         f"Over {pods} Pod creations from {_day(start)} to {_day(end)}, "
         f"safeVarianceMargin {best.setting.margin:g} with safeVarianceSensitivity "
         f"{best.setting.sensitivity:g} had the lowest overload risk at equal balance: "
-        f"{_pct(best.rate(best.overloaded))} of the Pods it placed sat on a node whose 15-minute "
-        f"mean CPU or memory later went above {OVERLOAD:g}%, with node utilisation "
+        f"the Pods it placed spent {_pct(best.overload_time)} of their lifetime on a node whose "
+        f"15-minute mean CPU or memory was above {OVERLOAD:g}% "
+        f"({_pct(best.rate(best.overloaded))} of them met it at least once), with node utilisation "
         f"{_pp(best.balance)} points apart (std-dev across nodes, CPU and memory averaged)"
     )
     if now is None:
@@ -81,16 +86,29 @@ def recommendation(
             "how much the other scoring plugins and filters (not simulated) decided."
         )
     else:
-        risk = now.rate(now.overloaded) - best.rate(best.overloaded)
+        risk = now.overload_time - best.overload_time
         balance = now.balance - best.balance
+        close = risk <= RISK_TOLERANCE and balance <= BALANCE_TOLERANCE
         text += (
-            f". The current setting ({current.label}) is {abs(risk):.1f} points "
-            f"{'higher' if risk >= 0 else 'lower'} in overload risk "
-            f"({_pct(now.rate(now.overloaded))}) and {abs(balance):.1f} points "
-            f"{'less' if balance >= 0 else 'better'} balanced ({_pp(now.balance)}); "
-            f"to change it, set safeVarianceMargin: {best.setting.margin:g} and "
-            f"safeVarianceSensitivity: {best.setting.sensitivity:g} in "
-            "helm-values/scheduler-plugins.yaml and run `invoke scheduling.deploy`."
+            f". The current setting ({current.label}) is within {RISK_TOLERANCE:g} points of it "
+            f"in overload risk ({_pct(now.overload_time)}) and {BALANCE_TOLERANCE:g} in balance "
+            f"({_pp(now.balance)}): closer than this replay can tell apart, so no change is "
+            "indicated."
+            if close
+            else ""
+        )
+        text += (
+            ""
+            if close
+            else (
+                f". The current setting ({current.label}) is {abs(risk):.1f} points "
+                f"{'higher' if risk >= 0 else 'lower'} in overload risk "
+                f"({_pct(now.overload_time)}) and {abs(balance):.1f} points "
+                f"{'less' if balance >= 0 else 'better'} balanced ({_pp(now.balance)}); "
+                f"to change it, set safeVarianceMargin: {best.setting.margin:g} and "
+                f"safeVarianceSensitivity: {best.setting.sensitivity:g} in "
+                "helm-values/scheduler-plugins.yaml and run `invoke scheduling.deploy`."
+            )
         )
     if best.placements and pods < 30:
         text += f" With only {pods} Pods the difference between settings is weak evidence."

@@ -215,7 +215,12 @@ def _print_replay(rec, settings, current, plot: str | None) -> None:
     if plot:
         now = next(o for o in outcomes if o.setting == current)
         try:
-            write_plot(plot, rec.times, [best] if best is now else [best, now])
+            rows = (
+                [("best and current:", best)]
+                if best is now
+                else [("best:", best), ("current:", now)]
+            )
+            write_plot(plot, rec.times, rows)
         except PlotUnavailable as exc:
             raise FlagError(f"--plot {plot}: {exc}; the table above is complete") from None
         echo(f"plot: {plot}")
