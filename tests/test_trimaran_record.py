@@ -134,7 +134,7 @@ def cluster(fake_tools, monkeypatch):
                 ({"uid": GONE_UID, "container": "b", "resource": "cpu"}, 0.1),
                 ({"uid": GONE_UID, "container": "a", "resource": "memory"}, 268435456),
             ]
-        ),  # fmt: skip
+        ),
         "init_requests": vector(
             [({"uid": GONE_UID, "container": "i", "resource": "memory"}, 536870912)]
         ),
