@@ -7,6 +7,7 @@ kubeconfig. ``simulate`` over a file reads nothing but the file.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,24 @@ def _client(dry_run: bool) -> tuple[Prometheus, Callable[[Command], str]]:
     return Prometheus(executor, kubectl), lambda command: executor.query(command).stdout
 
 
+def _recording_to_write(flag: str, value: Any) -> object:
+    """A check: a file to write that is new, or an older recording (nothing else is overwritten)."""
+    from .recording import FORMAT
+
+    file_to_write(flag, value)
+    path = Path(value)
+    if path.exists():
+        try:
+            ours = json.loads(path.read_text(encoding="utf-8")).get("format") == FORMAT
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if not ours:
+            raise FlagError(
+                f"{flag} {value}: the file exists and is not a recording; give a new file name"
+            )
+    return value
+
+
 def _positive_step(flag: str, value: Any) -> object:
     seconds = duration(flag, value)
     if not 1 <= float(seconds) <= 3600:  # type: ignore[arg-type]
@@ -61,10 +80,10 @@ def _positive_step(flag: str, value: Any) -> object:
     help=dict(
         since="how far back to record (default 14d; Prometheus keeps 30d here)",
         step="the time between two recorded points (default 5m)",
-        out="the JSON file to write (FILE)",
+        out="the JSON file to write (FILE; an existing file only if it is an older recording)",
         dry_run=QUERIES_HELP,
     ),
-    checks={"since": duration, "step": _positive_step, "out": file_to_write},
+    checks={"since": duration, "step": _positive_step, "out": _recording_to_write},
 )  # fmt: skip
 def record(c, since="14d", step="5m", out=None, dry_run=False):
     """Record Trimaran's inputs (node load, allocatable, Pods placed) over a window, as JSON."""
