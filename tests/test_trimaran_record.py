@@ -223,6 +223,12 @@ def test_a_prometheus_that_does_not_answer_is_an_error_with_the_fix(fake_tools, 
     assert not (tmp_path / "r.json").exists()
 
 
+def test_durations_take_days():
+    from tasks.engine.poll import parse_duration
+
+    assert parse_duration("14d") == 14 * 86400 and parse_duration("5m") == 300
+
+
 def test_the_window_is_whole_steps_and_long_ranges_are_cut():
     assert window(NOW, 3600, 300) == (START, END)
     # 14 days at 1 minute: 20,161 points, beyond Prometheus' 11,000: three queries

@@ -6,8 +6,11 @@ the form ``METHOD(RULE[15m])`` (``buildPromQuery`` for all hosts), METHOD ``avg_
 ``stddev_over_time``, RULE ``instance:node_cpu:ratio`` and ``instance:node_memory_utilisation:ratio``;
 each value x 100 (percent), keyed by the series' ``instance`` label (``hostMetricKey``). The
 15-minute window is the one the library client asks for (``pkg/watcher/api/client.go``
-``GetLatestWatcherMetrics(FifteenMinutes)``; the 10m and 5m caches are only fallbacks while the
-15m one is empty, ``pkg/watcher/watcher.go``). A **range** query of the same expression evaluates
+``GetLatestWatcherMetrics(FifteenMinutes)``). TRIMARAN.md says an empty 15m cache falls back to
+10m, then 5m; the source (``pkg/watcher/watcher.go`` ``GetLatestWatcherMetrics``) falls back from
+15m to 10m only (its 5m case needs a 10m or 5m request), and all three are fetched once before
+the scheduler starts, so the 15m answer is what the plugin scores with. Each window is fetched
+once a minute; a fetch in which any query failed is dropped whole and the last one kept. A **range** query of the same expression evaluates
 it at every step, which is what the provider would have answered at that instant; the recording
 keeps those answers, still keyed by ``instance``, so a node whose ``instance`` is not its name is
 missing from the metrics exactly as it is for the plugin.
