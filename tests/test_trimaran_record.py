@@ -80,6 +80,7 @@ SECRET = "hunter2-do-not-record"
 LIVE_UID = "11111111-1111-4111-8111-111111111111"
 GONE_UID = "22222222-2222-4222-8222-222222222222"
 OLD_UID = "33333333-3333-4333-8333-333333333333"
+DONE_UID = "44444444-4444-4444-8444-444444444444"
 PODS = {
     "apiVersion": "v1",
     "kind": "List",
@@ -87,7 +88,7 @@ PODS = {
         {
             "metadata": {
                 "name": "web-1", "namespace": "apps", "uid": LIVE_UID,
-                "creationTimestamp": "2026-09-21T14:00:00Z",  # 1790000400: in the window
+                "creationTimestamp": "2026-09-21T14:00:00Z",  # 1789999200: the window's start
                 "annotations": {"token": SECRET},
                 "labels": {"app": "web"},
                 "ownerReferences": [{"kind": "ReplicaSet", "name": "web-5d", "controller": True}],
@@ -98,6 +99,15 @@ PODS = {
                                 "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}}],
                 "initContainers": [{"name": "init", "resources": {"requests": {"cpu": "1"}}}],
             },
+        },
+        {
+            "metadata": {"name": "job-1", "namespace": "apps", "uid": DONE_UID,
+                         "creationTimestamp": "2026-09-21T14:05:00Z"},  # 1789999500
+            "spec": {"nodeName": "node-a", "schedulerName": "scheduler-plugins-scheduler",
+                     "containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]},
+            "status": {"phase": "Succeeded", "containerStatuses": [
+                {"name": "c", "state": {"terminated": {"exitCode": 0,
+                                                       "finishedAt": "2026-09-21T14:25:00Z"}}}]},
         },
         {
             "metadata": {"name": "old", "namespace": "apps", "uid": OLD_UID,
@@ -124,7 +134,7 @@ def cluster(fake_tools, monkeypatch):
     pods = {"namespace": "apps", "uid": GONE_UID, "pod": "batch-1"}
     live = {"namespace": "apps", "uid": LIVE_UID, "pod": "web-1"}
     canned = {
-        "created": vector([(pods, 1_790_001_000), (live, 1_790_000_400)]),
+        "created": vector([(pods, 1_790_001_000), (live, 1_789_999_200)]),
         "last_seen": vector([(pods, 1_790_002_100), (live, END)]),
         "info": vector([({**pods, "node": "node-b", "created_by_kind": "Job"}, 1)]),
         "scheduler": vector([({**pods, "name": "scheduler-plugins-scheduler"}, 1)]),
@@ -171,7 +181,11 @@ def test_record_writes_what_the_plugin_reads(cluster, tmp_path, capsys):
          "schedulable": False},
     ]  # fmt: skip
     pods = {p["uid"]: p for p in doc["pods"]}
-    assert set(pods) == {LIVE_UID, GONE_UID}  # the Pod created before the window is left out
+    # the Pod created before the window is left out
+    assert set(pods) == {LIVE_UID, GONE_UID, DONE_UID}
+    # a completed Pod still listed ended with its last container (14:25 UTC = 1790000700)
+    assert pods[DONE_UID]["last_seen"] == 1_790_000_700
+    assert pods[DONE_UID]["requests"]["cpu_millicores"] == 2000
     live = pods[LIVE_UID]
     # from the API: max(250m, init 1000m) = 1000m; 256Mi; still running: seen until the end
     assert live["requests"] == {"cpu_millicores": 1000, "memory_bytes": 256 * MiB}
@@ -186,7 +200,7 @@ def test_record_writes_what_the_plugin_reads(cluster, tmp_path, capsys):
     assert SECRET not in text and "annotations" not in text and "env" not in text
     assert "labels" not in text
     captured = capsys.readouterr()
-    assert "recorded 13 points of 2/3 nodes and 2 Pods" in captured.out
+    assert "recorded 13 points of 2/3 nodes and 3 Pods" in captured.out
     assert "no metrics keyed by the node name for node-c" in captured.err
     assert "10.0.0.9:9100" in captured.err
     # read-only: Prometheus through the proxy, and two lists

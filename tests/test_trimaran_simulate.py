@@ -268,15 +268,14 @@ def test_simulate_replays_two_weeks_and_recommends(fourteen_days, tmp_path, caps
     assert width > 600 and height > 300
 
 
-def test_without_matplotlib_the_table_is_printed_and_the_fix_named(
-    fourteen_days, tmp_path, capsys, monkeypatch
-):
+def test_without_matplotlib_the_table_is_printed_and_the_fix_named(tmp_path, capsys, monkeypatch):
+    three_days = write_synthetic(tmp_path / "rec.json", days=3, pods=60)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` fails
     png = tmp_path / "util.png"
     with pytest.raises(
         Exit, match=r"--plot .*matplotlib is not installed; pip install -e '.\[plot\]'"
     ):
-        call_task("scheduling.simulate", metrics=str(fourteen_days), margin="1", sensitivity="1",
+        call_task("scheduling.simulate", metrics=str(three_days), margin="1", sensitivity="1",
                   plot=str(png))  # fmt: skip
     out = capsys.readouterr().out
     assert "setting " in out and "lowest overload risk" in out and not png.exists()

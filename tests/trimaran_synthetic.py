@@ -62,7 +62,7 @@ def synthetic(
             "cpu_avg": cpu_avg, "cpu_std": cpu_std, "memory_avg": mem_avg, "memory_std": mem_std,
         }  # fmt: skip
     # node-6 lost its node-exporter for six hours on day 3: no metrics (the plugin scores it 0)
-    gap = range(3 * DAY // step, 3 * DAY // step + 6 * 3600 // step)
+    gap = range(3 * DAY // step, min(n_steps, 3 * DAY // step + 6 * 3600 // step))
     for key in metrics[names[-1]]:
         for j in gap:
             metrics[names[-1]][key][j] = None

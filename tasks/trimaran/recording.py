@@ -463,6 +463,12 @@ def parse_pods(stdout: str) -> dict[str, dict[str, Any]]:
             requests = pod_request(spec)
         except QuantityError as exc:
             raise RecordingError(f"pod {meta.get('namespace')}/{meta.get('name')}: {exc}") from None
+        status = item.get("status") or {}
+        finished = [
+            _rfc3339(c["state"]["terminated"]["finishedAt"])
+            for c in status.get("containerStatuses") or ()
+            if ((c.get("state") or {}).get("terminated") or {}).get("finishedAt")
+        ]
         pods[meta.get("uid", "")] = {
             "namespace": meta.get("namespace", ""),
             "name": meta.get("name", ""),
@@ -473,6 +479,10 @@ def parse_pods(stdout: str) -> dict[str, dict[str, Any]]:
             "scheduler": spec.get("schedulerName") or None,
             "owner_kind": _controller_kind(meta),
             "requests": requests,
+            # a Pod that ran to completion stays listed; it ended when its last container did
+            "ended": max(finished)
+            if status.get("phase") in ("Succeeded", "Failed") and finished
+            else None,
         }
     return pods
 
@@ -542,8 +552,8 @@ def pod_records(
                 name=now["name"] if now else labels.get("pod", ""),
                 uid=uid,
                 created=float(made),
-                # a Pod that still exists is seen until the end of the window
-                last_seen=end if now else max(float(seen), float(made)),
+                # a Pod that still runs is seen until the end of the window
+                last_seen=max(float(made), float(now.get("ended") or end) if now else float(seen)),
                 node=(now or {}).get("node")
                 or (info[uid].labels.get("node") if uid in info else None),
                 scheduler=(now or {}).get("scheduler")
