@@ -263,6 +263,9 @@ def test_a_recording_from_another_version_is_refused(tmp_path):
                                "metrics": {"n": {"cpu_avg": [1]}}, "pods": []}))  # fmt: skip
     with pytest.raises(RecordingError, match=r"metrics.n.cpu_avg: expected a list of 2 values"):
         load(bad)
+    bad.write_text(bad.read_text().replace('"cpu_avg": [1]', '"cpu_avg": [1, NaN]'))
+    with pytest.raises(RecordingError, match=r"metrics.n.cpu_avg: values are finite numbers"):
+        load(bad)
 
 
 KUBECTL = shutil.which("kubectl")
