@@ -236,9 +236,12 @@ def from_json(doc: Any, path: str = "recording") -> Recording:
                     f"{where}: expected a list of {len(times)} values (one per time)"
                 )
             if any(
-                v is not None and (isinstance(v, bool) or not isinstance(v, num)) for v in values
+                v is not None
+                and (isinstance(v, bool) or not isinstance(v, num) or not math.isfinite(v))
+                for v in values
             ):
-                raise RecordingError(f"{where}: values are numbers or null")
+                # (Python's JSON reader takes NaN and Infinity; the plugin cannot score them)
+                raise RecordingError(f"{where}: values are finite numbers or null")
             metrics[host][key] = [None if v is None else float(v) for v in values]
     pods = []
     for i, p in enumerate(_need(doc, "pods", list, path)):
