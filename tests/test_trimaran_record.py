@@ -266,6 +266,19 @@ def test_a_recording_from_another_version_is_refused(tmp_path):
     bad.write_text(bad.read_text().replace('"cpu_avg": [1]', '"cpu_avg": [1, NaN]'))
     with pytest.raises(RecordingError, match=r"metrics.n.cpu_avg: values are finite numbers"):
         load(bad)
+    bad.write_text(
+        bad.read_text().replace(
+            '"nodes": []',
+            '"nodes": [{"name": "a", "allocatable": {"cpu_millicores": NaN, "memory_bytes": 1}}]',
+        )
+    )
+    with pytest.raises(
+        RecordingError, match=r"nodes\[0\].allocatable: field 'cpu_millicores' is nan"
+    ):
+        load(bad)
+    bad.write_text(bad.read_text().replace('"times": [1, 2]', '"times": [1, "x"]'))
+    with pytest.raises(RecordingError, match=r"malformed \(ValueError"):
+        load(bad)
 
 
 KUBECTL = shutil.which("kubectl")

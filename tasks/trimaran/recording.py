@@ -185,11 +185,24 @@ def _need(doc: Mapping[str, Any], key: str, kinds: type | tuple[type, ...], wher
         raise RecordingError(f"{where}: field {key!r} is {found!r}, not a number")
     if not isinstance(found, kinds):
         raise RecordingError(f"{where}: field {key!r} has the wrong type ({type(found).__name__})")
+    if isinstance(found, float) and not math.isfinite(found):
+        raise RecordingError(f"{where}: field {key!r} is {found}, not a finite number")
     return found
 
 
 def from_json(doc: Any, path: str = "recording") -> Recording:
     """A recording from its parsed JSON, every field checked; errors name the file and field."""
+    try:
+        return _from_json(doc, path)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # what the field checks did not foresee (a list where an object belongs, a NaN count)
+        raise RecordingError(
+            f"{path}: malformed ({type(exc).__name__}: {exc}); record it again with "
+            "`invoke scheduling.record`"
+        ) from None
+
+
+def _from_json(doc: Any, path: str) -> Recording:
     if not isinstance(doc, dict):
         raise RecordingError(
             f"{path}: not a JSON object; record one with `invoke scheduling.record`"
