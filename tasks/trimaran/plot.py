@@ -49,7 +49,12 @@ def write_plot(
                 ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
         axes[0][1].legend(loc="upper right", fontsize=7, ncol=2)
         fig.tight_layout()
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=90)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, format="png", dpi=90)
+        except OSError as exc:
+            raise OneclusterError(
+                f"--plot {path}: cannot be written: {exc.strerror or exc}"
+            ) from None
     finally:
         plt.close(fig)

@@ -312,13 +312,19 @@ def load(path: str | Path) -> Recording:
 def save(recording: Recording, path: str | Path) -> None:
     """Write the recording as JSON, atomically (a temporary file beside it, then renamed)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot be written: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(recording.to_json(), fh, separators=(",", ":"), allow_nan=False)
             fh.write("\n")
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise RecordingError(f"{path}: cannot be written: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
