@@ -19,8 +19,9 @@ The Pods created in the window come from kube-state-metrics through Prometheus (
 for the creation time and, through a subquery, the last time the Pod was seen; ``kube_pod_info``
 for its node and owner kind; ``kube_pod_scheduler`` for its scheduler; requests from
 ``kube_pod_container_resource_requests``, ``kube_pod_init_container_resource_requests`` and
-``kube_pod_overhead_*``; kubernetes/kube-state-metrics ``internal/store/pod.go``, CPU in cores,
-memory in bytes), and from the live Pods list for the Pods that still exist (their requests are
+``kube_pod_overhead_*``; kubernetes/kube-state-metrics ``internal/store/pod.go`` and
+``docs/metrics/workload/pod-metrics.md`` read at v2.20.0, CPU in cores, memory in bytes;
+``kube_pod_scheduler`` exists since v2.13 and is on by default), and from the live Pods list for the Pods that still exist (their requests are
 then computed from the spec, exactly as :func:`~tasks.trimaran.score.pod_request`). Node
 allocatable comes from the Nodes list.
 

@@ -12,8 +12,8 @@ The model, in full (the README's "Simulating the variance margin" says the same 
   or ``NoExecute`` taint), plus the node the Pod actually landed on (it passed the filters there).
   Other filters (fit, affinity, topology spread) are not replayed.
 - **The choice.** Every candidate is scored with :func:`~tasks.trimaran.score.node_score`; the
-  highest score wins. On a tie the framework picks at random among the best
-  (k8s.io/kubernetes ``pkg/scheduler/schedule_one.go`` ``selectHost``); here the Pod's actual
+  highest score wins. On a tie the framework picks at random among the best (reservoir
+  sampling, k8s.io/kubernetes ``pkg/scheduler/schedule_one.go`` ``selectHost``); here the Pod's actual
   node wins the tie if it is among them, else the first by name, and a choice "differs" only
   when the actual node was not among the best.
 - **The load a choice moves.** A Pod placed elsewhere than it actually went takes its request
