@@ -20,17 +20,15 @@ import pytest
 
 from tasks.engine.kubectl import Kubectl
 from tasks.trimaran import tasks as trimaran_tasks
-from tasks.trimaran.recording import (
+from tasks.trimaran.collect import (
     MAX_POINTS,
-    SCHEMA,
-    SERIES,
     chunks,
-    load,
     nodes_command,
     pod_queries,
     pods_command,
     window,
 )
+from tasks.trimaran.recording import SCHEMA, SERIES, load
 from tests.conftest import call_task
 
 NOW = 1_790_003_000.0

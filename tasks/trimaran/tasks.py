@@ -87,7 +87,7 @@ def _positive_step(flag: str, value: Any) -> object:
 )  # fmt: skip
 def record(c, since="14d", step="5m", out=None, dry_run=False):
     """Record Trimaran's inputs (node load, allocatable, Pods placed) over a window, as JSON."""
-    from .recording import record as read_recording
+    from .collect import record as read_recording
     from .recording import save
 
     since_s, step_s = parse_duration(since, "--since"), parse_duration(step, "--step")
@@ -190,7 +190,7 @@ def simulate(
 
 
 def _live_recording(prom: Prometheus, read: Callable[[Command], str]):
-    from .recording import from_live, instant_metrics, nodes_command, parse_nodes
+    from .collect import from_live, instant_metrics, nodes_command, parse_nodes
 
     metrics, _ = instant_metrics(prom)
     nodes = parse_nodes(read(nodes_command(prom.kubectl)))
