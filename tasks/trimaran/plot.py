@@ -29,7 +29,8 @@ def write_plot(
         import matplotlib.pyplot as plt
     except ImportError:
         raise PlotUnavailable(f"matplotlib is not installed; {INSTALL_HINT}") from None
-    when = [datetime.fromtimestamp(t, UTC) for t in times]
+    # dates converted once (matplotlib would convert the datetimes again for every line)
+    when = mdates.date2num([datetime.fromtimestamp(t, UTC) for t in times])
     fig, axes = plt.subplots(
         len(outcomes), 2, figsize=(13, 3.6 * len(outcomes)), sharex=True, squeeze=False
     )
@@ -46,9 +47,15 @@ def write_plot(
                 ax.set_title(f"{title} {outcome.label}: {resource} (15-min mean, %)", fontsize=10)
                 ax.set_ylim(bottom=0)
                 ax.grid(alpha=0.3)
-                ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+                ax.xaxis_date(tz=UTC)
+                ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d", tz=UTC))
         axes[0][1].legend(loc="upper right", fontsize=7, ncol=2)
-        fig.tight_layout()
+        # fixed margins: tight_layout would draw the whole figure once more just to measure it
+        height = 3.6 * len(outcomes)  # inches; margins in inches, as fractions of it
+        fig.subplots_adjust(
+            left=0.05, right=0.99, bottom=0.4 / height, top=1 - 0.35 / height, wspace=0.12,
+            hspace=0.3,
+        )  # fmt: skip
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(path, format="png", dpi=90)
