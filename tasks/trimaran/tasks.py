@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..engine.cli import duration, file_to_write, onecluster_task
@@ -22,7 +22,11 @@ from ..engine.kubectl import Kubectl
 from ..engine.output import echo, table
 from ..engine.poll import parse_duration
 from ..metrics.prometheus import Prometheus
-from .quantity import POD_EXAMPLE, parse_pod_shape
+from .quantity import POD_EXAMPLE, PodShape, parse_pod_shape
+
+if TYPE_CHECKING:  # the heavy modules load when a task runs, not for `invoke --list`
+    from .recording import Recording
+    from .replay import Setting
 
 SCHEDULER_NAME = "scheduler-plugins-scheduler"  # helm-values/scheduler-plugins.yaml scheduler.name
 QUERIES_HELP = "print the Prometheus queries and kubectl reads it would make, and make none"
@@ -189,7 +193,7 @@ def simulate(
         _print_replay(rec, settings, current, plot)
 
 
-def _live_recording(prom: Prometheus, read: Callable[[Command], str]):
+def _live_recording(prom: Prometheus, read: Callable[[Command], str]) -> Recording:
     from .collect import from_live, instant_metrics, nodes_command, parse_nodes
 
     metrics, _ = instant_metrics(prom)
@@ -197,7 +201,9 @@ def _live_recording(prom: Prometheus, read: Callable[[Command], str]):
     return from_live(metrics, nodes, time.time())
 
 
-def _print_scores(rec, shape, settings, current, when: str) -> None:
+def _print_scores(
+    rec: Recording, shape: PodShape, settings: list[Setting], current: Setting, when: str
+) -> None:
     from .replay import pick, score_now
 
     nodes, scores = score_now(rec, shape, settings)
@@ -212,7 +218,9 @@ def _print_scores(rec, shape, settings, current, when: str) -> None:
     echo("")
 
 
-def _print_replay(rec, settings, current, plot: str | None) -> None:
+def _print_replay(
+    rec: Recording, settings: list[Setting], current: Setting, plot: str | None
+) -> None:
     from .plot import PlotUnavailable, write_plot
     from .replay import Timeline, replay, replayed_pods
     from .report import recommendation, settings_table
