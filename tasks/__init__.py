@@ -27,6 +27,7 @@ from .engine.cli import CONFIG_KEY, LAYER_KEY
 from .secrets import tasks as secrets_tasks
 from .stack import STACK, WORKLOAD_LAYERS
 from .talos import tasks as talos_tasks
+from .trimaran import tasks as trimaran_tasks
 from .validate import tasks as chart_tasks
 from .workloads import tasks as workload_tasks
 
@@ -66,7 +67,7 @@ for _ns in (
     layer("network", network.__doc__),
     layer("storage", storage.__doc__),
     layer("observability", observability.__doc__),
-    layer("scheduling", scheduling.__doc__),
+    layer("scheduling", scheduling.__doc__, trimaran_tasks.TASKS),
     workload_layer("ai", ai.__doc__, noun="workload"),
     workload_layer("apps", apps.__doc__, noun="app"),
     collection("cluster", cluster.__doc__, cluster.TASKS),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from tasks.engine.graph import Graph
@@ -158,13 +156,12 @@ def test_the_prometheus_address_is_the_one_kube_prometheus_stack_serves(graph: G
 
 
 def lvrb_score(avg: float, std: float, request: float, margin: float, sensitivity: float) -> int:
-    """One-resource LVRB score as ../shared/reference/scheduler-plugins/TRIMARAN.md describes it."""
-    mu = min(max(avg + request, 0.0), 1.0)
-    sigma = min(max(std, 0.0), 1.0)
-    if sensitivity >= 0:
-        sigma = sigma ** (1 / sensitivity)
-    sigma = min(max(margin * sigma, 0.0), 1.0)
-    return math.floor(100 * (1 - (mu + sigma) / 2) + 0.5)
+    """One-resource LVRB score (fractions of a capacity of 1000) by ``tasks/trimaran/score.py``,
+    the plugin's computeScore rounded as Go rounds."""
+    from tasks.trimaran.score import ResourceStats, compute_score, go_round
+
+    stats = ResourceStats(avg * 1000, std * 1000, request * 1000, 1000)
+    return int(go_round(compute_score(stats, margin, sensitivity)))
 
 
 @pytest.mark.parametrize(

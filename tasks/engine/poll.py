@@ -1,4 +1,4 @@
-"""Waiting: one poller, and one parser for the durations flags take (``30s``, ``10m``, ``1h``)."""
+"""Waiting: one poller, and one parser for the durations flags take (``30s``, ``10m``, ``1h``, ``14d``)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from typing import TypeVar
 from .errors import FlagError
 
 T = TypeVar("T")
-_DURATION = re.compile(r"^(\d+)([smh]?)$")
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
 
 
 def parse_duration(text: str, flag: str = "") -> float:
-    """Seconds in ``30s``, ``10m``, ``1h`` or a bare number of seconds."""
+    """Seconds in ``30s``, ``10m``, ``1h``, ``14d`` or a bare number of seconds."""
     m = _DURATION.match(str(text).strip())
     if not m:
         where = f"{flag} " if flag else ""
         raise FlagError(f"{where}expected a duration such as 30s, 10m or 1h, got {text!r}")
-    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def _nothing_left(result: object) -> bool:

@@ -1,0 +1,1 @@
+"""Trimaran: LoadVariationRiskBalancing's score in Python, recordings of its inputs, replays."""
