@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks"
-AREAS = ("talos", "secrets", "validate", "workloads", "verify", "metrics")
+AREAS = ("talos", "secrets", "validate", "workloads", "verify", "metrics", "status")
 LAYER_MODULES = ("network", "storage", "observability", "scheduling", "ai", "apps")
 
 
