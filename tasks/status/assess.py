@@ -172,11 +172,15 @@ def volume_states(snapshot: Snapshot, claims: Iterable[tuple[str, str]]) -> list
     return found
 
 
-def certificate_states(snapshot: Snapshot, unit: Unit) -> list[CertificateState]:
+def certificate_states(
+    snapshot: Snapshot, unit: Unit, declared: frozenset[tuple[str, str]] = frozenset()
+) -> list[CertificateState]:
+    """The unit's Certificates: those it renders, and (when the namespace is its alone) the others
+    there that no unit renders (e.g. made by cert-manager's ingress-shim for its chart)."""
     live = {(c.namespace, c.name): c for c in snapshot.certificates}
     wanted = list(unit.certificates)
     if unit.owns_namespace:
-        wanted += [k for k in live if k[0] == unit.namespace]
+        wanted += [k for k in live if k[0] == unit.namespace and k not in declared]
     found = []
     for key in dict.fromkeys(wanted):
         c = live.get(key)
@@ -189,6 +193,8 @@ def certificate_states(snapshot: Snapshot, unit: Unit) -> list[CertificateState]
 
 def assess(snapshot: Snapshot, units: Iterable[Unit]) -> list[UnitState]:
     """Every unit as the snapshot shows it."""
+    units = list(units)
+    declared = frozenset(c for u in units for c in u.certificates)
     states = []
     for unit in units:
         state = UnitState(unit)
@@ -201,6 +207,6 @@ def assess(snapshot: Snapshot, units: Iterable[Unit]) -> list[UnitState]:
         state.workloads = workload_states(snapshot, refs)
         state.databases = workload_states(snapshot, unit.databases)
         state.volumes = volume_states(snapshot, _claims_of(snapshot, unit, refs + unit.databases))
-        state.certificates = certificate_states(snapshot, unit)
+        state.certificates = certificate_states(snapshot, unit, declared)
         states.append(state)
     return states

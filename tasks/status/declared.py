@@ -112,5 +112,10 @@ def _attach(by_id: dict[str, Unit], gate: Gate, ref: Ref) -> None:
         u for u in by_id.values() if u.layer == gate.layer and u.namespace == namespace
     ]
     if candidates:
+        # the unit whose name the workload's starts with, the longest such (kube-vip-cloud-provider
+        # is not kube-vip's), else a release before a bundle
+        named = sorted(
+            (u for u in candidates if name.startswith(u.name)), key=lambda u: -len(u.name)
+        )
         helm = [u for u in candidates if u.kind == "helm"]
-        _add((helm or candidates)[0].workloads, ref)
+        _add((named or helm or candidates)[0].workloads, ref)

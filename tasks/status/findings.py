@@ -341,7 +341,9 @@ def evictions(f: Facts) -> list[Finding]:
         for s in f.states:
             if ref is not None and ref in [(d.kind, d.name, d.namespace) for d in s.databases]:
                 dependents = [(w.kind, w.name, w.namespace) for w in s.workloads]
-        failing = _unhealthy_after(f, dependents, times[0]) if times else []
+        failing = list(
+            {id(e): e for t in times for e in _unhealthy_after(f, dependents, t)}.values()
+        )
         hit_units = [unit]
         for e in failing:
             dep = pod_workload(f.snapshot, e.namespace, e.name)
@@ -357,8 +359,8 @@ def evictions(f: Facts) -> list[Finding]:
         ]
         if failing:
             evidence.append(
-                f"after the first eviction, {sum(e.count for e in failing)} failed probes on "
-                + ", ".join(sorted({f"{e.namespace}/{e.name}" for e in failing}))
+                f"within {age(PROBE_WINDOW)} of an eviction, {sum(e.count for e in failing)} failed "
+                "probes on " + ", ".join(sorted({f"{e.namespace}/{e.name}" for e in failing}))
             )
         found.append(Finding(
             ERROR if count >= EVICTIONS_ERROR else WARNING, "evictions", unit or where,

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..engine.command import Command, Executor, Result
 from ..engine.context import RunContext
-from ..engine.errors import OneclusterError
+from ..engine.errors import CommandError, OneclusterError
 from ..engine.record import helm_list_command
 from ..metrics.prometheus import PrometheusError, parse_vector, query_command
 from ..talos import talosctl
@@ -89,6 +89,7 @@ class DeadlineExecutor(Executor):
     def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.clock = clock
+        self.seconds = seconds
         self.deadline = clock() + seconds
 
     def query(self, command: Command) -> Result:
@@ -96,7 +97,14 @@ class DeadlineExecutor(Executor):
         if left <= 0:
             raise OneclusterError(f"{command.tool}: not started, the status's time was up")
         bounded = min(left, command.timeout) if command.timeout else left
-        return super().query(dataclasses.replace(command, timeout=bounded))
+        try:
+            return super().query(dataclasses.replace(command, timeout=bounded))
+        except CommandError as exc:
+            if exc.exit_code is not None:
+                raise
+            # said in the user's terms: the --timeout it ran out of, not the seconds left of it
+            limit = f"{command.timeout:g}s" if bounded == command.timeout else f"{self.seconds:g}s"
+            raise CommandError(exc.tool, exc.argv, None, f"no answer within {limit}") from None
 
 
 @dataclass(frozen=True)

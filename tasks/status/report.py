@@ -182,9 +182,30 @@ def render_json(doc: dict[str, Any]) -> str:
 
 
 def _ratio(rows: Sequence[dict[str, Any]]) -> str:
+    """``mealie 3/3``; with more than two, the totals and only those not ready by name."""
     if not rows:
         return "-"
-    return ", ".join(f"{r['name']} {r['ready']}/{r['desired']}" for r in rows)
+    if len(rows) <= 2:
+        return ", ".join(f"{r['name']} {r['ready']}/{r['desired']}" for r in rows)
+    short = [r for r in rows if not r["found"] or r["ready"] < r["desired"]]
+    total = (
+        f"{len(rows)} workloads: {sum(r['ready'] for r in rows)}/{sum(r['desired'] for r in rows)}"
+    )
+    return ", ".join([total, *(f"{r['name']} {r['ready']}/{r['desired']}" for r in short)])
+
+
+def _volumes(rows: Sequence[dict[str, Any]]) -> str:
+    """``2/2 healthy, oldest backup 9h 0m``: the details are in the JSON."""
+    if not rows:
+        return "-"
+    healthy = sum(1 for v in rows if v["healthy"] and v["volume"] and not v["colocated_on"])
+    ages = [v["backup_age_hours"] for v in rows]
+    backed = [a for a in ages if a is not None]
+    never = len(ages) - len(backed)
+    oldest = f"oldest backup {age_text(max(backed))}" if backed else "no backup"
+    return f"{healthy}/{len(rows)} healthy, {oldest}" + (
+        f", {never} never" if backed and never else ""
+    )
 
 
 def _cells(c: dict[str, Any]) -> tuple[str, ...]:
@@ -193,18 +214,13 @@ def _cells(c: dict[str, Any]) -> tuple[str, ...]:
         rel["chart"] if rel["status"] == "deployed" and rel["chart"] == rel["pinned"]
         else f"{rel['status']} {rel['chart'] or ''} (pins {rel['pinned']})".replace("  ", " ")
     )  # fmt: skip
-    vols = [
-        f"{v['claim']} {v['robustness'] or v['state'] or 'unbound'}"
-        + (f", backup {age_text(v['backup_age_hours'])} ago" if v["last_backup"] else ", no backup")
-        for v in c["volumes"]
-    ]
     certs = [
         f"{x['name']} {x['days_left']:g}d" if x["days_left"] is not None else f"{x['name']} ?"
         for x in c["certificates"]
     ]
     return (
         c["id"], "ok" if c["healthy"] else "ERROR", release, _ratio(c["workloads"]),
-        _ratio(c["databases"]), "; ".join(vols) or "-", ", ".join(certs) or "-",
+        _ratio(c["databases"]), _volumes(c["volumes"]), ", ".join(certs) or "-",
     )  # fmt: skip
 
 
@@ -253,7 +269,7 @@ def render_table(doc: dict[str, Any]) -> str:
         "",
         table(
             ("component", "health", "release", "workloads ready", "databases", "volumes",
-             "certificates"),
+             "certificates (days left)"),
             [_cells(c) for c in doc["components"]],
         ),
     ]  # fmt: skip
