@@ -278,7 +278,13 @@ def test_the_dry_run_prints_the_reads_and_makes_none(fake_tools, tmp_path, capsy
     assert fake_tools.calls() == []
     assert "7 read-only reads (15 API requests" in out
     assert re.search(r"\$ kubectl .* get nodes,pods,.*,cronjobs.batch --all-namespaces", out)
-    assert "$ talosctl --talosconfig" in out and " etcd status --nodes " in out
+    # one talosctl call asks every control plane (apid fans it out): the inventory's three
+    assert re.search(
+        r"\$ talosctl --talosconfig \S+ etcd status --nodes 192.168.50.11,192.168.50.15,"
+        r"192.168.50.16 --endpoints 192.168.50.11,192.168.50.15,192.168.50.16$",
+        out,
+        re.M,
+    )
 
 
 def test_a_read_that_does_not_answer_in_time_is_said_and_the_rest_reported(

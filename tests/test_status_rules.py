@@ -124,7 +124,7 @@ ETCD_STATUS = """\
 NODE            MEMBER             DB SIZE   IN USE            LEADER             RAFT INDEX   RAFT TERM   RAFT APPLIED INDEX   LEARNER   PROTOCOL   STORAGE   ERRORS
 192.168.50.11   3f1e5c2a9b7d4e60   48 MB     21 MB (43.75%)    3f1e5c2a9b7d4e60   9123456      7           9123456              false     3.6.0      3.6.0
 192.168.50.15   8a2b4c6d8e0f1a2b   48 MB     21 MB (43.75%)    3f1e5c2a9b7d4e60   9123450      7           9123450              true      3.6.0      3.6.0     etcdserver: mvcc: database space exceeded, NOSPACE
-"""  # noqa: E501
+"""
 
 
 def test_etcd_status_rows_with_and_without_errors():
@@ -147,7 +147,7 @@ def test_etcd_missing_members_and_errors_are_errors():
         ("etcd-members", "error"),
         ("etcd-unhealthy", "error"),
     ]
-    assert "2 of 3 etcd members answered" == found[0].summary
+    assert found[0].summary == "2 of 3 etcd members answered"
     assert any("NOSPACE" in e for e in found[1].evidence)
     unknown = rules.etcd(
         facts(Snapshot(NOW, problems={ETCD: "no talosconfig at /x"}), control_planes=3)
