@@ -257,6 +257,17 @@ def test_without_prometheus_the_use_is_the_pods_requests(fake_tools, tmp_path, c
     assert "from Pod requests (Prometheus unreachable)" in capsys.readouterr().out
 
 
+def test_samples_not_keyed_by_node_name_fall_back_to_requests(fake_tools, tmp_path, capsys):
+    """node-exporter's default ``instance`` is ``IP:9100``: such samples name no node."""
+    data = fixture()
+    for series in data[reads.CPU]["data"]["result"] + data[reads.MEMORY]["data"]["result"]:
+        series["metric"]["instance"] = "192.168.50.12:9100"
+    serve(fake_tools, tmp_path, data)
+    doc, _ = run_json(capsys)
+    assert doc["usage"]["source"] == "requests"
+    assert "relabel node-exporter's instance" in doc["reads"]["failed"]["prometheus-cpu"]
+
+
 def test_narrowing_by_name_and_layer(fake_tools, tmp_path, capsys):
     serve(fake_tools, tmp_path, fixture("storm"))
     doc, code = run_json(capsys, name=["mealie"])
@@ -266,6 +277,10 @@ def test_narrowing_by_name_and_layer(fake_tools, tmp_path, capsys):
     doc, code = run_json(capsys, layer=["network"])
     assert {c["layer"] for c in doc["components"]} == {"network"}
     assert doc["findings"] == [] and code == 0
+    # the cluster's own findings (no component's) belong to the talos layer
+    (tmp_path / "talosconfig").unlink()
+    doc, _ = run_json(capsys, layer=["talos"])
+    assert doc["components"] == [] and [f["rule"] for f in doc["findings"]] == ["etcd-unknown"]
     assert fails("cluster.status", name=["nope"]).startswith(
         "error: --name nope: not a release, bundle or app the stack declares; known: "
     )

@@ -399,3 +399,21 @@ def test_etcd_snapshots_absent_is_a_warning_and_old_ones_too():
     fresh = objects.cronjob({"metadata": {"name": "talos-backup", "namespace": "talos-backup"},
                              "status": {"lastSuccessfulTime": at(60)}})  # fmt: skip
     assert rules.etcd_snapshots(facts(Snapshot(NOW, cronjobs=[fresh]))) == []
+
+
+def test_no_release_is_called_missing_when_helm_could_not_be_read():
+    unit = Unit("a/one", "a", "one", "helm", "ns", release=("ns", "one"), chart="one-1.0.0")
+    snap = Snapshot(NOW, problems={"helm": "Kubernetes cluster unreachable"})
+    assert rules.releases(facts(snap, [unit])) == []
+    assert [x.rule for x in rules.reads_failed(facts(snap, [unit]))] == ["read-failed"]
+
+
+def test_a_declared_certificate_absent_is_an_error_unless_they_could_not_be_read():
+    unit = Unit("network/certificates", "network", "certificates", "manifests",
+                certificates=[("traefik", "wildcard-tls")])  # fmt: skip
+    [found] = rules.certificates(facts(Snapshot(NOW), [unit]))
+    assert (found.severity, found.summary) == (
+        "error", "network/certificates: certificate traefik/wildcard-tls is absent",
+    )  # fmt: skip
+    unread = Snapshot(NOW, problems={"certificates": "the server doesn't have a resource type"})
+    assert rules.certificates(facts(unread, [unit])) == []

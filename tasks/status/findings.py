@@ -223,6 +223,8 @@ def reads_failed(f: Facts) -> list[Finding]:
 
 
 def releases(f: Facts) -> list[Finding]:
+    if HELM in f.snapshot.problems:
+        return []  # said by read-failed; no release is known missing
     found = []
     for s in f.states:
         u = s.unit
@@ -587,6 +589,14 @@ def backups(f: Facts) -> list[Finding]:
 def certificates(f: Facts) -> list[Finding]:
     owners = {(c.namespace, c.name): s.unit.id for s in f.states for c in s.certificates}
     found = []
+    if CERTIFICATES not in f.snapshot.problems:
+        found += [
+            Finding(ERROR, "certificate", s.unit.id,
+                    f"{s.unit.id}: certificate {c.namespace}/{c.name} is absent",
+                    (f"certificates.cert-manager.io: no {c.name} in {c.namespace}",),
+                    f"`invoke cluster.deploy --step {s.unit.id}`", (s.unit.id,))
+            for s in f.states for c in s.certificates if not c.found
+        ]  # fmt: skip
     for c in f.snapshot.certificates:
         unit = owners.get((c.namespace, c.name), "")
         left = c.not_after - f.now if c.not_after else None

@@ -245,6 +245,14 @@ def take(ctx: RunContext, executor: Executor, chosen: list[Read], now: datetime)
             fill(snapshot, read.name, stdout)
         except (ValueError, TypeError, KeyError, PrometheusError) as exc:
             snapshot.problems[read.name] = f"unreadable answer: {_first_line(str(exc))}"
+    names = {n.name for n in snapshot.nodes}
+    if snapshot.usage and not names & set(snapshot.usage):
+        # answered, but keyed by something else (node-exporter's default IP:9100)
+        snapshot.problems[CPU] = (
+            f"no sample's instance label is a node name ({', '.join(sorted(snapshot.usage)[:3])}"
+            "...): relabel node-exporter's instance to the node name"
+        )
+        snapshot.usage = {}
     if CORE in snapshot.problems:
         raise OneclusterError(
             f"the cluster's API did not answer through {ctx.kubeconfig}: "

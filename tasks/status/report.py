@@ -35,6 +35,7 @@ def usage(snapshot: Snapshot) -> dict[str, Any]:
     """CPU and memory in use per node and for the cluster: Prometheus when it answered, else the
     sum of the Pods' requests (said in ``source``)."""
     measured = bool(snapshot.usage) and not {CPU, MEMORY} & set(snapshot.problems)
+    # (a node Prometheus has no sample for shows 0 in use: it is named in no series)
     nodes = []
     for n in snapshot.nodes:
         if measured:

@@ -3,16 +3,15 @@ report (narrowed by layer or name) and whether it is healthy. Read-only: no lock
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..engine.catalog import Catalog
-from ..engine.command import check_tools
+from ..engine.command import check_tools, resolve_binary
 from ..engine.context import run_context
-from ..engine.errors import FlagError, OneclusterError
+from ..engine.errors import FlagError, OneclusterError, ToolMissingError
 from ..engine.output import echo
 from ..engine.poll import parse_duration
 from .assess import assess
@@ -89,10 +88,13 @@ def status(
             )
         check_tools(["kubectl", "helm"])
         skipped: dict[str, str] = {}
-        if shutil.which("talosctl") is None:
-            skipped[ETCD] = "talosctl is not installed"
-        elif not Path(ctx.talosconfig).is_file():
-            skipped[ETCD] = f"no talosconfig at {ctx.talosconfig}"
+        try:
+            resolve_binary("talosctl")
+        except ToolMissingError:
+            skipped[ETCD] = "talosctl is not installed (or $TALOSCTL names no binary)"
+        else:
+            if not Path(ctx.talosconfig).is_file():
+                skipped[ETCD] = f"no talosconfig at {ctx.talosconfig}"
         now = clock()
         snapshot = take(
             ctx, DeadlineExecutor(seconds), [r for r in planned if r.name not in skipped], now
@@ -109,7 +111,11 @@ def status(
     narrowed = bool(layers or names)
     if narrowed:
         states = [s for s in states if s.unit.id in chosen]
-        found = [f for f in found if set(f.units) & chosen]
+        # a finding about no component is about the cluster itself: Talos's layer
+        found = [
+            f for f in found
+            if set(f.units) & chosen or (not f.units and "talos" in layers and not names)
+        ]  # fmt: skip
     doc = document(facts, states, found, cluster=inventory.name, selected=narrowed)
     text = render_json(doc) if fmt == "json" else render_table(doc)
     return Outcome(text, 0 if doc["healthy"] else 1)
