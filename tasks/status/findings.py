@@ -374,26 +374,20 @@ def evictions(f: Facts) -> list[Finding]:
 
 
 def _database_restarts(f: Facts, ref: Ref) -> list[tuple[datetime, str]]:
-    """When a database's pod went away in the window: evicted, restarted, or recreated."""
+    """When a database's Pod went away within the window: evicted (an Event), or a container
+    of it restarted (its ``lastState.terminated.finishedAt``)."""
     found: list[tuple[datetime, str]] = []
     for e in f.snapshot.events:
-        if (
-            _is_eviction(e)
-            and f.in_window(e.last)
-            and pod_workload(f.snapshot, e.namespace, e.name) == ref
-        ):
-            found.append((e.last, f"{e.namespace}/{e.name} evicted by {e.component or 'unknown'}"))  # type: ignore[arg-type]
+        mine = pod_workload(f.snapshot, e.namespace, e.name) == ref
+        if _is_eviction(e) and e.last is not None and f.in_window(e.last) and mine:
+            found.append((e.last, f"{e.namespace}/{e.name} evicted by {e.component or 'unknown'}"))
     for p in f.snapshot.pods:
-        if p.owner[0] and (p.owner[0].lower(), p.owner[1], p.namespace) == ref:
-            for c in p.containers:
-                if f.in_window(c.last_finished):
-                    found.append(
-                        (
-                            c.last_finished,
-                            f"{p.namespace}/{p.name} container {c.name} "  # type: ignore[arg-type]
-                            f"restarted ({c.last_reason or 'ended'})",
-                        )
-                    )
+        if not p.owner[0] or (p.owner[0].lower(), p.owner[1], p.namespace) != ref:
+            continue
+        for c in p.containers:
+            if c.last_finished is not None and f.in_window(c.last_finished):
+                what = f"{p.namespace}/{p.name} container {c.name} restarted"
+                found.append((c.last_finished, f"{what} ({c.last_reason or 'ended'})"))
     return sorted(found)
 
 
