@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks.status import findings as rules
-from tasks.status import objects
+from tasks.status import objects, rules
 from tasks.status.assess import assess, pod_workload
 from tasks.status.declared import Unit
 from tasks.status.findings import Facts

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..engine.output import table
 from .assess import UnitState
+from .cluster_rules import TALOS_BACKUP_NAMESPACE
 from .findings import ERROR, INFO, SEVERITIES, WARNING, Facts, Finding, age
 from .reads import CPU, MEMORY, Snapshot
 
@@ -126,7 +127,7 @@ def document(
     """The report as the JSON contract has it (``status.schema.json``)."""
     snap = facts.snapshot
     counts = {s: sum(1 for f in found if f.severity == s) for s in SEVERITIES}
-    snapshots = [c for c in snap.cronjobs if c.namespace == "talos-backup"]
+    snapshots = [c for c in snap.cronjobs if c.namespace == TALOS_BACKUP_NAMESPACE]
     last = max((c.last_success for c in snapshots if c.last_success), default=None)
     members = snap.etcd
     return {

@@ -16,9 +16,10 @@ from ..engine.output import echo
 from ..engine.poll import parse_duration
 from .assess import assess
 from .declared import units
-from .findings import Facts, findings
+from .findings import Facts
 from .reads import ETCD, DeadlineExecutor, reads, take
 from .report import document, render_json, render_table
+from .rules import find
 
 FORMATS = ("table", "json")
 
@@ -107,7 +108,7 @@ def status(
         kubernetes_version=inventory.cluster.kubernetes_version,
         control_planes=len(inventory.control_planes),
     )  # fmt: skip
-    found = findings(facts)
+    found = find(facts)
     narrowed = bool(layers or names)
     if narrowed:
         states = [s for s in states if s.unit.id in chosen]
