@@ -24,7 +24,7 @@ from typing import Any
 
 from ..verify.longhorn import timestamp
 
-# Helm marks every object it creates with its release (helm pkg/action/validate.go,
+# Helm marks every object it creates with its release (helm v4 pkg/action/validate.go,
 # ``setMetadataVisitor``: meta.helm.sh/release-name and meta.helm.sh/release-namespace)
 HELM_RELEASE = "meta.helm.sh/release-name"
 HELM_NAMESPACE = "meta.helm.sh/release-namespace"
@@ -60,7 +60,9 @@ class Node:
     name: str
     ready: bool
     control_plane: bool
-    os_image: str  # Talos writes "Talos (v1.12.4)"
+    # the kubelet reports /etc/os-release's PRETTY_NAME: "Talos (v1.12.4)" (siderolabs/talos
+    # pkg/machinery/version/os-release at v1.12.4)
+    os_image: str
     kubelet: str  # v1.35.0
     cpu: float  # status.allocatable.cpu, cores
     memory: float  # status.allocatable.memory, bytes
