@@ -232,8 +232,16 @@ def take(ctx: RunContext, executor: Executor, chosen: list[Read], now: datetime)
         except OneclusterError as exc:
             return read, None, getattr(exc, "stderr", "") or str(exc)
 
-    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+    pool = ThreadPoolExecutor(max_workers=len(chosen))
+    try:
         answers = list(pool.map(run, chosen))
+    except BaseException:
+        # Ctrl-C or SIGTERM (the task's KeyboardInterrupt): end every read's tool now (each in
+        # its own process group), rather than wait for them until the deadline
+        executor.stop.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True)
     snapshot.seconds = time.monotonic() - started
     snapshot.commands = len(chosen)
     snapshot.api_requests = sum(r.api_requests for r in chosen)
