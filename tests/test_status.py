@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,6 @@ from tasks.status import reads
 from tasks.status.declared import units
 from tasks.status.report import SCHEMA_FILE
 from tests.conftest import FakeTools, call_task
-from tests.test_interrupts import launch  # noqa: F401 - the fixture
 
 FIXTURES = Path(__file__).parent / "fixtures" / "status"
 REFERENCE = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
@@ -370,21 +368,3 @@ def test_the_real_kubectl_and_helm_accept_every_read(tmp_path, monkeypatch):
         ran += 1
     if ran == 0:
         pytest.skip("neither kubectl nor helm is installed")
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupted_status_ends_its_reads_at_once(launch, tmp_path, sig):  # noqa: F811
-    """The reads run in threads, each tool in its own process group: a signal ends them all
-    at once (not at the deadline), and the task exits 130/143 with no traceback."""
-    from tests.test_interrupts import EXIT, no_tool_left, wait_until
-
-    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
-    run = launch("cluster.status", "--timeout", "5m", slow=("kubectl",), sleep=120,
-                 KUBECONFIG=str(tmp_path / "kubeconfig"))  # fmt: skip
-    wait_until(lambda: len(run.started("kubectl")) >= 3, "the status's kubectl reads")
-    run.interrupt(sig)
-    assert run.wait() == EXIT[sig]
-    err = run.stderr()
-    assert f"error: interrupted by {signal.Signals(sig).name}" in err
-    assert "Traceback" not in err + run.stdout()
-    no_tool_left(run)
