@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from .engine.catalog import Catalog
-from .engine.cli import catalog_of, layer_settings, one_of, onecluster_task
+from .engine.cli import catalog_of, duration, layer_settings, one_of, onecluster_task
 from .engine.errors import FlagError, OneclusterError
 from .engine.execute import diff, execute, plan
 from .engine.lock import LOCK_HELP
 from .engine.output import echo
 from .engine.plan import FORMATS
+from .status import run as status_run
 from .verify.profile import PROFILES
 
 PROFILE_HELP = (
@@ -160,4 +161,40 @@ def deploy_layer(
     )  # fmt: skip
 
 
-TASKS = ((rebuild, "rebuild"), (plan_, "plan"), (diff_, "diff"), (deploy, "deploy"))
+@onecluster_task(
+    name="status",
+    help=dict(
+        since="report what happened within this long before now (default 9h)",
+        timeout="the whole status ends within this (default 30s)",
+        format=f"output format: {', '.join(status_run.FORMATS)} (json: tasks/status/status.schema.json)",
+        layer="only this layer's components and findings",
+        name="only this release, bundle or app (e.g. mealie)",
+        dry_run="print the read-only reads it would make, and make none",
+    ),
+    iterable=["layer", "name"],
+    checks=dict(
+        format=one_of(*status_run.FORMATS, what="format"), since=duration, timeout=duration
+    ),
+)
+def status_(
+    c, cluster=None, since="9h", timeout="30s", format="table", layer=None, name=None,
+    dry_run=False,
+):  # fmt: skip
+    """Report the cluster's health against the stack, and what went wrong since --since.
+
+    Read-only, no lock, bounded by --timeout. Exit code 0: healthy; 1: a finding is an error.
+    """
+    from invoke.exceptions import Exit
+
+    code = status_run.print_status(
+        catalog=catalog_of(c), cluster=cluster, since=since, timeout=timeout, fmt=format,
+        layers=layer or (), names=name or (), dry_run=dry_run,
+    )  # fmt: skip
+    if code:
+        raise Exit(code=code)
+
+
+TASKS = (
+    (rebuild, "rebuild"), (plan_, "plan"), (diff_, "diff"), (deploy, "deploy"),
+    (status_, "status"),
+)  # fmt: skip

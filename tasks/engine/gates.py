@@ -24,6 +24,8 @@ class Check:
     what: str
     command: Callable[[RunContext], Command]
     observe: Callable[[RunContext], Command] | None = None
+    # the workload it waits for, as (kind, name, namespace), when it is one (cluster.status)
+    workload: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +93,7 @@ def rolled_out(kind: str, name: str, namespace: str, timeout: str = "300s") -> C
         what=f"{kind}/{name} in {namespace} rolled out",
         command=lambda ctx: ctx.kubectl.rollout_status(kind, name, namespace, timeout),
         observe=lambda ctx: ctx.kubectl("get", kind, name, "-n", namespace, "-o", "wide"),
+        workload=(kind, name, namespace),
     )
 
 

@@ -149,6 +149,19 @@ def etcd_status(talosconfig: str, node: Node) -> Command:
     return on_node(talosconfig, str(node.ip), "etcd", "status", timeout=30)
 
 
+def etcd_members_status(talosconfig: str, inv: Inventory) -> Command:
+    """``talosctl etcd status`` of every control plane at once: one row per member that answered.
+
+    apid fans the call out to each of ``--nodes`` (endpoints: the control planes); the output is
+    a table with a ``NODE`` column first (``cmd/talosctl/cmd/talos/etcd.go`` at v1.12.4), and a
+    node that did not answer is a warning on stderr, not a row.
+    """
+    ips = ",".join(str(n.ip) for n in inv.control_planes)
+    return _talosctl(
+        "--talosconfig", talosconfig, "etcd", "status", "--nodes", ips, "--endpoints", ips
+    )
+
+
 def etcd_snapshot(talosconfig: str, node: Node, path: str) -> Command:
     """Stream an etcd snapshot of ``node`` to ``path`` (talosctl writes it 0600 via ``.part``)."""
     return on_node(talosconfig, str(node.ip), "etcd", "snapshot", path)

@@ -1,0 +1,1 @@
+"""Status: one bounded, read-only report of the running cluster against what the stack declares."""
