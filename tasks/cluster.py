@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .backup.restore import RestoreRequest, with_restore
 from .engine.catalog import Catalog
 from .engine.cli import catalog_of, layer_settings, one_of, onecluster_task
 from .engine.errors import FlagError, OneclusterError
@@ -17,9 +18,29 @@ PROFILE_HELP = (
 )
 
 
-def _catalog(c, profile: str | None) -> Catalog:
-    """The stack's catalogue, or that of a profile (``--profile kind``)."""
+RESTORE_HELP = (
+    "restore every declared volume from its latest backup before the app that mounts it "
+    "(steps storage/restore-<app>-<pvc>)"
+)
+ALLOW_EMPTY_HELP = (
+    "with --restore: a volume with no backup is created empty (default: it stops the run)"
+)
+
+
+def _catalog(
+    c, profile: str | None, restore: bool = False, allow_empty: bool = False
+) -> Catalog:  # fmt: skip
+    """The stack's catalogue, or that of a profile (``--profile kind``); with the restore steps
+    when ``restore`` (a catalogue transform, as a profile is)."""
     stack = catalog_of(c)
+    if allow_empty and not restore:
+        raise FlagError("--allow-empty only means something with --restore")
+    if restore and profile is not None:
+        raise FlagError(
+            f"--restore with --profile {profile}: that profile has no Longhorn to restore into"
+        )
+    if restore:
+        return with_restore(stack, RestoreRequest(allow_empty=allow_empty))
     if profile is None:
         return stack
     return PROFILES[profile].catalog(stack)
@@ -29,21 +50,24 @@ PROFILE_CHECK = one_of(*sorted(PROFILES), what="profile")
 
 
 @onecluster_task(
-    help=dict(profile=PROFILE_HELP, **LOCK_HELP),
+    help=dict(
+        profile=PROFILE_HELP, restore=RESTORE_HELP, allow_empty=ALLOW_EMPTY_HELP, **LOCK_HELP
+    ),
     iterable=["force_step"],
     checks=dict(profile=PROFILE_CHECK),
 )
 def rebuild(
     c, cluster=None, dry_run=False, jobs=4, profile=None, break_lock=False, yes=False,
-    force=False, force_step=None,
+    force=False, force_step=None, restore=False, allow_empty=False,
 ):  # fmt: skip
     """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order.
 
     A re-run converges: steps the cluster's record shows unchanged are skipped, so after a
-    failure or an interrupt the same command resumes.
+    failure or an interrupt the same command resumes. ``--restore`` brings every declared
+    volume back from its latest backup before its app starts.
     """
     execute(
-        _catalog(c, profile), cluster=cluster, dry_run=dry_run, jobs=jobs,
+        _catalog(c, profile, restore, allow_empty), cluster=cluster, dry_run=dry_run, jobs=jobs,
         break_lock=break_lock, yes=yes, force=force, force_steps=force_step or (),
     )  # fmt: skip
 
@@ -56,17 +80,19 @@ def rebuild(
         format=f"output format: {', '.join(FORMATS)}",
         dry_run="accepted like every task's; the plan itself never runs a command",
         profile=PROFILE_HELP,
+        restore=RESTORE_HELP,
     ),
     iterable=["layer", "step"],
     checks=dict(format=one_of(*FORMATS, what="format"), profile=PROFILE_CHECK),
 )
 def plan_(
-    c, cluster=None, layer=None, step=None, from_=None, format="table", dry_run=False, profile=None
-):
+    c, cluster=None, layer=None, step=None, from_=None, format="table", dry_run=False,
+    profile=None, restore=False,
+):  # fmt: skip
     """Print the plan: every step in order with its needs and commands (table, json, mermaid)."""
     echo(
         plan(
-            _catalog(c, profile),
+            _catalog(c, profile, restore),
             cluster=cluster,
             layers=layer or (),
             targets=step or (),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .backup.volumes import STORAGE_CLASSES
 from .engine.components import Component, HelmRelease, ManifestBundle, SecretSpec
 from .engine.gates import crds_established, gate_after, resource_exists, rolled_out
 from .engine.inventory import Inventory
@@ -12,7 +13,6 @@ LONGHORN_CRDS = tuple(
     f"{plural}.longhorn.io"
     for plural in ("volumes", "engines", "replicas", "settings", "recurringjobs", "backuptargets")
 )
-STORAGE_CLASSES = ("longhorn", "longhorn-rwx")
 
 # Backblaze B2 through its S3 API. Longhorn reads all three keys from one Secret, so the endpoint
 # (https://s3.<region>.backblazeb2.com, not secret) is stored in Infisical beside the key pair.

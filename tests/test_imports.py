@@ -4,7 +4,8 @@ Every import in ``tasks/`` counts, a function-level one too, so a lazy import ca
 circle. The rules, from the bottom up:
 
 - the engine (``tasks/engine/``) imports nothing else of ``tasks``;
-- an area package (``talos``, ``secrets``, ``validate``, ``workloads``, ``verify``, ``metrics``) and the
+- an area package (``talos``, ``secrets``, ``validate``, ``workloads``, ``verify``, ``metrics``,
+  ``backup``) and the
   ``cluster`` tasks import the engine and other areas, never a layer module or the stack;
 - a layer module (``network``, ``storage``, ...) imports the engine and the areas, never
   another layer or the stack;
@@ -24,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks"
-AREAS = ("talos", "secrets", "validate", "workloads", "verify", "metrics")
+AREAS = ("talos", "secrets", "validate", "workloads", "verify", "metrics", "backup")
 LAYER_MODULES = ("network", "storage", "observability", "scheduling", "ai", "apps")
 
 
