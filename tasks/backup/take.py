@@ -27,6 +27,9 @@ from ..verify import longhorn
 from .objects import LONGHORN_NAMESPACE, backup, snapshot
 from .volumes import DeclaredVolume
 
+# how often a backup's progress is read while waiting for it
+POLL_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -89,7 +92,7 @@ def take(
     found: Sequence[Plan],
     *,
     timeout: float,
-    interval: float = 5.0,
+    interval: float = POLL_SECONDS,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[longhorn.Backup]:
     """Take the backups and wait for them, printing progress; raise when one fails or times out."""

@@ -125,7 +125,9 @@ def backup_now(c, cluster=None, name=None, timeout="30m", dry_run=False):
             echo(yamlio.dump_all([*snaps, *backs], explicit_start=True))
             echo(f"# dry-run: {len(plans)} backup(s) printed, nothing was created")
             return
-        done = take.take(ctx, plans, timeout=parse_duration(timeout, "--timeout"))
+        done = take.take(
+            ctx, plans, timeout=parse_duration(timeout, "--timeout"), interval=take.POLL_SECONDS
+        )
     echo(f"{len(done)} backup(s) completed: " + ", ".join(b.name for b in done))
 
 
