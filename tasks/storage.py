@@ -1,4 +1,4 @@
-"""Storage: Longhorn with RWO and RWX classes and recurring backups to Backblaze B2."""
+"""Storage: Longhorn with RWO and RWX classes, recurring backups and etcd snapshots to Backblaze B2."""
 
 from __future__ import annotations
 
@@ -23,6 +23,20 @@ B2_CREDENTIALS = SecretSpec(
         "AWS_ACCESS_KEY_ID": "B2_APPLICATION_KEY_ID",
         "AWS_SECRET_ACCESS_KEY": "B2_APPLICATION_KEY",
         "AWS_ENDPOINTS": "B2_S3_ENDPOINT",
+    },
+)
+
+# etcd snapshots off the cluster (manifests/storage/talos-backup): the same B2 key pair and
+# endpoint, and the age public key the snapshots are encrypted to (its private key is kept off
+# the cluster, see the README's disaster recovery)
+TALOS_BACKUP_S3 = SecretSpec(
+    "talos-backup",
+    "talos-backup-s3",
+    {
+        "AWS_ACCESS_KEY_ID": "B2_APPLICATION_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY": "B2_APPLICATION_KEY",
+        "CUSTOM_S3_ENDPOINT": "B2_S3_ENDPOINT",
+        "AGE_X25519_PUBLIC_KEY": "TALOS_BACKUP_AGE_PUBLIC_KEY",
     },
 )
 
@@ -63,5 +77,13 @@ def components(inv: Inventory) -> list[Component]:
             rolled_out("daemonset", "longhorn-csi-plugin", NAMESPACE),
             *(resource_exists("storageclass", name) for name in STORAGE_CLASSES),
             name="longhorn-ready",
+        ),
+        ManifestBundle(
+            layer="storage",
+            name="talos-backup",
+            needs=("talos/health",),
+            secrets=(TALOS_BACKUP_S3,),
+            summary="apply talos-backup (etcd snapshots through the Talos API, age-encrypted, "
+            "to B2; manifests/storage/talos-backup)",
         ),
     ]
