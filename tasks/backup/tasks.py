@@ -101,9 +101,8 @@ def backup_now(c, cluster=None, name=None, timeout="30m", dry_run=False):
     volumes = of_apps(volumes, name or ())
     with run_context(inventory, dry_run=dry_run, fetch_kubeconfig=False) as ctx:
         if dry_run:
-            echo("# read-only, run in a dry-run too: " + "; ".join(
-                cmd.display() for cmd in listing.reads(ctx)[:2]
-            ))  # fmt: skip
+            for command in listing.reads(ctx):
+                echo(f"# read-only, run in a dry-run too: {command.display()}")
         cluster_now = listing.read(ctx)
         pairs, absent = [], []
         for v in volumes:
