@@ -27,23 +27,28 @@ ALLOW_EMPTY_HELP = (
 )
 
 
-def _catalog(
-    c, profile: str | None, restore: bool = False, allow_empty: bool = False
-) -> Catalog:  # fmt: skip
-    """The stack's catalogue, or that of a profile (``--profile kind``); with the restore steps
-    when ``restore`` (a catalogue transform, as a profile is)."""
+def _catalog(c, profile: str | None) -> Catalog:
+    """The stack's catalogue, or that of a profile (``--profile kind``)."""
     stack = catalog_of(c)
-    if allow_empty and not restore:
-        raise FlagError("--allow-empty only means something with --restore")
-    if restore and profile is not None:
-        raise FlagError(
-            f"--restore with --profile {profile}: that profile has no Longhorn to restore into"
-        )
-    if restore:
-        return with_restore(stack, RestoreRequest(allow_empty=allow_empty))
     if profile is None:
         return stack
     return PROFILES[profile].catalog(stack)
+
+
+def _restoring(
+    catalog: Catalog, profile: str | None, restore: bool, allow_empty: bool = False
+) -> Catalog:
+    """``catalog`` with the restore steps when ``--restore`` (a catalogue transform, as a profile
+    is: the steps exist only in a run or plan that asks for them)."""
+    if allow_empty and not restore:
+        raise FlagError("--allow-empty only means something with --restore")
+    if not restore:
+        return catalog
+    if profile is not None:
+        raise FlagError(
+            f"--restore with --profile {profile}: that profile has no Longhorn to restore into"
+        )
+    return with_restore(catalog, RestoreRequest(allow_empty=allow_empty))
 
 
 PROFILE_CHECK = one_of(*sorted(PROFILES), what="profile")
@@ -66,8 +71,9 @@ def rebuild(
     failure or an interrupt the same command resumes. ``--restore`` brings every declared
     volume back from its latest backup before its app starts.
     """
+    catalog = _restoring(_catalog(c, profile), profile, restore, allow_empty)
     execute(
-        _catalog(c, profile, restore, allow_empty), cluster=cluster, dry_run=dry_run, jobs=jobs,
+        catalog, cluster=cluster, dry_run=dry_run, jobs=jobs,
         break_lock=break_lock, yes=yes, force=force, force_steps=force_step or (),
     )  # fmt: skip
 
@@ -92,7 +98,7 @@ def plan_(
     """Print the plan: every step in order with its needs and commands (table, json, mermaid)."""
     echo(
         plan(
-            _catalog(c, profile, restore),
+            _restoring(_catalog(c, profile), profile, restore),
             cluster=cluster,
             layers=layer or (),
             targets=step or (),
