@@ -101,6 +101,9 @@ def test_a_long_claim_gets_a_volume_name_longhorn_accepts():
     long = dataclasses.replace(MEALIE_DATA, pvc="x" * 80)
     name = objects.volume_name(long)
     assert len(name) <= 63 and re.match(r"^[a-z0-9][a-z0-9_.-]+$", name)
+    made = [objects.restored_volume(long, "s3://b@r/", "1"), *objects.claim_stream(long, "1")]
+    for label in (v for doc in made for v in doc["metadata"].get("labels", {}).values()):
+        assert re.match(r"^([a-z0-9A-Z]([-a-zA-Z0-9_.]{0,61}[a-zA-Z0-9])?)?$", label), label
 
 
 # -- the plan: a restore step before each volume's consumer -----------------------------------
@@ -514,3 +517,31 @@ def test_the_real_kubectl_accepts_every_backup_and_restore_command(tmp_path, mon
         assert done.returncode != 0 and any(r in err for r in REFUSED), (
             f"{command.display()}\n{err}"
         )
+
+
+def test_storage_backup_dry_run_prints_the_objects_and_creates_none(fake_tools, capsys):
+    serve_reads(
+        fake_tools,
+        claims=[live_claim(MEALIE_DATA, "pvc-old-mealie-data")],
+        volumes=[live_volume("pvc-old-mealie-data", MEALIE_DATA)],
+    )
+    call_task("storage.backup", name=["mealie"], dry_run=True)
+    out = capsys.readouterr().out
+    docs = [d for d in yaml.safe_load_all(out.split("# the objects it would create:")[1]) if d]
+    snap, back = docs
+    assert snap["kind"] == "Snapshot" and snap["spec"] == {
+        "volume": "pvc-old-mealie-data", "createSnapshot": True, "labels": {},
+    }  # fmt: skip
+    assert back["kind"] == "Backup" and back["spec"]["snapshotName"] == snap["metadata"]["name"]
+    assert back["metadata"]["labels"] == {"backup-volume": "pvc-old-mealie-data"}
+    claim = json.loads(back["spec"]["labels"]["KubernetesStatus"])
+    assert claim == {"namespace": "mealie", "pvcName": "mealie-data"}
+    assert "# read-only, run in a dry-run too:" in out
+    assert not [c for c in fake_tools.calls("kubectl") if "apply" in c["argv"]]
+    assert len(fake_tools.calls("kubectl")) == 3  # the three reads, nothing else
+
+
+def test_storage_backups_dry_run_runs_nothing(fake_tools, capsys):
+    call_task("storage.backups", dry_run=True)
+    assert fake_tools.calls() == []
+    assert "3 reads printed, none run" in capsys.readouterr().out

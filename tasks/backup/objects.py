@@ -33,7 +33,7 @@ LONGHORN_API = "longhorn.io/v1beta2"
 CSI_DRIVER = "driver.longhorn.io"
 # Longhorn names (util.ValidateName: ^[a-z0-9][a-z0-9_.-]+$) that also fit a label value (63)
 MAX_NAME = 63
-# the label a restore puts on what it creates, with the claim it restores
+# the label a restore puts on what it creates (its value: ``<namespace>-<claim>``, a valid label)
 RESTORED_FOR = "onecluster.io/restored-for"
 
 
@@ -86,7 +86,7 @@ def restored_volume(claim: DeclaredVolume, backup_url: str, size_bytes: str) -> 
         "metadata": {
             "name": volume_name(claim),
             "namespace": LONGHORN_NAMESPACE,
-            "labels": {RESTORED_FOR: f"{claim.namespace}.{claim.pvc}"[:MAX_NAME]},
+            "labels": {RESTORED_FOR: volume_name(claim)},
         },
         "spec": {
             "size": str(size_bytes),  # the exact byte count, a string (the webhook insists)
@@ -108,7 +108,7 @@ def persistent_volume(claim: DeclaredVolume, size_bytes: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
-        "metadata": {"name": name, "labels": {RESTORED_FOR: f"{claim.namespace}.{claim.pvc}"}},
+        "metadata": {"name": name, "labels": {RESTORED_FOR: name}},
         "spec": {
             "capacity": {"storage": str(size_bytes)},
             "volumeMode": "Filesystem",
