@@ -193,7 +193,8 @@ def volume_item(name: str, *, required: bool, robustness="unknown", failed=False
     return json.dumps({
         "apiVersion": "longhorn.io/v1beta2", "kind": "Volume",
         "metadata": {"name": name, "namespace": "longhorn-system"},
-        "spec": {"fromBackup": "s3://...", "numberOfReplicas": 2},
+        "spec": {"fromBackup": "s3://homelab@us-west-004/?backup=backup-new&volume=pvc-old",
+                 "numberOfReplicas": 2, "size": str(5 * GI)},
         "status": {"state": "detached" if not required else "attached", "robustness": robustness,
                    "restoreInitiated": True, "restoreRequired": required, "conditions": conditions},
     })  # fmt: skip
@@ -218,8 +219,9 @@ def mealie_catalog(**request):
     )
 
 
-def serve_restore(fake_tools, backups=TWO_BACKUPS, *, fail=False):
-    """The fakes of a healthy Longhorn restoring mealie's two volumes (or failing one)."""
+def serve_restore(fake_tools, backups=TWO_BACKUPS, *, fail=False, existing=False):
+    """The fakes of a healthy Longhorn restoring mealie's two volumes (or failing one);
+    ``existing``: an earlier run created the Longhorn volumes already."""
     fake_tools.rule("kubectl", "get", "backuptargets.longhorn.io,", stdout=store(*backups))
     for claim in (MEALIE_DATA, MEALIE_DB):
         name = objects.volume_name(claim)
@@ -227,6 +229,8 @@ def serve_restore(fake_tools, backups=TWO_BACKUPS, *, fail=False):
                         when={f"bound:{claim.pvc}": True},
                         stdout=json.dumps({"kind": "PersistentVolumeClaim",
                                            "spec": {"volumeName": name}}))  # fmt: skip
+        if not existing:  # absent until the restore creates it
+            fake_tools.rule("kubectl", "get", "volumes.longhorn.io", name, times=1, stdout="")
         fake_tools.rule("kubectl", "get", "volumes.longhorn.io", name, times=2,
                         stdout=volume_item(name, required=True, robustness="healthy"))  # fmt: skip
         broken = fail and claim is MEALIE_DATA
@@ -287,6 +291,19 @@ def test_a_rerun_finds_the_restored_claims_in_place(fake_tools, capsys):
     out = capsys.readouterr().out
     assert "claim mealie/mealie-data is bound to the restored volume already" in out
     assert "storage/restore-mealie-mealie-data" in out and "unchanged" in out
+
+
+def test_a_rerun_after_an_interrupted_restore_finishes_it_and_binds(fake_tools, capsys):
+    serve_restore(fake_tools, existing=True)
+    execute(mealie_catalog())
+    restores = [
+        c for c in fake_tools.calls("kubectl") if "--field-manager=onecluster-restore" in c["argv"]
+    ]
+    assert len(restores) == 2  # the PV and claim of each volume: no second Longhorn Volume
+    bound = yamlio.dump_all(objects.claim_stream(MEALIE_DATA, str(5 * GI))).encode()
+    assert hashlib.sha256(bound).hexdigest() in [c["stdin_sha256"] for c in restores]
+    out = capsys.readouterr().out
+    assert f"volume {objects.volume_name(MEALIE_DATA)} exists, restoring from backup-new" in out
 
 
 def test_a_backup_that_fails_to_restore_stops_the_run_and_the_app_is_not_deployed(fake_tools):

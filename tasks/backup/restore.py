@@ -112,7 +112,7 @@ class RestoreVolume(Component):
     def read_volume(self, ctx: RunContext) -> Command:
         return ctx.kubectl(
             "get", "volumes.longhorn.io", self.longhorn_volume, "-n", LONGHORN_NAMESPACE,
-            "-o", "json",
+            "-o", "json", "--ignore-not-found",
         )  # fmt: skip
 
     def apply(self, ctx: RunContext, docs: Sequence[dict]) -> Command:
@@ -189,6 +189,17 @@ class RestoreVolume(Component):
                 f"`invoke storage.restore --name {self.volume.app}`)"
             )
             return "unchanged"
+        made = _json(ctx.executor.query(self.read_volume(ctx)).stdout, self.read_volume(ctx))
+        spec = made.get("spec") or {}
+        if spec.get("fromBackup"):  # an earlier run created it: finish that restore, not another
+            source = _backup_of_url(spec["fromBackup"])
+            echo(f"[{self.id}] volume {self.longhorn_volume} exists, restoring from {source}")
+            self.wait_restored(ctx, source)
+            ctx.run(
+                self.apply(ctx, claim_stream(self.volume, str(spec.get("size")))), prefix=prefix
+            )
+            ctx.run(self.wait_bound(ctx), prefix=prefix)
+            return None
         chosen = self.choose_backup(ctx)
         if chosen is None:
             echo(
@@ -206,7 +217,7 @@ class RestoreVolume(Component):
         _check_fits(self, chosen.name, size)
         echo(f"[{self.id}] restoring {self.target} from backup {chosen.name} ({chosen.url})")
         ctx.run(self.apply(ctx, [restored_volume(self.volume, chosen.url, size)]), prefix=prefix)
-        self.wait_restored(ctx, chosen)
+        self.wait_restored(ctx, chosen.name)
         ctx.run(self.apply(ctx, claim_stream(self.volume, size)), prefix=prefix)
         ctx.run(self.wait_bound(ctx), prefix=prefix)
         return None
@@ -263,7 +274,7 @@ class RestoreVolume(Component):
         v = self.volume
         return longhorn.latest_for_claim(store.backups, v.namespace, v.pvc)
 
-    def wait_restored(self, ctx: RunContext, chosen: longhorn.Backup) -> None:
+    def wait_restored(self, ctx: RunContext, backup: str) -> None:
         """Until Longhorn says the volume is restored; a failed restore stops the run."""
         last = [""]
 
@@ -280,7 +291,7 @@ class RestoreVolume(Component):
                     last[0] = seen
                 if vol.restore_error or vol.robustness == "faulted":
                     raise OneclusterError(
-                        f"{self.id}: restoring volume {self.target} from backup {chosen.name} "
+                        f"{self.id}: restoring volume {self.target} from backup {backup} "
                         f"failed: Longhorn volume {self.longhorn_volume} is "
                         f"{vol.robustness or 'faulted'}"
                         + (f" ({vol.restore_error})" if vol.restore_error else "")
@@ -299,11 +310,19 @@ class RestoreVolume(Component):
         )
         if vol is None or not vol.restore_initiated or vol.restore_required:
             raise OneclusterError(
-                f"{self.id}: volume {self.target} was not restored from backup {chosen.name} "
+                f"{self.id}: volume {self.target} was not restored from backup {backup} "
                 f"within {self.timeout} (Longhorn volume {self.longhorn_volume}); the restore "
                 "goes on in Longhorn: run the same command again to wait for it"
             )
-        echo(f"[{self.id}] volume {self.longhorn_volume}: restored from {chosen.name}")
+        echo(f"[{self.id}] volume {self.longhorn_volume}: restored from {backup}")
+
+
+def _backup_of_url(url: str) -> str:
+    """The backup's name in a backup URL (``...?backup=NAME&volume=...``: longhorn-manager
+    v1.11.3 uses backupstore.DecodeBackupURL), else the URL itself."""
+    from urllib.parse import parse_qs, urlsplit
+
+    return (parse_qs(urlsplit(url).query).get("backup") or [url])[0]
 
 
 def _json(text: str, command: Command) -> dict:

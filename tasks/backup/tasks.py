@@ -19,7 +19,7 @@ from .restore import RestoreRequest, only_restores, with_restore
 from .volumes import DeclaredVolume, declared_volumes, of_apps
 
 FORMATS = ("table", "json")
-NAME_HELP = "APP, repeatable: only the volumes of this app (default: every declared volume)"
+NAME_HELP = "only the volumes of this app (default: every declared volume)"
 
 
 def declared(catalog: Catalog, cluster: str | None) -> tuple[Inventory, list[DeclaredVolume]]:
@@ -168,8 +168,8 @@ def named_backups(
     name="restore",
     help=dict(
         name=NAME_HELP,
-        backup="NAME, repeatable: restore the volume this backup belongs to from it "
-        "(default: each volume's latest)",
+        backup="restore the volume this backup belongs to from it (default: each volume's "
+        "latest; `invoke storage.backups` names them)",
         allow_empty="a volume with no backup is left for its app to create empty "
         "(default: it stops the run)",
         timeout="how long one volume's restore may take (default 2h)",
