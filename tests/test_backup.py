@@ -225,6 +225,8 @@ def serve_restore(fake_tools, backups=TWO_BACKUPS, *, fail=False, existing=False
     fake_tools.rule("kubectl", "get", "backuptargets.longhorn.io,", stdout=store(*backups))
     for claim in (MEALIE_DATA, MEALIE_DB):
         name = objects.volume_name(claim)
+        fake_tools.rule("kubectl", "get", "persistentvolumeclaim", claim.pvc, "jsonpath={.spec.volumeName}",
+                        when={f"bound:{claim.pvc}": True}, stdout=name)  # fmt: skip
         fake_tools.rule("kubectl", "get", "persistentvolumeclaim", claim.pvc, "--ignore-not-found",
                         when={f"bound:{claim.pvc}": True},
                         stdout=json.dumps({"kind": "PersistentVolumeClaim",
@@ -289,8 +291,19 @@ def test_a_rerun_finds_the_restored_claims_in_place(fake_tools, capsys):
     again = fake_tools.calls("kubectl")[first:]
     assert not [c for c in again if "--field-manager=onecluster-restore" in c["argv"]]
     out = capsys.readouterr().out
+    # the record holds each restore's fingerprint, and the claim's read confirms it
+    assert "==> unchanged storage/restore-mealie-mealie-data (fingerprint recorded" in out
+    assert "==> unchanged storage/restore-mealie-data-mealie-postgres-0 (fingerprint" in out
+
+
+def test_without_the_record_a_bound_claim_is_found_in_place_by_the_step(fake_tools, capsys):
+    serve_restore(fake_tools)
+    execute(mealie_catalog(), lock=False)  # no converge: every step runs
+    capsys.readouterr()
+    execute(mealie_catalog(), lock=False)
+    out = capsys.readouterr().out
     assert "claim mealie/mealie-data is bound to the restored volume already" in out
-    assert "storage/restore-mealie-mealie-data" in out and "unchanged" in out
+    assert "==> unchanged storage/restore-mealie-mealie-data in" in out
 
 
 def test_a_rerun_after_an_interrupted_restore_finishes_it_and_binds(fake_tools, capsys):

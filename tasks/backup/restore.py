@@ -20,8 +20,9 @@ A restore step follows Longhorn v1.11's "Restore via Custom Resource" path (long
 3. apply the PersistentVolume and the claim the app's manifests expect, bound to it, and wait
    until the claim is ``Bound``.
 
-Under converge (a re-run) a claim already bound to the restored volume is in place: the step
-says ``unchanged``. A claim that exists bound to another volume is never restored over: the step
+Under converge (a re-run) a claim already bound to the restored volume is in place: the runner
+skips the step as ``unchanged`` (its fingerprint recorded, :meth:`RestoreVolume.confirm` reads the
+claim), and a run without the record finds the same and says ``unchanged`` itself. A claim that exists bound to another volume is never restored over: the step
 says so and leaves it (remove the app with ``--purge`` first to restore it).
 """
 
@@ -35,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..engine import fingerprint as fingerprints
 from ..engine import yamlio
 from ..engine.catalog import Catalog
 from ..engine.command import Command
@@ -44,7 +46,7 @@ from ..engine.errors import OneclusterError
 from ..engine.inventory import Inventory
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
-from ..engine.probes import PROBE_TIMEOUT, Probe
+from ..engine.probes import PROBE_TIMEOUT, Probe, holds
 from ..verify import longhorn
 from .objects import LONGHORN_NAMESPACE, claim_stream, restored_volume, volume_name
 from .volumes import DeclaredVolume, declared_volumes, of_apps
@@ -130,7 +132,8 @@ class RestoreVolume(Component):
     def commands(self, ctx: RunContext) -> list[Command]:
         """The reads and writes of a restore (the Volume's backup URL and size come from the
         first read, so the plan shows them as ``<from the backup>``)."""
-        shown = restored_volume(self.volume, "<url of the chosen backup>", "<its volumeSize>")
+        which = f"backup {self.backup}" if self.backup else "the latest backup"
+        shown = restored_volume(self.volume, f"<url of {which}>", "<its volumeSize>")
         return [
             self.read_claim(ctx),
             self.read_store(ctx),
@@ -149,6 +152,16 @@ class RestoreVolume(Component):
         )
 
     # -- converge ----------------------------------------------------------------------------
+
+    def fingerprint(self, ctx: RunContext) -> str | None:
+        """What the restore makes (its Volume, PV and claim, and the backup asked for), so a
+        re-run whose claim is still bound to the restored volume skips it (see :meth:`confirm`)."""
+        paths = (ctx.kubeconfig, ctx.talosconfig, str(ctx.workdir))
+        return fingerprints.of_commands(self.kind, self.commands(ctx), paths)
+
+    def confirm(self, ctx: RunContext) -> bool:
+        """The claim is bound to the restored volume (one read)."""
+        return all(holds(p, ctx) for p in self.probes(ctx))
 
     def probes(self, ctx: RunContext) -> list[Probe]:
         v = self.volume
