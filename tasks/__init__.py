@@ -23,6 +23,7 @@ sys.path[:] = [p for p in sys.path if p == "" or str(Path(p).resolve()) != _HERE
 from invoke import Collection
 
 from . import ai, apps, cluster, network, observability, scheduling, storage
+from .backup import tasks as backup_tasks
 from .engine.cli import CONFIG_KEY, LAYER_KEY
 from .secrets import tasks as secrets_tasks
 from .stack import STACK, WORKLOAD_LAYERS
@@ -65,7 +66,7 @@ for _ns in (
     layer("talos", talos_tasks.__doc__, talos_tasks.TASKS),
     layer("secrets", secrets_tasks.__doc__, secrets_tasks.TASKS),
     layer("network", network.__doc__),
-    layer("storage", storage.__doc__),
+    layer("storage", storage.__doc__, backup_tasks.TASKS),
     layer("observability", observability.__doc__),
     layer("scheduling", scheduling.__doc__, trimaran_tasks.TASKS),
     workload_layer("ai", ai.__doc__, noun="workload"),

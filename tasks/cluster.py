@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .backup.restore import RestoreRequest, with_restore
 from .engine.catalog import Catalog
 from .engine.cli import catalog_of, duration, layer_settings, one_of, onecluster_task
 from .engine.errors import FlagError, OneclusterError
@@ -18,6 +19,15 @@ PROFILE_HELP = (
 )
 
 
+RESTORE_HELP = (
+    "restore every declared volume from its latest backup before the app that mounts it "
+    "(steps storage/restore-<app>-<pvc>)"
+)
+ALLOW_EMPTY_HELP = (
+    "with --restore: a volume with no backup is created empty (default: it stops the run)"
+)
+
+
 def _catalog(c, profile: str | None) -> Catalog:
     """The stack's catalogue, or that of a profile (``--profile kind``)."""
     stack = catalog_of(c)
@@ -26,25 +36,45 @@ def _catalog(c, profile: str | None) -> Catalog:
     return PROFILES[profile].catalog(stack)
 
 
+def _restoring(
+    catalog: Catalog, profile: str | None, restore: bool, allow_empty: bool = False
+) -> Catalog:
+    """``catalog`` with the restore steps when ``--restore`` (a catalogue transform, as a profile
+    is: the steps exist only in a run or plan that asks for them)."""
+    if allow_empty and not restore:
+        raise FlagError("--allow-empty only means something with --restore")
+    if not restore:
+        return catalog
+    if profile is not None:
+        raise FlagError(
+            f"--restore with --profile {profile}: that profile has no Longhorn to restore into"
+        )
+    return with_restore(catalog, RestoreRequest(allow_empty=allow_empty))
+
+
 PROFILE_CHECK = one_of(*sorted(PROFILES), what="profile")
 
 
 @onecluster_task(
-    help=dict(profile=PROFILE_HELP, **LOCK_HELP),
+    help=dict(
+        profile=PROFILE_HELP, restore=RESTORE_HELP, allow_empty=ALLOW_EMPTY_HELP, **LOCK_HELP
+    ),
     iterable=["force_step"],
     checks=dict(profile=PROFILE_CHECK),
 )
 def rebuild(
     c, cluster=None, dry_run=False, jobs=4, profile=None, break_lock=False, yes=False,
-    force=False, force_step=None,
+    force=False, force_step=None, restore=False, allow_empty=False,
 ):  # fmt: skip
     """Rebuild the whole cluster: Talos configs, apply, bootstrap, then every layer in order.
 
     A re-run converges: steps the cluster's record shows unchanged are skipped, so after a
-    failure or an interrupt the same command resumes.
+    failure or an interrupt the same command resumes. ``--restore`` brings every declared
+    volume back from its latest backup before its app starts.
     """
+    catalog = _restoring(_catalog(c, profile), profile, restore, allow_empty)
     execute(
-        _catalog(c, profile), cluster=cluster, dry_run=dry_run, jobs=jobs,
+        catalog, cluster=cluster, dry_run=dry_run, jobs=jobs,
         break_lock=break_lock, yes=yes, force=force, force_steps=force_step or (),
     )  # fmt: skip
 
@@ -57,17 +87,19 @@ def rebuild(
         format=f"output format: {', '.join(FORMATS)}",
         dry_run="accepted like every task's; the plan itself never runs a command",
         profile=PROFILE_HELP,
+        restore=RESTORE_HELP,
     ),
     iterable=["layer", "step"],
     checks=dict(format=one_of(*FORMATS, what="format"), profile=PROFILE_CHECK),
 )
 def plan_(
-    c, cluster=None, layer=None, step=None, from_=None, format="table", dry_run=False, profile=None
-):
+    c, cluster=None, layer=None, step=None, from_=None, format="table", dry_run=False,
+    profile=None, restore=False,
+):  # fmt: skip
     """Print the plan: every step in order with its needs and commands (table, json, mermaid)."""
     echo(
         plan(
-            _catalog(c, profile),
+            _restoring(_catalog(c, profile), profile, restore),
             cluster=cluster,
             layers=layer or (),
             targets=step or (),

@@ -1,7 +1,8 @@
-"""Storage: Longhorn with RWO and RWX classes and recurring backups to Backblaze B2."""
+"""Storage: Longhorn with RWO and RWX classes, recurring backups and etcd snapshots to Backblaze B2."""
 
 from __future__ import annotations
 
+from .backup.volumes import STORAGE_CLASSES
 from .engine.components import Component, HelmRelease, ManifestBundle, SecretSpec
 from .engine.gates import crds_established, gate_after, resource_exists, rolled_out
 from .engine.inventory import Inventory
@@ -12,7 +13,6 @@ LONGHORN_CRDS = tuple(
     f"{plural}.longhorn.io"
     for plural in ("volumes", "engines", "replicas", "settings", "recurringjobs", "backuptargets")
 )
-STORAGE_CLASSES = ("longhorn", "longhorn-rwx")
 
 # Backblaze B2 through its S3 API. Longhorn reads all three keys from one Secret, so the endpoint
 # (https://s3.<region>.backblazeb2.com, not secret) is stored in Infisical beside the key pair.
@@ -23,6 +23,20 @@ B2_CREDENTIALS = SecretSpec(
         "AWS_ACCESS_KEY_ID": "B2_APPLICATION_KEY_ID",
         "AWS_SECRET_ACCESS_KEY": "B2_APPLICATION_KEY",
         "AWS_ENDPOINTS": "B2_S3_ENDPOINT",
+    },
+)
+
+# etcd snapshots off the cluster (manifests/storage/talos-backup): the same B2 key pair and
+# endpoint, and the age public key the snapshots are encrypted to (its private key is kept off
+# the cluster, see the README's disaster recovery)
+TALOS_BACKUP_S3 = SecretSpec(
+    "talos-backup",
+    "talos-backup-s3",
+    {
+        "AWS_ACCESS_KEY_ID": "B2_APPLICATION_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY": "B2_APPLICATION_KEY",
+        "CUSTOM_S3_ENDPOINT": "B2_S3_ENDPOINT",
+        "AGE_X25519_PUBLIC_KEY": "TALOS_BACKUP_AGE_PUBLIC_KEY",
     },
 )
 
@@ -63,5 +77,13 @@ def components(inv: Inventory) -> list[Component]:
             rolled_out("daemonset", "longhorn-csi-plugin", NAMESPACE),
             *(resource_exists("storageclass", name) for name in STORAGE_CLASSES),
             name="longhorn-ready",
+        ),
+        ManifestBundle(
+            layer="storage",
+            name="talos-backup",
+            needs=("talos/health",),
+            secrets=(TALOS_BACKUP_S3,),
+            summary="apply talos-backup (etcd snapshots through the Talos API, age-encrypted, "
+            "to B2; manifests/storage/talos-backup)",
         ),
     ]

@@ -5,7 +5,8 @@ circle. The rules, from the bottom up:
 
 - the engine (``tasks/engine/``) imports nothing else of ``tasks``;
 - an area package (``talos``, ``secrets``, ``validate``, ``workloads``, ``verify``, ``metrics``,
-  ``trimaran``, ``status``) and the ``cluster`` tasks import the engine and other areas, never a layer module or the stack;
+  ``trimaran``, ``status``, ``backup``) and the ``cluster`` tasks import the engine and other
+  areas, never a layer module or the stack;
 - a layer module (``network``, ``storage``, ...) imports the engine and the areas, never
   another layer or the stack;
 - only the root namespace (``tasks/__init__.py``) imports the stack;
@@ -24,7 +25,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks"
-AREAS = ("talos", "secrets", "validate", "workloads", "verify", "metrics", "trimaran", "status")
+AREAS = ("talos", "secrets", "validate", "workloads", "verify", "metrics", "trimaran", "status",
+         "backup")
 LAYER_MODULES = ("network", "storage", "observability", "scheduling", "ai", "apps")
 
 

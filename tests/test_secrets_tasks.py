@@ -123,6 +123,31 @@ def test_list_table_is_the_default():
             "AWS_SECRET_ACCESS_KEY",
             "B2_APPLICATION_KEY",
         ],
+        # the etcd snapshots go to the same bucket with the same key, encrypted to an age key
+        [
+            "storage/talos-backup",
+            "talos-backup/talos-backup-s3",
+            "AGE_X25519_PUBLIC_KEY",
+            "TALOS_BACKUP_AGE_PUBLIC_KEY",
+        ],
+        [
+            "storage/talos-backup",
+            "talos-backup/talos-backup-s3",
+            "AWS_ACCESS_KEY_ID",
+            "B2_APPLICATION_KEY_ID",
+        ],
+        [
+            "storage/talos-backup",
+            "talos-backup/talos-backup-s3",
+            "AWS_SECRET_ACCESS_KEY",
+            "B2_APPLICATION_KEY",
+        ],
+        [
+            "storage/talos-backup",
+            "talos-backup/talos-backup-s3",
+            "CUSTOM_S3_ENDPOINT",
+            "B2_S3_ENDPOINT",
+        ],
     ]
 
 
@@ -140,10 +165,11 @@ def test_check_reports_every_missing_name_in_one_message(fakes):
     assert result.returncode == 1
     err = result.stderr
     # one missing name is reported for every component that needs it
-    assert err.startswith("error: 4 secret(s) the selected components need are missing")
+    assert err.startswith("error: 5 secret(s) the selected components need are missing")
     assert "  - network/traefik: CLOUDFLARE_API_TOKEN\n" in err
     assert "  - network/certificates: CLOUDFLARE_API_TOKEN\n" in err
     assert "  - storage/longhorn: B2_APPLICATION_KEY\n" in err
+    assert "  - storage/talos-backup: B2_APPLICATION_KEY\n" in err
     assert "  - ai/nanobot: NANOBOT_SLACK_APP_TOKEN\n" in err
     assert "cloudflared" not in err
     assert kube.requests == []  # no cluster contact
@@ -156,7 +182,8 @@ def test_check_honours_the_selection(fakes):
     ok = invoke("secrets.check", "--layer", "storage", "--component", "ai/nanobot", env=env)
     assert ok.returncode == 0, ok.stderr
     chosen = [c for c in declared() if c.startswith("storage/") or c == "ai/nanobot"]
-    total = sum(len(declared()[c]) for c in chosen)
+    # one name several components read (the B2 key: Longhorn and talos-backup) counts once
+    total = len({n for c in chosen for n in declared()[c]})
     assert (
         f"ok: all {total} secret(s) for {len(chosen)} component(s) present in Infisical"
         in ok.stdout
@@ -263,7 +290,7 @@ def test_a_component_whose_secrets_were_not_wired_is_an_error():
         (("traefik",), (), ["network/traefik"]),
         (("secrets/nanobot",), (), ["ai/nanobot"]),
         ((), ("network",), sorted(c for c in declared() if c.startswith("network/"))),
-        (("ai/nanobot",), ("storage",), ["ai/nanobot", "storage/longhorn"]),
+        (("ai/nanobot",), ("storage",), ["ai/nanobot", "storage/longhorn", "storage/talos-backup"]),
     ],
     ids=["all", "by-name", "by-step", "by-layer", "mixed"],
 )

@@ -213,6 +213,18 @@ CASES = [
     Case("etcd-on-a-worker", rules.V1ALPHA1_GO,
          setting(None, ("cluster", "etcd", "extraArgs"), {"listen-metrics-urls": "http://0.0.0.0:2381"}),
          "v1alpha1.Config: etcd config is only allowed on control plane machines", "cluster.etcd"),
+    Case("talos-api-access-on-a-worker", rules.V1ALPHA1_GO,
+         setting(None, ("machine", "features", "kubernetesTalosAPIAccess"),
+                 {"enabled": True, "allowedRoles": ["os:etcd:backup"],
+                  "allowedKubernetesNamespaces": ["talos-backup"]}),
+         "v1alpha1.Config: feature Kubernetes Talos API Access can only be enabled on control "
+         "plane machines", "machine.features.kubernetesTalosAPIAccess.enabled"),
+    Case("talos-api-access-unknown-role", rules.V1ALPHA1_GO,
+         setting(None, ("machine", "features", "kubernetesTalosAPIAccess", "allowedRoles"),
+                 ["os:etcd:restore"]),
+         'v1alpha1.Config: invalid role "os:etcd:restore" in allowed roles for Kubernetes Talos '
+         "API Access", "machine.features.kubernetesTalosAPIAccess.allowedRoles[0]",
+         node=CONTROL_PLANE),
 ]  # fmt: skip
 
 

@@ -33,12 +33,18 @@ class Kubectl:
         return Command("kubectl", (*bound, *args), **options)
 
     def apply(
-        self, source: str = "-", *, stdin: bytes | None = None, force_conflicts: bool = False
+        self,
+        source: str = "-",
+        *,
+        stdin: bytes | None = None,
+        force_conflicts: bool = False,
+        field_manager: str = FIELD_MANAGER,
     ) -> Command:
-        """Server-side apply of ``source`` (``-``: the YAML stream on stdin) as onecluster."""
+        """Server-side apply of ``source`` (``-``: the YAML stream on stdin) as onecluster (or as
+        ``field_manager``: a writer whose fields the stack's own applies must not take over)."""
         force = ("--force-conflicts",) if force_conflicts else ()
         return self(
-            "apply", "--server-side", *force, f"--field-manager={FIELD_MANAGER}", "-f", source,
+            "apply", "--server-side", *force, f"--field-manager={field_manager}", "-f", source,
             stdin=stdin,
         )  # fmt: skip
 

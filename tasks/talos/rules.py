@@ -12,6 +12,7 @@ rules for every kind onecluster emits, read from siderolabs/talos at :data:`TALO
 - ``pkg/machinery/config/types/block/volume_config.go`` — ``VolumeConfig``;
 - ``pkg/machinery/config/types/block/user_volume_config.go`` — ``UserVolumeConfig``;
 - ``pkg/machinery/config/types/v1alpha1/v1alpha1_validation.go`` — the v1alpha1 parts patched;
+- ``pkg/machinery/role/role.go`` — the roles a Kubernetes Talos API Access may grant;
 - the decoders of the field types (Go's ``net/netip``, go-humanize's ``ParseBytes``,
   ``block/percentage_size.go``) and the disk-selector CEL environment (``cel/celenv/celenv.go``).
 
@@ -42,6 +43,8 @@ USER_VOLUME_GO = "pkg/machinery/config/types/block/user_volume_config.go"
 V1ALPHA1_GO = "pkg/machinery/config/types/v1alpha1/v1alpha1_validation.go"
 
 Path = tuple[str | int, ...]
+# the roles Talos can grant (pkg/machinery/role/role.go: role.All)
+TALOS_ROLES = ("os:admin", "os:operator", "os:reader", "os:etcd:backup", "os:impersonator")
 
 
 @dataclass(frozen=True)
@@ -601,7 +604,8 @@ def user_volume_rules(
 def v1alpha1_rules(
     doc: dict[str, Any], docs: Sequence[dict[str, Any]], node: Node
 ) -> Iterator[Violation]:
-    """``Config.Validate`` in metal mode, for install, kubelet.nodeIP and the etcd section."""
+    """``Config.Validate`` in metal mode, for install, kubelet.nodeIP, the etcd section and
+    ``machine.features.kubernetesTalosAPIAccess`` (control planes only, known roles)."""
     me = "v1alpha1.Config"
     machine = doc.get("machine") if isinstance(doc.get("machine"), dict) else {}
     install = machine.get("install")
@@ -624,6 +628,20 @@ def v1alpha1_rules(
         yield Violation(me, ("cluster", "etcd"),
                         f"{me}: etcd config is only allowed on control plane machines",
                         "keep cluster.etcd in talos/patches/controlplane.yaml", V1ALPHA1_GO)  # fmt: skip
+    access = ("machine", "features", "kubernetesTalosAPIAccess")
+    if _get(doc, *access, "enabled") is True:
+        if not node.controlplane:
+            yield Violation(me, (*access, "enabled"),
+                            f"{me}: feature Kubernetes Talos API Access can only be enabled on "
+                            "control plane machines",
+                            "keep machine.features.kubernetesTalosAPIAccess in "
+                            "talos/patches/controlplane.yaml", V1ALPHA1_GO)  # fmt: skip
+        for i, granted in enumerate(_get(doc, *access, "allowedRoles") or []):
+            if _text(granted) not in TALOS_ROLES:
+                yield Violation(me, (*access, "allowedRoles", i),
+                                f"{me}: invalid role {go_quote(_text(granted))} in allowed roles "
+                                "for Kubernetes Talos API Access",
+                                f"use one of {', '.join(TALOS_ROLES)}", V1ALPHA1_GO)  # fmt: skip
 
 
 def _subnet_or_address(text: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 from ..engine.components import CrdBundle
 from ..engine.graph import ApiKind
 from .chartdata import crd_docs
-from .kubeschema import _definitions, crd_directories
+from .kubeschema import PLATFORM_CRDS, _definitions, crd_directories
 
 _GROUP_PLURAL = re.compile(
     r"^(?:crd-)?(?:(?P<group>[a-z0-9.-]+\.[a-z]+)_)?(?P<plural>[a-z0-9]+)\.ya?ml$"
@@ -29,13 +29,14 @@ _RELEASE_DOWNLOAD = re.compile(r"/(?P<project>[^/]+)/releases/download/(?P<tag>[
 
 @functools.lru_cache(maxsize=4)
 def builtin_kinds(version: str) -> frozenset[ApiKind]:
-    """Every (group, kind) Kubernetes ``version`` serves itself."""
+    """Every (group, kind) Kubernetes ``version`` serves itself, and those the platform serves
+    (Talos's ServiceAccount: :data:`~.kubeschema.PLATFORM_CRDS`)."""
     defs = _definitions(version).get("$defs", {})
     return frozenset(
         (gvk.get("group", ""), gvk.get("kind", ""))
         for d in defs.values()
         for gvk in d.get("x-kubernetes-group-version-kind", [])
-    )
+    ) | served_kinds(PLATFORM_CRDS)
 
 
 def api_kind(doc: Any) -> ApiKind | None:

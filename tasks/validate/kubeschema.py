@@ -131,6 +131,57 @@ class CrdIndex:
         return sorted(v for g, k, v in self.schemas if g == group and k == kind)
 
 
+# Kinds the platform itself serves, whose CRD no step applies and the reference does not hold:
+# Talos applies the CRD of its ServiceAccount (talos.dev/v1alpha1, namespaced) with its bootstrap
+# manifests once machine.features.kubernetesTalosAPIAccess is on (siderolabs/talos v1.12.4
+# internal/app/machined/pkg/controllers/k8s/manifest.go). Its schema here is onecluster's own
+# statement of what that CRD serves (internal/app/machined/pkg/controllers/k8s/internal/
+# k8stemplates/crds.go: spec.roles, a list of strings; status.failureReason), so a manifest of it
+# is checked as strictly as any other; the needs check counts the kind as built in.
+PLATFORM_CRDS: tuple[dict[str, Any], ...] = (
+    {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "serviceaccounts.talos.dev"},
+        "spec": {
+            "group": "talos.dev",
+            "scope": "Namespaced",
+            "names": {"kind": "ServiceAccount", "plural": "serviceaccounts"},
+            "versions": [
+                {
+                    "name": "v1alpha1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                # every object's own fields (the API server adds them to each
+                                # CRD's schema)
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {
+                                        "roles": {"type": "array", "items": {"type": "string"}}
+                                    },
+                                },
+                                "status": {
+                                    "type": "object",
+                                    "properties": {"failureReason": {"type": "string"}},
+                                },
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    },
+)
+PLATFORM_ORIGIN = "Talos (kubernetesTalosAPIAccess)"
+
+
 def crd_directories(reference: Path | None) -> list[Path]:
     """Where CRDs are read from: ``<reference>/crds``, then ``$ONECLUSTER_EXTRA_CRDS``."""
     dirs = [reference / "crds"] if reference is not None else []
@@ -148,6 +199,8 @@ def crd_index(reference: Path | None) -> CrdIndex:
     parsed = _parsed_index(tuple(crd_directories(reference)))
     index.schemas.update(parsed.schemas)
     index.sources |= parsed.sources
+    for crd in PLATFORM_CRDS:
+        index.add(crd, PLATFORM_ORIGIN, replace=False)
     return index
 
 

@@ -20,6 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# the reason of a volume's ``Restore`` condition when every replica failed to restore
+# (longhorn-manager v1.11.3 k8s/pkg/apis/longhorn/v1beta2/volume.go)
+RESTORE_FAILURE = "RestoreFailure"
+# the backup label that carries the backed-up volume's claim as JSON (``namespace``,
+# ``pvcName``): the API's snapshot backup, which recurring jobs use, sets it
+# (longhorn-manager v1.11.3 api/snapshot.go SnapshotBackup, types/types.go KubernetesStatusLabel)
+KUBERNETES_STATUS_LABEL = "KubernetesStatus"
+
 
 def timestamp(text: object) -> datetime | None:
     """An RFC 3339 time as Kubernetes and Longhorn write it (``2026-12-01T03:00:00Z``), or None."""
@@ -44,6 +52,14 @@ class Volume:
     pvc_name: str = ""
     last_backup: str = ""
     last_backup_at: datetime | None = None
+    # a volume restored from a backup (spec.fromBackup): status.restoreInitiated, then
+    # status.restoreRequired until the restore finished; restore_error is the message of a
+    # ``Restore`` condition with reason ``RestoreFailure`` (longhorn-manager v1.11.3
+    # controller/volume_controller.go: checkAndInitVolumeRestore, closeVolumeDependentResources)
+    from_backup: str = ""
+    restore_initiated: bool = False
+    restore_required: bool = False
+    restore_error: str = ""
 
     @property
     def healthy(self) -> bool:
@@ -59,6 +75,16 @@ def volumes(listing: Mapping[str, Any]) -> list[Volume]:
     for item in listing.get("items") or []:
         status = item.get("status") or {}
         claim = status.get("kubernetesStatus") or {}
+        failure = next(
+            (
+                c
+                for c in status.get("conditions") or []
+                if isinstance(c, Mapping)
+                and c.get("type") == "Restore"
+                and c.get("reason") == RESTORE_FAILURE
+            ),
+            None,
+        )
         found.append(
             Volume(
                 name=(item.get("metadata") or {}).get("name", "?"),
@@ -69,6 +95,12 @@ def volumes(listing: Mapping[str, Any]) -> list[Volume]:
                 pvc_name=claim.get("pvcName") or "",
                 last_backup=status.get("lastBackup") or "",
                 last_backup_at=timestamp(status.get("lastBackupAt")),
+                from_backup=(item.get("spec") or {}).get("fromBackup") or "",
+                restore_initiated=bool(status.get("restoreInitiated")),
+                restore_required=bool(status.get("restoreRequired")),
+                restore_error=(
+                    (failure.get("message") or RESTORE_FAILURE) if failure is not None else ""
+                ),
             )
         )
     return found
@@ -149,6 +181,11 @@ class Backup:
     url: str  # status.url: where in the backup target it lives
     error: str
     size: str  # status.size, bytes as a string
+    # status.volumeSize: the backed-up volume's size in bytes (what a restored volume's
+    # spec.size must be); the claim it belonged to, from the KubernetesStatus label ("" unknown)
+    volume_size: str = ""
+    pvc_namespace: str = ""
+    pvc_name: str = ""
 
     @property
     def completed(self) -> bool:
@@ -173,9 +210,25 @@ def backups(listing: Mapping[str, Any]) -> list[Backup]:
                 url=status.get("url") or "",
                 error=status.get("error") or "",
                 size=str(status.get("size") or ""),
+                volume_size=str(status.get("volumeSize") or ""),
+                **_claim_of(status.get("labels") or {}),
             )
         )
     return found
+
+
+def _claim_of(labels: Mapping[str, Any]) -> dict[str, str]:
+    """``pvc_namespace``/``pvc_name`` from a backup's KubernetesStatus label (JSON), or none."""
+    try:
+        claim = json.loads(labels.get(KUBERNETES_STATUS_LABEL) or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(claim, Mapping):
+        return {}
+    return {
+        "pvc_namespace": str(claim.get("namespace") or ""),
+        "pvc_name": str(claim.get("pvcName") or ""),
+    }
 
 
 def read_backups(payload: str) -> list[Backup]:
@@ -193,3 +246,71 @@ def latest_completed(found: Iterable[Backup]) -> dict[str, Backup]:
         if held is None or (held.created_at is not None and b.created_at > held.created_at):
             latest[b.volume] = b
     return dict(sorted(latest.items()))
+
+
+@dataclass(frozen=True)
+class BackupStore:
+    """How far the cluster has read its backup target (``backuptargets``, ``backupvolumes``).
+
+    A new cluster learns what the target holds in two passes: the BackupTarget syncs
+    (``status.available``, ``status.lastSyncedAt``) and makes a BackupVolume per volume found;
+    each BackupVolume syncs (``status.lastSyncedAt``) and makes a Backup per backup, whose status
+    the backup controller then fills (longhorn-manager v1.11.3
+    k8s/pkg/apis/longhorn/v1beta2/{backuptarget,backupvolume}.go, controller/
+    backup_volume_controller.go). Only when every pass is done is "no backup" an answer.
+    """
+
+    available: bool
+    # backup volumes not read yet: not synced, or their last backup not listed with a state
+    pending: tuple[str, ...]
+    backups: tuple[Backup, ...]
+
+    @property
+    def synced(self) -> bool:
+        return self.available and not self.pending
+
+
+def backup_store(listing: Mapping[str, Any]) -> BackupStore:
+    """A parsed ``kubectl get backuptargets,backupvolumes,backups -o json`` listing, judged."""
+    items = [i for i in listing.get("items") or [] if isinstance(i, Mapping)]
+    of_kind = {
+        kind: [i for i in items if i.get("kind") == kind]
+        for kind in ("BackupTarget", "BackupVolume", "Backup")
+    }
+    found = backups({"items": of_kind["Backup"]})
+    stated = {b.name for b in found if b.state}
+    available = any(
+        (t.get("status") or {}).get("available") and (t.get("status") or {}).get("lastSyncedAt")
+        for t in of_kind["BackupTarget"]
+    )
+    pending = []
+    for bv in of_kind["BackupVolume"]:
+        status = bv.get("status") or {}
+        last = status.get("lastBackupName") or ""
+        if not status.get("lastSyncedAt") or (last and last not in stated):
+            pending.append((bv.get("metadata") or {}).get("name", "?"))
+    return BackupStore(
+        available=bool(available), pending=tuple(sorted(pending)), backups=tuple(found)
+    )
+
+
+def read_backup_store(payload: str) -> BackupStore:
+    """The backup store in kubectl's JSON output; ``ValueError`` if it is no list."""
+    return backup_store(_listing(payload))
+
+
+def latest_for_claim(
+    found: Iterable[Backup], namespace: str, pvc: str, volumes: Iterable[str] = ()
+) -> Backup | None:
+    """The newest completed backup of the claim ``namespace/pvc``, or None: a backup is the
+    claim's by its KubernetesStatus label, or by being of one of ``volumes`` (the Longhorn
+    volumes bound to the claim now)."""
+    names = set(volumes)
+    done = [
+        b
+        for b in found
+        if b.completed
+        and b.created_at is not None
+        and ((b.pvc_namespace, b.pvc_name) == (namespace, pvc) or (b.volume and b.volume in names))
+    ]
+    return max(done, key=lambda b: b.created_at) if done else None  # type: ignore[arg-type,return-value]

@@ -10,7 +10,9 @@ limits how often a rule fires). State makes the fakes remember what was done to 
 "when" applies only while every key of the shared state ($FAKE_TOOLS_LOG's folder, state.json)
 holds its value (null: unset), and a rule that fires stores its "set" values (e.g. an upgrade
 remembers the node's new version, a drain that the node is cordoned). "signal" ends the fake by
-that signal, as an interrupted tool ends.
+that signal, as an interrupted tool ends. In a rule's "stdout", ``$ARGV[n]`` stands for the
+call's n-th argument after the global flags (``--kubeconfig K`` ...), so a rule can answer for an
+object whose name is made at run time (a backup named after the time it was taken).
 
 Without a rule, ``talosctl version --client --short`` answers as the real client does
 (``Client:`` then ``Talos <tag>``: cmd/talosctl/cmd/talos/version.go and pkg/machinery/version's
@@ -318,7 +320,10 @@ def main() -> int:
     if not rule and client and cfg.get("talosctl_version"):
         sys.stdout.write(f"Client:\nTalos {cfg['talosctl_version']}\n")
     if rule.get("stdout"):
-        sys.stdout.write(rule["stdout"])
+        out = rule["stdout"]
+        for n, arg in enumerate(_bare(argv)):
+            out = out.replace(f"$ARGV[{n}]", arg)
+        sys.stdout.write(out)
     if rule.get("stderr"):
         sys.stderr.write(rule["stderr"])
     if rule.get("signal"):
