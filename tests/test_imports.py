@@ -25,8 +25,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks"
-AREAS = ("talos", "secrets", "validate", "workloads", "verify", "metrics", "trimaran", "status",
-         "backup")
+AREAS = (
+    "talos",
+    "secrets",
+    "validate",
+    "workloads",
+    "verify",
+    "metrics",
+    "trimaran",
+    "status",
+    "backup",
+)
 LAYER_MODULES = ("network", "storage", "observability", "scheduling", "ai", "apps")
 
 
