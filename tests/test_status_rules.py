@@ -3,6 +3,7 @@ by tasks/status/objects.py), and the parsers those snapshots go through."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -363,6 +364,27 @@ def test_backups_older_than_two_days_or_missing():
         ("v-old", "error"), ("v-none", "error"), ("v-new", "info"),
     ]  # fmt: skip
     assert "2d 12h ago" in found[0].summary and "none at all" in found[1].summary
+
+
+def test_a_restored_volume_keeps_its_claims_backup_history():
+    """A volume restored into a rebuilt cluster has a new name; its backups carry the claim in
+    the KubernetesStatus label of ``status.labels`` (longhorn-manager v1.11.3 api/snapshot.go), so the claim's
+    last backup is still its last backup, and no finding says it has none."""
+    claims = [objects.claim({"metadata": {"name": "data", "namespace": "app",
+                                          "creationTimestamp": at(60 * 24 * 30)},
+                             "status": {"phase": "Bound"}})]  # fmt: skip
+    label = json.dumps({"namespace": "app", "pvcName": "data", "pvName": "pvc-old"})
+    snap = Snapshot(
+        NOW, claims=claims,
+        volumes=longhorn.volumes({"items": [_volume("app-data", pvc="data")]}),
+        backups=longhorn.backups({"items": [{
+            "metadata": {"name": "b-old"},
+            "status": {"state": "Completed", "volumeName": "pvc-old",
+                       "labels": {"KubernetesStatus": label},
+                       "backupCreatedAt": at(60 * 20)},
+        }]}),
+    )  # fmt: skip
+    assert rules.backups(facts(snap)) == []
 
 
 def test_certificates_expiring_within_fourteen_days_or_not_ready():

@@ -140,12 +140,21 @@ def _claims_of(snapshot: Snapshot, unit: Unit, refs: list[Ref]) -> list[tuple[st
 
 
 def last_backups(snapshot: Snapshot) -> dict[str, datetime]:
-    """Each volume's newest completed backup: Longhorn's Backup objects, else the Volume's own
-    ``status.lastBackupAt``."""
-    found = {v.name: v.last_backup_at for v in snapshot.volumes if v.last_backup_at}
-    for name, backup in longhorn.latest_completed(snapshot.backups).items():
-        if backup.created_at and (name not in found or backup.created_at > found[name]):
-            found[name] = backup.created_at
+    """Each volume's newest completed backup: its own Backup objects, or its claim's (a restored
+    volume has a new name, and Longhorn labels every backup with the claim it served), else the
+    Volume's own ``status.lastBackupAt``."""
+    by_volume = longhorn.latest_completed(snapshot.backups)
+    found: dict[str, datetime] = {}
+    for v in snapshot.volumes:
+        if v.pvc_name:
+            backup = longhorn.latest_for_claim(
+                snapshot.backups, v.pvc_namespace, v.pvc_name, (v.name,)
+            )
+        else:
+            backup = by_volume.get(v.name)
+        times = [t for t in (v.last_backup_at, backup.created_at if backup else None) if t]
+        if times:
+            found[v.name] = max(times)
     return found
 
 
