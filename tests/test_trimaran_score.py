@@ -15,14 +15,8 @@ import math
 import pytest
 
 from tasks.engine.errors import FlagError
-from tasks.trimaran.quantity import (
-    PodShape,
-    QuantityError,
-    milli_value,
-    parse_pod_shape,
-    parse_quantity,
-    value,
-)
+from tasks.engine.quantity import QuantityError, milli_value, parse_quantity, value
+from tasks.trimaran.quantity import PodShape, parse_pod_shape
 from tasks.trimaran.score import (
     AVERAGE,
     CPU,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from ..engine.inventory import Inventory
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
 from ..engine.probes import PROBE_TIMEOUT, Probe, holds
+from ..engine.quantity import QuantityError, value
 from ..verify import longhorn
 from .objects import LONGHORN_NAMESPACE, claim_stream, restored_volume, volume_name
 from .volumes import DeclaredVolume, declared_volumes, of_apps
@@ -348,17 +348,13 @@ def _json(text: str, command: Command) -> dict:
     return found if isinstance(found, dict) else {}
 
 
-_QUANTITY = re.compile(r"^(\d+)([KMGTPE]i?)?$")
-_FACTORS = {
-    None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-}  # fmt: skip
-
-
 def quantity_bytes(text: str) -> int | None:
-    """A whole storage quantity (``5Gi``, ``1073741824``) in bytes; None when not one."""
-    m = _QUANTITY.match(text.strip())
-    return int(m.group(1)) * _FACTORS[m.group(2)] if m else None
+    """A storage quantity (``5Gi``, ``1073741824``) in bytes, as ``Quantity.Value()``; None when
+    not one."""
+    try:
+        return value(text)
+    except QuantityError:
+        return None
 
 
 def _check_fits(step: RestoreVolume, backup: str, size: str) -> None:

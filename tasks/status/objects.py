@@ -16,12 +16,12 @@ timestamps. :func:`event` reads both.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..engine.quantity import QuantityError, parse_quantity
 from ..verify.longhorn import timestamp
 
 # Helm marks every object it creates with its release (helm v4 pkg/action/validate.go,
@@ -29,20 +29,16 @@ from ..verify.longhorn import timestamp
 HELM_RELEASE = "meta.helm.sh/release-name"
 HELM_NAMESPACE = "meta.helm.sh/release-namespace"
 
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-            "P": 1e15, "E": 1e18}  # fmt: skip
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)$")
-
 
 def quantity(text: object) -> float:
     """A Kubernetes resource quantity as a number (``250m`` → 0.25, ``1Gi`` → 1073741824); 0 when
-    absent or unreadable (k8s.io/apimachinery ``pkg/api/resource/quantity.go`` suffixes)."""
-    m = _QUANTITY.match(str(text or "").strip())
-    if not m:
+    absent or unreadable (a status must read what it can, not stop at one odd field)."""
+    if text is None or text == "":
         return 0.0
-    number, suffix = float(m.group(1)), m.group(2)
-    return number * (_BINARY.get(suffix) or _DECIMAL[suffix])
+    try:
+        return float(parse_quantity(str(text)))
+    except QuantityError:
+        return 0.0
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:

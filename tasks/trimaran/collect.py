@@ -34,8 +34,9 @@ from typing import Any
 
 from ..engine.command import Command
 from ..engine.kubectl import Kubectl
+from ..engine.quantity import QuantityError, milli_value, value
 from ..metrics.prometheus import Prometheus, Sample
-from .quantity import PodShape, QuantityError, milli_value, value
+from .quantity import PodShape
 from .recording import SERIES, NodeInfo, PodRecord, Recording, RecordingError
 from .score import Allocatable, Metric, pod_request
 

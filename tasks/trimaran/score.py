@@ -36,7 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .quantity import PodShape, milli_value, value
+from ..engine.quantity import milli_value, value
+from .quantity import PodShape
 
 MIN_NODE_SCORE = 0  # k8s.io/kube-scheduler framework.MinNodeScore
 MAX_NODE_SCORE = 100  # framework.MaxNodeScore
