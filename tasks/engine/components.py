@@ -10,7 +10,7 @@ whether it is already in place (:meth:`Component.probes`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,8 +22,8 @@ from .context import RunContext
 from .errors import OneclusterError
 from .helm import chart_ref
 from .inventory import REPO_ROOT
-from .probes import GET_NAMES, Probe, holds, object_refs, quick
-from .record import helm_releases
+from .probes import GET_NAMES, PROBE_SECONDS, PROBE_TIMEOUT, Probe, holds, object_refs, quick
+from .record import cached, helm_releases
 from .render import render_file
 from .values import merge_values
 
@@ -45,6 +45,8 @@ class Component:
     kind: ClassVar[str] = "step"
     # the external binaries every step of this kind runs (checked before the first step)
     binaries: ClassVar[tuple[str, ...]] = ()
+    # the step only reads (a gate): a converge check of what needs it need not wait for it
+    reads_only: ClassVar[bool] = False
 
     layer: str
     name: str
@@ -100,6 +102,12 @@ class Component:
     def confirm(self, ctx: RunContext) -> bool:
         """Whether the live state confirms what the record says was applied (read-only)."""
         return False
+
+    @classmethod
+    def confirm_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
+        """Make, once, the read that ``confirm`` of this kind's ``steps`` shares (a run issues
+        every kind's at once, with the record's read); none by default."""
+        return None
 
     def run(self, ctx: RunContext) -> str | None:
         """Run the step: its commands, in order (a step that finds nothing to do may say
@@ -205,6 +213,10 @@ class HelmRelease(Component):
         # chart reference and version, namespace, release and the rendered values
         return _fingerprint(self, ctx)
 
+    @classmethod
+    def confirm_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
+        helm_releases(ctx)
+
     def confirm(self, ctx: RunContext) -> bool:
         """Deployed at this chart version (from the run's one ``helm list``)."""
         found = helm_releases(ctx).get((self.namespace, self.release))
@@ -284,11 +296,20 @@ class ManifestBundle(Component):
         # the rendered (and patched) objects
         return _fingerprint(self, ctx)
 
+    @classmethod
+    def confirm_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
+        bundles = [s for s in steps if isinstance(s, ManifestBundle)]
+        cached(ctx, BUNDLE_OBJECTS, lambda: _existing_objects(ctx, bundles))
+
     def confirm(self, ctx: RunContext) -> bool:
-        """Every object of the bundle exists: one ``kubectl get -f -`` of the rendered stream."""
+        """Every object of the bundle exists: from the run's one ``kubectl get`` of every
+        bundle's objects, else one ``kubectl get -f -`` of this bundle's rendered stream."""
         stream = self.applied(ctx)
         if not object_refs(stream):
             return True
+        existing = ctx.state.get(BUNDLE_OBJECTS)
+        if existing is not None:
+            return all(_present(d, existing) for d in _objects(stream))
         probe = Probe(
             f"{self.id}: its objects",
             quick(ctx.kubectl(*GET_NAMES, "-f", "-", stdin=stream.encode())),
@@ -307,3 +328,61 @@ class ManifestBundle(Component):
             )
             for ns, refs in object_refs(self.rendered(ctx)).items()
         ]
+
+
+BUNDLE_OBJECTS = "converge.bundle-objects"
+
+
+def _objects(stream: str) -> list[dict]:
+    return [
+        d for d in yamlio.load_all(stream)
+        if isinstance(d, dict) and d.get("kind") and (d.get("metadata") or {}).get("name")
+    ]  # fmt: skip
+
+
+def _object_key(doc: dict) -> tuple[str, str, str, str]:
+    """(group, kind, namespace, name); a Namespace's own namespace is empty."""
+    meta = doc.get("metadata") or {}
+    group = str(doc.get("apiVersion", "v1")).rpartition("/")[0]
+    namespace = "" if doc["kind"] == "Namespace" else str(meta.get("namespace") or "")
+    return (group, str(doc["kind"]), namespace, str(meta["name"]))
+
+
+def _present(doc: dict, existing: set[tuple[str, str, str, str]]) -> bool:
+    found = _object_key(doc)
+    if found in existing:
+        return True
+    # a namespaced object from a manifest without a namespace lands in the kubeconfig's default
+    return not found[2] and any(e[:2] == found[:2] and e[3] == found[3] for e in existing)
+
+
+def existing_objects_command(ctx: RunContext, stream: str) -> Command:
+    """``kubectl get --ignore-not-found -o json -f -``: which objects of ``stream`` exist.
+
+    With ``--ignore-not-found`` a missing object is left out rather than an error; the answer is
+    a ``List`` (one object alone is printed bare), and nothing at all when none exists
+    (kubectl's ``staging/src/k8s.io/kubectl/pkg/cmd/get/get.go``). A kind the cluster does not
+    serve (its CRD missing) still fails the call.
+    """
+    return ctx.kubectl(
+        "get", f"--request-timeout={PROBE_TIMEOUT}", "--ignore-not-found", "-o", "json",
+        "-f", "-", stdin=stream.encode(), timeout=PROBE_SECONDS,
+    )  # fmt: skip
+
+
+def _existing_objects(ctx: RunContext, bundles: Sequence[ManifestBundle]) -> set[tuple]:
+    """The objects of every bundle that exist, in one read (raises when it cannot tell)."""
+    docs = [d for b in bundles for d in _objects(b.applied(ctx))]
+    if not docs:
+        return set()
+    # one JSON List: kubectl's builder flattens it into its items (get.go: ``Flatten()``)
+    stream = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}, default=str)
+    out = ctx.executor.query(existing_objects_command(ctx, stream)).stdout
+    if not out.strip():
+        return set()
+    found = json.loads(out)
+    items = found.get("items", []) if found.get("kind") == "List" else [found]
+    return {
+        _object_key(d) for d in items
+        if isinstance(d, dict) and d.get("kind") and (d.get("metadata") or {}).get("name")
+    }  # fmt: skip

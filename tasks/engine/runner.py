@@ -1,6 +1,13 @@
 """Run selected steps concurrently, each as soon as its own needs succeeded.
 
-Bounded by ``jobs``. On the first failure nothing new starts, running steps finish, and the report
+Bounded by ``jobs``. A run that converges (:mod:`tasks.engine.record`) checks a step early: its
+converge check (fingerprint against the record, confirmed by the live state; reads only) starts
+once every step it depends on that may change something has finished, without waiting for gates
+and unchanged steps, which only read. A step found unchanged is done; a gate of it runs as soon
+as its needs are done. A step that must change something (an apply, a step without a fingerprint)
+starts only when everything it depends on, directly or through its needs, has succeeded, gates
+passed included. So a chain of unchanged steps and their gates checks at once instead of gate by
+gate, and nothing is applied before what it depends on is in place. On the first failure nothing new starts, running steps finish, and the report
 names the failed step (with its command and redacted stderr) and every step skipped because of it.
 A dry-run goes one step at a time in graph order, so the printed commands read in order.
 
@@ -156,45 +163,93 @@ class Runner:
     def run(self, ids: Sequence[str]) -> Report:
         steps = self.graph.steps(ids)
         selected = {s.id for s in steps}
-        pending = {s.id: {n for n in s.needs if n in selected} for s in steps}
+        needs = {s.id: {n for n in s.needs if n in selected} for s in steps}
+        reads_only = {s.id for s in steps if s.reads_only}
+        waiting = set(needs)  # not started (an early check may have been made)
+        checked: set[str] = set()  # early check made (or under way)
+        checking: set[str] = set()  # early check under way
         priority = _priorities(steps)
         order = {s.id: i for i, s in enumerate(steps)}
         results: dict[str, StepResult] = {}
-        running: dict[Future[StepResult], str] = {}
+        running: dict[Future[StepResult | None], tuple[str, bool]] = {}
         failed = False
         aborted = ""
         stop = self.stop
         grace_ends: float | None = None
         gave_up_at: float | None = None
         started = self.clock()
+        converge = self.converge
+        if converge is not None:
+            converge.select(steps)
 
-        def ready() -> list[str]:
-            found = [i for i, deps in pending.items() if not deps]
+        def succeeded(i: str) -> bool:
+            return i in results and results[i].status in SUCCEEDED
+
+        settled_memo: dict[str, bool] = {}
+        clear_memo: dict[str, bool] = {}
+
+        def settled(i: str) -> bool:
+            """Succeeded, and so did everything it depends on."""
+            if i not in settled_memo:
+                settled_memo[i] = succeeded(i) and all(settled(n) for n in needs[i])
+            return settled_memo[i]
+
+        def clear(i: str) -> bool:
+            """Nothing more will change through ``i``: it succeeded, or it only reads (a gate)
+            and nothing it depends on will change anything either."""
+            if i not in clear_memo:
+                clear_memo[i] = succeeded(i) or (
+                    i in reads_only and i not in results and all(clear(n) for n in needs[i])
+                )
+            return clear_memo[i]
+
+        def ready() -> list[tuple[str, bool]]:
+            """(step, early check?) that may start now, in the order they should."""
+            settled_memo.clear()
+            clear_memo.clear()
+            found: list[tuple[str, bool]] = []
+            for i in waiting - checking:
+                if i in reads_only:
+                    if all(succeeded(n) for n in needs[i]):
+                        found.append((i, False))
+                elif all(settled(n) for n in needs[i]):
+                    found.append((i, False))
+                elif converge is not None and i not in checked and all(clear(n) for n in needs[i]):
+                    found.append((i, True))
             if self.ctx.dry_run:  # printed commands read in plan order
-                return sorted(found, key=order.__getitem__)
-            return sorted(found, key=lambda i: (-priority[i], order[i]))
+                return sorted(found, key=lambda f: order[f[0]])
+            return sorted(found, key=lambda f: (-priority[f[0]], order[f[0]]))
 
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="step")
         try:
-            while pending or running:
+            while waiting or running:
                 if not failed and not stop.requested.is_set():
-                    for cid in ready():
+                    for cid, early in ready():
                         if len(running) >= self.jobs:
                             break
-                        del pending[cid]
-                        running[pool.submit(self._run_one, self.graph[cid])] = cid
+                        if early:
+                            checked.add(cid)
+                            checking.add(cid)
+                            fut = pool.submit(self._check_early, self.graph[cid])
+                        else:
+                            waiting.discard(cid)
+                            fut = pool.submit(self._run_one, self.graph[cid])
+                        running[fut] = (cid, early)
                 if not running:
                     break
                 done, _ = wait(running, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    cid = running.pop(fut)
+                    cid, early = running.pop(fut)
+                    checking.discard(cid)
                     result = fut.result()
+                    if result is None:  # an early check that decided nothing: it runs later
+                        continue
+                    if early:
+                        waiting.discard(cid)
                     results[cid] = result
                     if result.status in SUCCEEDED:
-                        for deps in pending.values():
-                            deps.discard(cid)
-                        if result.fingerprint and self.converge is not None:
-                            self.converge.succeeded(cid, result.fingerprint, self.version)
+                        if result.fingerprint and converge is not None:
+                            converge.succeeded(cid, result.fingerprint, self.version)
                         aborted = aborted or self._after(result)
                         failed = failed or bool(aborted)
                     else:
@@ -215,15 +270,17 @@ class Runner:
                         stop.kill()
                         gave_up_at = self.clock()
                     if gave_up_at is not None and self.clock() - gave_up_at > STEP_EXIT_SECONDS:
-                        for fut, cid in running.items():  # stuck outside any tool: leave it
+                        for fut, (cid, _) in running.items():  # stuck outside any tool: leave it
                             results[cid] = StepResult(cid, STOPPED, error="did not return")
+                            waiting.discard(cid)
                             fut.cancel()
                         running.clear()
         finally:
             pool.shutdown(wait=gave_up_at is None, cancel_futures=True)
         left = NOT_RUN if stop.requested.is_set() else SKIPPED
-        for cid in pending:
-            results[cid] = StepResult(cid, left)
+        for cid in waiting:
+            if cid not in results:
+                results[cid] = StepResult(cid, left)
         report = Report([results[s.id] for s in steps], self.clock() - started)
         if stop.requested.is_set():
             report.interrupted = stop.signal_name
@@ -241,6 +298,21 @@ class Runner:
             return redact(str(exc))
         return ""
 
+    def _check_early(self, step: Component) -> StepResult | None:
+        """A step's converge check before its needs are done: ``unchanged``, or None (it runs
+        once they are, and is checked again then). Reads only; an error decides nothing."""
+        converge = self.converge
+        assert converge is not None
+        t0 = self.clock()
+        try:
+            fingerprint = converge.fingerprint(step)
+            if fingerprint is None or not converge.unchanged(step, fingerprint):
+                return None
+        except Exception:  # checked again, and reported, when it runs
+            return None
+        echo(f"==> unchanged {step.id} (fingerprint recorded, live state confirms)")
+        return StepResult(step.id, UNCHANGED, self.clock() - t0)
+
     def _run_one(self, step: Component) -> StepResult:
         dry = self.ctx.dry_run
         echo(f"# {step.id} ({step.kind})" if dry else f"==> start  {step.id} ({step.kind})")
@@ -248,7 +320,7 @@ class Runner:
         fingerprint = None
         try:
             if self.converge is not None:
-                fingerprint = step.fingerprint(self.ctx)
+                fingerprint = self.converge.fingerprint(step)
                 if self.converge.unchanged(step, fingerprint):
                     took = self.clock() - t0
                     echo(f"==> unchanged {step.id} (fingerprint recorded, live state confirms)")
