@@ -9,6 +9,7 @@ whether it is already in place (:meth:`Component.probes`).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,11 @@ from .context import RunContext
 from .errors import OneclusterError
 from .helm import chart_ref
 from .inventory import REPO_ROOT
+from .kubectl import FIELD_MANAGER
+from .output import echo, redact, register_secret
 from .probes import GET_NAMES, PROBE_SECONDS, PROBE_TIMEOUT, Probe, holds, object_refs, quick
 from .record import cached, helm_releases
+from .record import probe as converge_read
 from .render import render_file
 from .values import merge_values
 
@@ -36,6 +40,18 @@ class SecretSpec:
     name: str
     keys: Mapping[str, str]
     type: str = "Opaque"
+
+
+@dataclass(frozen=True)
+class LiveDiff:
+    """A step's object-level diff against the live state (``cluster.diff``), secrets masked."""
+
+    differs: bool
+    text: str
+    # how it was made, shown above the diff (e.g. "kubectl diff --server-side")
+    how: str
+    # False: nothing of the step is live yet (a node not configured): the step is new
+    exists: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +118,11 @@ class Component:
     def confirm(self, ctx: RunContext) -> bool:
         """Whether the live state confirms what the record says was applied (read-only)."""
         return False
+
+    def live_diff(self, ctx: RunContext) -> LiveDiff | None:
+        """What this step would change, object by object, against the live state (read-only;
+        secrets masked); None: the step has no such diff (``cluster.diff`` says so)."""
+        return None
 
     @classmethod
     def confirm_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
@@ -226,6 +247,30 @@ class HelmRelease(Component):
             and found.get("chart") == f"{self.chart.rsplit('/', 1)[-1]}-{self.version}"
         )
 
+    def template_command(self, ctx: RunContext) -> Command:
+        """``helm template`` of the release as an upgrade would render it (read-only).
+
+        ``--dry-run=server`` renders against the cluster's API versions and Kubernetes version,
+        as ``helm upgrade`` does (Helm v4's template flags); ``--is-upgrade`` when the release
+        is installed; ``--no-hooks`` leaves hooks (and test pods) out of the output, as an
+        upgrade does not apply them as objects (checked with the real helm v4.1.4).
+        """
+        has_values = self.values_path.exists() or bool(self.overlays)
+        installed = (self.namespace, self.release) in helm_releases(ctx)
+        return ctx.helm(
+            "template", self.release, *self.chart_ref, "--version", self.version,
+            "--namespace", self.namespace, "--values", "-", "--dry-run=server", "--no-hooks",
+            *(("--is-upgrade",) if installed else ()),
+            stdin=self.rendered_values(ctx).encode() if has_values else b"",
+        )  # fmt: skip
+
+    def live_diff(self, ctx: RunContext) -> LiveDiff | None:
+        """``helm template`` of the rendered values, then ``kubectl diff --server-side`` of
+        those objects against the cluster."""
+        rendered = ctx.executor.query(self.template_command(ctx)).stdout
+        differs, text = kubectl_diff(ctx, rendered)
+        return LiveDiff(differs, text, "helm template | kubectl diff --server-side")
+
     def probes(self, ctx: RunContext) -> list[Probe]:
         return [
             Probe(
@@ -314,7 +359,14 @@ class ManifestBundle(Component):
             f"{self.id}: its objects",
             quick(ctx.kubectl(*GET_NAMES, "-f", "-", stdin=stream.encode())),
         )
+        if ctx.dry_run:
+            echo(f"# read-only probe: {probe.command.display()}")
         return holds(probe, ctx)
+
+    def live_diff(self, ctx: RunContext) -> LiveDiff | None:
+        """``kubectl diff --server-side`` of the bundle's rendered objects."""
+        differs, text = kubectl_diff(ctx, self.applied(ctx))
+        return LiveDiff(differs, text, "kubectl diff --server-side")
 
     def describe(self, ctx: RunContext) -> str:
         rel = self.directory.relative_to(REPO_ROOT)
@@ -377,7 +429,7 @@ def _existing_objects(ctx: RunContext, bundles: Sequence[ManifestBundle]) -> set
         return set()
     # one JSON List: kubectl's builder flattens it into its items (get.go: ``Flatten()``)
     stream = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}, default=str)
-    out = ctx.executor.query(existing_objects_command(ctx, stream)).stdout
+    out = converge_read(ctx, existing_objects_command(ctx, stream)).stdout
     if not out.strip():
         return set()
     found = json.loads(out)
@@ -386,3 +438,40 @@ def _existing_objects(ctx: RunContext, bundles: Sequence[ManifestBundle]) -> set
         _object_key(d) for d in items
         if isinstance(d, dict) and d.get("kind") and (d.get("metadata") or {}).get("name")
     }  # fmt: skip
+
+
+# kubectl diff: 0 no differences, 1 differences found, anything else an error
+DIFF_FOUND = 1
+
+
+def diff_command(ctx: RunContext, stream: str) -> Command:
+    """``kubectl diff --server-side`` of the objects in ``stream`` (read-only)."""
+    return ctx.kubectl(
+        "diff", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", "-",
+        stdin=stream.encode(), ok_codes=(0, DIFF_FOUND),
+    )  # fmt: skip
+
+
+def register_secret_data(stream: str) -> None:
+    """Register every value of a Secret's ``data`` and ``stringData`` in ``stream`` (and the
+    decoded form of ``data``), so no output path prints one: kubectl diff masks a Secret's data
+    itself (``***``, ``*** (before)``, ``*** (after)``: kubectl's ``pkg/cmd/diff/diff.go``,
+    ``Masker``); this holds even where that masking does not reach."""
+    for doc in yamlio.load_all(stream):
+        if not isinstance(doc, dict) or doc.get("kind") != "Secret":
+            continue
+        for value in (doc.get("stringData") or {}).values():
+            register_secret(str(value))
+        for value in (doc.get("data") or {}).values():
+            register_secret(str(value))
+            try:
+                register_secret(base64.b64decode(str(value), validate=True).decode())
+            except (ValueError, UnicodeDecodeError):
+                continue
+
+
+def kubectl_diff(ctx: RunContext, stream: str) -> tuple[bool, str]:
+    """Whether the objects of ``stream`` differ from the live ones, and the diff (redacted)."""
+    register_secret_data(stream)
+    result = ctx.executor.query(diff_command(ctx, stream))
+    return result.exit_code == DIFF_FOUND, redact(result.stdout)

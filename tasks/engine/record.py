@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .command import Executor
+from .command import Command, Executor, Result
 from .context import RunContext
 from .errors import OneclusterError
 from .fingerprint import STEP_FORMAT
@@ -95,6 +95,13 @@ def cached(ctx: RunContext, name: str, load: Callable[[], Any]) -> Any:
         return ctx.state[name]
 
 
+def probe(ctx: RunContext, command: Command) -> Result:
+    """Run a converge read; a dry-run names it as the read-only probe it still runs."""
+    if ctx.dry_run:
+        echo(f"# read-only probe: {command.display()}")
+    return ctx.executor.query(command)
+
+
 def helm_list_command(ctx: RunContext):
     """``helm list`` of every release in every namespace, whatever its status, as JSON.
 
@@ -111,7 +118,7 @@ def helm_releases(ctx: RunContext) -> dict[tuple[str, str], dict]:
     """
 
     def load() -> dict[tuple[str, str], dict]:
-        rows = json.loads(ctx.executor.query(helm_list_command(ctx)).stdout or "[]")
+        rows = json.loads(probe(ctx, helm_list_command(ctx)).stdout or "[]")
         return {(r.get("namespace", ""), r.get("name", "")): r for r in rows or []}
 
     try:
@@ -213,7 +220,7 @@ class Converge:
 
     def _read(self) -> dict[str, str] | None:
         try:
-            out = self.ctx.executor.query(read_command(self.ctx)).stdout
+            out = probe(self.ctx, read_command(self.ctx)).stdout
         except OneclusterError as exc:
             if self.strict:
                 raise
@@ -270,7 +277,7 @@ class Converge:
         write fails, say which steps will run again next time, and go on."""
         with self._lock:
             new, ids = dict(self._new), list(self._new_ids)
-        if not new:
+        if not new or self.ctx.dry_run:
             return
         # its own executor: the record is written after an interrupt ended the steps' tools too
         executor = Executor(stop=Stop())

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .components import Component
 from .context import RunContext
@@ -156,7 +157,10 @@ class Runner:
         self.jobs = 1 if ctx.dry_run else jobs
         self.clock = clock
         self.after_step = after_step
-        self.converge = None if ctx.dry_run else converge
+        # a dry-run reads the record too (read-only probes) to say which steps it would skip,
+        # once the cluster's kubeconfig exists; it checks in plan order, never early
+        self.converge = converge
+        self.early = converge is not None and not ctx.dry_run
         self.version = version
         self.stop: Stop = ctx.executor.stop
 
@@ -214,7 +218,7 @@ class Runner:
                         found.append((i, False))
                 elif all(settled(n) for n in needs[i]):
                     found.append((i, False))
-                elif converge is not None and i not in checked and all(clear(n) for n in needs[i]):
+                elif self.early and i not in checked and all(clear(n) for n in needs[i]):
                     found.append((i, True))
             if self.ctx.dry_run:  # printed commands read in plan order
                 return sorted(found, key=lambda f: order[f[0]])
@@ -319,11 +323,15 @@ class Runner:
         t0 = self.clock()
         fingerprint = None
         try:
-            if self.converge is not None:
+            if self.converge is not None and (not dry or Path(self.ctx.kubeconfig).is_file()):
                 fingerprint = self.converge.fingerprint(step)
                 if self.converge.unchanged(step, fingerprint):
                     took = self.clock() - t0
-                    echo(f"==> unchanged {step.id} (fingerprint recorded, live state confirms)")
+                    if dry:
+                        echo(f"# {step.id}: unchanged (fingerprint recorded, live state "
+                             "confirms): a run skips it")  # fmt: skip
+                    else:
+                        echo(f"==> unchanged {step.id} (fingerprint recorded, live state confirms)")
                     return StepResult(step.id, UNCHANGED, took)
             status = step.run(self.ctx)
         except Interrupted as exc:
@@ -344,4 +352,5 @@ class Runner:
             return StepResult(step.id, UNCHANGED, took)
         if not dry:
             echo(f"==> done   {step.id} in {took:.1f}s")
-        return StepResult(step.id, OK, took, fingerprint=fingerprint)
+        # a dry-run applied nothing: nothing of it is recorded
+        return StepResult(step.id, OK, took, fingerprint=None if dry else fingerprint)

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from ..engine import yamlio
 from ..engine.command import Command
-from ..engine.components import Component
+from ..engine.components import Component, LiveDiff
 from ..engine.context import RunContext
 from ..engine.errors import (
     CommandError,
@@ -24,14 +24,15 @@ from ..engine.errors import (
     GateError,
     InventoryError,
     OneclusterError,
+    SecretsError,
 )
 from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
 from ..engine.probes import Probe, api_probe
-from ..engine.record import forced
+from ..engine.record import cached, forced
 from ..engine.runner import UNCHANGED
-from . import machineconfig, maintenance, secretsbundle, talosctl, versions
+from . import configdiff, machineconfig, maintenance, secretsbundle, talosctl, versions
 from .options import HEALTH_TIMEOUT, TalosOptions
 
 
@@ -47,6 +48,11 @@ class TalosStep(Component):
     action: Callable[[RunContext], str | None] | None = None
     # what --dry-run prints instead of the plain command list (e.g. marking read-only probes)
     dry_action: Callable[[RunContext], None] | None = None
+    # cluster.diff's object-level diff of the step (a node's config), if it has one
+    diff: Callable[[RunContext], LiveDiff | None] | None = None
+
+    def live_diff(self, ctx: RunContext) -> LiveDiff | None:
+        return None if self.diff is None else self.diff(ctx)
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return self.build(ctx)
@@ -175,6 +181,17 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _genconfig_action(ctx: RunContext) -> None:
+    render_configs(ctx)
+    echo(
+        f"[talos/genconfig] {len(ctx.inventory.nodes)} node configs rendered and validated (metal)"
+    )
+    out = ctx.option(TalosOptions).out
+    if out:
+        _export_configs(ctx, Path(out))
+
+
+def render_configs(ctx: RunContext) -> None:
+    """Every node's config rendered from the loaded bundle into the workdir, and validated."""
     inv, wd, p = ctx.inventory, ctx.workdir, _paths(ctx)
     for d in p.values():
         d.mkdir(mode=0o700, exist_ok=True)
@@ -199,10 +216,6 @@ def _genconfig_action(ctx: RunContext) -> None:
         # the role templates hold the PKI too; only the finished node configs are needed later
         for role in ("controlplane", "worker"):
             (wd / f"{role}.yaml").unlink(missing_ok=True)
-    echo(f"[talos/genconfig] {len(inv.nodes)} node configs rendered and validated (metal)")
-    out = ctx.option(TalosOptions).out
-    if out:
-        _export_configs(ctx, Path(out))
 
 
 def _run_all(ctx: RunContext, commands: list[Command], prefix: str) -> None:
@@ -269,12 +282,13 @@ def _rendered_config(ctx: RunContext, node: Node) -> list:
     return [d for d in yamlio.load_all(_node_config(ctx, node).read_text()) if d is not None]
 
 
-def _live_config(ctx: RunContext, node: Node) -> list | None:
+def _live_config(ctx: RunContext, node: Node, talosconfig: str = "") -> list | None:
     """The config a configured node runs, as parsed YAML documents (compared in memory, never
-    printed: it holds the node's keys); None when the node does not answer the authenticated
-    read (in maintenance mode it cannot: its certificate is not the cluster's)."""
+    printed as it is: it holds the node's keys); None when the node does not answer the
+    authenticated read (in maintenance mode it cannot: its certificate is not the cluster's)."""
+    read = talosctl.machineconfig(talosconfig or ctx.talosconfig, node)
     try:
-        out = ctx.executor.query(talosctl.machineconfig(ctx.talosconfig, node)).stdout
+        out = ctx.executor.query(read).stdout
         resources = [d for d in yamlio.load_all(out) if isinstance(d, dict)]
     except (OneclusterError, ValueError):
         return None
@@ -295,6 +309,41 @@ def live_config(resources: list[dict]) -> list | None:
             return None
         return [d for d in live if d is not None]
     return None
+
+
+RENDERED_FOR_DIFF = "talos.rendered-for-diff"
+
+
+def _render_for_diff(ctx: RunContext) -> str:
+    """The stored bundle loaded (never generated) and every node's config rendered, once per
+    ``cluster.diff``; the talosconfig made with them (the cluster's admin one)."""
+
+    def load() -> str:
+        bundle = secretsbundle.stored_bundle(ctx)
+        if bundle is None:
+            raise SecretsError(
+                secretsbundle.missing_bundle_problem(ctx, generate=False) or "no bundle"
+            )
+        ctx.state[secretsbundle.STATE_KEY] = bundle
+        render_configs(ctx)
+        return str(ctx.workdir / "talosconfig")
+
+    return cached(ctx, RENDERED_FOR_DIFF, load)
+
+
+def _apply_diff(node: Node) -> Callable[[RunContext], LiveDiff]:
+    def diff(ctx: RunContext) -> LiveDiff:
+        talosconfig = _render_for_diff(ctx)
+        how = "talosctl get machineconfig, secret fields masked"
+        live = _live_config(ctx, node, talosconfig)
+        rendered = _rendered_config(ctx, node)
+        if live is None:  # not configured yet (or not answering): the whole config is new
+            _, text = configdiff.config_diff(node.name, [], rendered)
+            return LiveDiff(True, text, how, exists=False)
+        differs, text = configdiff.config_diff(node.name, live, rendered)
+        return LiveDiff(differs, text, how)
+
+    return diff
 
 
 def bootstrap_commands(ctx: RunContext) -> list[Command]:
@@ -403,7 +452,7 @@ def _bundle(generate: bool) -> BundleStep:
 def _apply(node: Node) -> TalosStep:
     return TalosStep(
         layer="talos", name=f"apply-{node.name}", needs=("talos/genconfig",),
-        build=_apply_commands(node), action=_apply_action(node),
+        build=_apply_commands(node), action=_apply_action(node), diff=_apply_diff(node),
         summary=f"apply {node.name}'s config ({node.role}, {node.ip}); --insecure in maintenance",
     )  # fmt: skip
 
