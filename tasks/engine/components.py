@@ -328,11 +328,15 @@ class ManifestBundle(Component):
         return "\n---\n".join(render_file(p, ctx.inventory, own) for p in self.files())
 
     def applied(self, ctx: RunContext) -> str:
-        """What is fed to ``kubectl apply``: the rendered stream, through ``patch`` if any."""
-        text = self.rendered(ctx)
-        if self.patch is None:
-            return text
-        return yamlio.dump_all(self.patch(d) for d in yamlio.documents(text))
+        """What is fed to ``kubectl apply``: the rendered stream, through ``patch`` if any
+        (rendered once per run: the fingerprint, the converge read and the apply all ask)."""
+        done = ctx.state.setdefault(APPLIED, {})
+        if self.id not in done:
+            text = self.rendered(ctx)
+            if self.patch is not None:
+                text = yamlio.dump_all(self.patch(d) for d in yamlio.documents(text))
+            done[self.id] = text
+        return done[self.id]
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return [ctx.kubectl.apply(stdin=self.applied(ctx).encode())]
@@ -383,6 +387,7 @@ class ManifestBundle(Component):
 
 
 BUNDLE_OBJECTS = "converge.bundle-objects"
+APPLIED = "bundles.applied"
 
 
 def _objects(stream: str) -> list[dict]:

@@ -153,8 +153,9 @@ def execute(
             if lock:  # a dry-run reads the record too, to say which steps a run would skip
                 converge = Converge(ctx, force=force, force_steps=force_steps)
             runner = Runner(
-                graph, ctx, jobs=jobs, after_step=after, converge=converge, version=version()
-            )
+                graph, ctx, jobs=jobs, after_step=after, converge=converge, version=version(),
+                may_change=run_lock.may_change if lock and not dry_run else None,
+            )  # fmt: skip
             report = runner.run([s.id for s in steps])
         finally:
             if converge is not None:

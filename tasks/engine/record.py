@@ -167,8 +167,19 @@ class Converge:
         ctx.state[CONVERGE] = self
 
     def select(self, steps: Iterable[Any]) -> None:
-        """The run's selected steps: their kinds' shared reads are issued with the record's."""
+        """The run's selected steps: their kinds' shared reads are issued with the record's, and
+        their fingerprints are computed in the background meanwhile (rendering is CPU work a
+        check would otherwise do while the first steps of the run wait on their tools)."""
         self._steps = list(steps)
+        if not self.ctx.dry_run:
+            threading.Thread(target=self._warm, name="fingerprints", daemon=True).start()
+
+    def _warm(self) -> None:
+        for step in self._steps:
+            try:
+                self.fingerprint(step)
+            except Exception:  # the step's own check or run reports it
+                continue
 
     def fingerprint(self, step: Any) -> str | None:
         """``step.fingerprint(ctx)``, computed once per run (the runner asks early and again)."""

@@ -136,6 +136,8 @@ class Runner:
 
     ``after_step`` is called in the runner's thread after each step that succeeded; an error it
     raises stops the run like a failed step (a run whose cluster Lease another run took stops so).
+    ``may_change`` says whether a step that may change the cluster can start now (reads, gates
+    and early converge checks, go on regardless).
     The run's stop state is the executor's (``ctx.executor.stop``).
     """
 
@@ -149,6 +151,7 @@ class Runner:
         after_step: Callable[[StepResult], None] | None = None,
         converge: Converge | None = None,
         version: str = "",
+        may_change: Callable[[], bool] | None = None,
     ) -> None:
         if jobs < 1:
             raise FlagError(f"--jobs must be at least 1, got {jobs}")
@@ -157,6 +160,9 @@ class Runner:
         self.jobs = 1 if ctx.dry_run else jobs
         self.clock = clock
         self.after_step = after_step
+        # False holds back every step that may change the cluster (the run's lock is being
+        # taken); an error it raises stops the run like after_step's
+        self.may_change = may_change
         # a dry-run reads the record too (read-only probes) to say which steps it would skip,
         # once the cluster's kubeconfig exists; it checks in plan order, never early
         self.converge = converge
@@ -227,10 +233,20 @@ class Runner:
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="step")
         try:
             while waiting or running:
+                held_back = False
                 if not failed and not stop.requested.is_set():
                     for cid, early in ready():
                         if len(running) >= self.jobs:
                             break
+                        if not early and cid not in reads_only:
+                            allowed, why = self._may_change()
+                            if why:
+                                aborted = aborted or why
+                                failed = True
+                                break
+                            if not allowed:
+                                held_back = True
+                                continue
                         if early:
                             checked.add(cid)
                             checking.add(cid)
@@ -240,6 +256,9 @@ class Runner:
                             fut = pool.submit(self._run_one, self.graph[cid])
                         running[fut] = (cid, early)
                 if not running:
+                    if held_back and not failed:  # waiting for the lock's answer
+                        time.sleep(TICK_SECONDS)
+                        continue
                     break
                 done, _ = wait(running, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -290,6 +309,16 @@ class Runner:
             report.interrupted = stop.signal_name
         report.aborted = aborted
         return report
+
+    def _may_change(self) -> tuple[bool, str]:
+        """(may a changing step start now, why the run must stop or "")."""
+        if self.may_change is None:
+            return True, ""
+        try:
+            return self.may_change(), ""
+        except OneclusterError as exc:
+            echo(f"==> stopping: {exc}", err=True)
+            return False, redact(str(exc))
 
     def _after(self, result: StepResult) -> str:
         """Run the after-step hook; its error (why the run must stop) or ""."""
