@@ -116,7 +116,7 @@ def test_second_rebuild_makes_no_mutating_call_and_one_read_per_release_bundle_n
     writes = [c for c in calls if mutating(c)]
     assert writes and all(lease_call(c) for c in writes)
     assert [c["argv"][2] for c in writes] == ["replace"] * len(writes)  # the Lease exists
-    assert len(writes) >= 2  # taken, released (renewed in between: every 20 s, first at 5 s)
+    assert len(writes) >= 2  # taken, released (renewed in between, every 20 s)
     assert len([c for c in calls if lease_call(c) and not mutating(c)]) == 1  # its one get
     assert fake_tools.leases()  # and it is left without a holder
     assert all(not lease["spec"].get("holderIdentity") for lease in fake_tools.leases().values())
