@@ -450,3 +450,16 @@ def test_dry_run_reads_the_record_by_named_probes_and_says_what_a_run_skips(
     assert "the cluster's record cannot be read: every step is shown" in out
     assert "onecluster-state" not in out and " list --all-namespaces" not in out
     assert [c for c in fake_tools.calls()[before:] if c["tool"] != "talosctl"] == []
+
+
+def test_a_record_that_cannot_be_read_is_asked_a_bounded_number_of_times(env, fake_tools, capsys):
+    fake_tools.rule("kubectl", "get configmap onecluster-state", exit=1,
+                    stderr="Error from server (Forbidden): configmaps is forbidden\n")  # fmt: skip
+    catalog = STACK.with_components(components())
+    assert execute(catalog, layers=["network"]).ok  # every step runs: none can be confirmed
+    reads = [c for c in fake_tools.calls() if "onecluster-state" in c["argv"]]
+    # an early check, the check once its needs are done, the write's own read: not one per step
+    assert 1 <= len(reads) <= 3
+    out = capsys.readouterr()
+    assert out.out.count("could not be read") == 1
+    assert "was not written" in out.err  # a write without what the record held would drop it

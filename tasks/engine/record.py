@@ -41,6 +41,12 @@ NAME = "onecluster-state"
 RECORD_MANAGER = "onecluster-record"
 HELM_LIST = "converge.helm-list"
 _LOCKS = "converge.locks"
+_FAILED = "converge.failed-reads"
+# how often a converge read that failed is made again in one run (an early check, then the
+# check when the step's needs are done)
+READ_TRIES = 2
+# a converge read that does not answer within this is a read that failed
+READ_SECONDS = 60.0
 _cache_lock = threading.Lock()
 
 
@@ -52,8 +58,9 @@ def key(step_id: str) -> str:
 def read_command(ctx: RunContext):
     """``kubectl get configmap onecluster-state -o json`` (read-only; empty when absent)."""
     return ctx.kubectl(
-        "get", "configmap", NAME, "--namespace", NAMESPACE, "-o", "json", "--ignore-not-found"
-    )
+        "get", "configmap", NAME, "--namespace", NAMESPACE, "-o", "json", "--ignore-not-found",
+        timeout=READ_SECONDS,
+    )  # fmt: skip
 
 
 def write_command(ctx: RunContext, data: dict[str, str]):
@@ -81,8 +88,10 @@ def write_command(ctx: RunContext, data: dict[str, str]):
 def cached(ctx: RunContext, name: str, load: Callable[[], Any]) -> Any:
     """``load()`` once per run, kept in the run's state (steps ask from several threads).
 
-    Each name has its own lock, so different reads load concurrently; a load that raises keeps
-    nothing (the next caller loads again) and the error reaches the caller.
+    Each name has its own lock, so different reads load concurrently. A load that raises keeps
+    nothing and the error reaches the caller: the next caller loads again (the cluster may answer
+    later in the run), up to :data:`READ_TRIES` loads; after that the last error is raised
+    without loading (a cluster that does not answer is not asked once per step).
     """
     with _cache_lock:
         if name in ctx.state:
@@ -91,7 +100,15 @@ def cached(ctx: RunContext, name: str, load: Callable[[], Any]) -> Any:
         lock = locks.setdefault(name, threading.Lock())
     with lock:
         if name not in ctx.state:
-            ctx.state[name] = load()
+            failed = ctx.state.setdefault(_FAILED, {})
+            tries, last = failed.get(name, (0, None))
+            if tries >= READ_TRIES and last is not None:
+                raise last
+            try:
+                ctx.state[name] = load()
+            except Exception as exc:
+                failed[name] = (tries + 1, exc)
+                raise
         return ctx.state[name]
 
 
@@ -108,7 +125,7 @@ def helm_list_command(ctx: RunContext):
     Helm v4 lists releases in any status by default and has no ``--all`` (v3's flag): given it,
     v4 fails with "unknown flag: --all" (``tests/test_real_tools.py`` runs the real helm on this).
     """
-    return ctx.helm("list", "--all-namespaces", "--output", "json")
+    return ctx.helm("list", "--all-namespaces", "--output", "json", timeout=READ_SECONDS)
 
 
 def helm_releases(ctx: RunContext) -> dict[tuple[str, str], dict]:
@@ -157,6 +174,7 @@ class Converge:
         self._entries: dict[str, str] | None = None
         self._read_lock = threading.Lock()
         self._said_unread = False
+        self._failed_reads = 0
         self._steps: list[Any] = []
         self._prefetched = False
         self._prefetch_done = threading.Event()
@@ -220,13 +238,17 @@ class Converge:
 
     def entries(self) -> dict[str, str]:
         """The record's data (read once; empty when there is none or it cannot be read, and then
-        read again by the next caller: the cluster may answer later in the run)."""
+        read again by a later caller, up to READ_TRIES reads: the cluster may answer later)."""
         with self._read_lock:
             if self._entries is not None:
                 return self._entries
+            if self._failed_reads >= READ_TRIES:
+                return {}
             found = self._read()
             if found is not None:
                 self._entries = found
+            else:
+                self._failed_reads += 1
             return found or {}
 
     def _read(self) -> dict[str, str] | None:
