@@ -13,9 +13,11 @@ is measured. Targets: wall ÷ critical path ≤ 1.15 at --jobs 8; `invoke --list
 Converge rows: the reference stack on stateful fakes (``tests/stateful.py``: helm lists what it
 installed, kubectl returns what was applied, a Talos node the config applied to it; Talos steps
 real, secret syncs as reads), rebuilt three times at the same fake latency: a first run, a no-op
-re-run, and a re-run after a one-line change of Traefik's values: tool calls, mutating calls
-(the run's own Lease and the record's write counted apart) and wall time as a fraction of the
-first run's. Target: the no-op re-run makes 0 mutating calls in under 10% of the first's wall.
+re-run, and a re-run after a one-line change of Traefik's values: tool calls, mutating calls (all
+of them, then apart: the stack's applies, the record's write, the run lock's own Lease writes:
+taken, renewed, released) and wall time as a fraction of the first run's. Target: the no-op
+re-run makes 0 mutating calls of the stack (its only writes are its Lease's) in under 10% of
+the first's wall.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ def converge_rows(sleep: float, jobs: int) -> list[tuple]:
                 (
                     label,
                     len(calls),
+                    len([c for c in calls if stateful.mutating(c)]),
                     len(stateful.applied(calls)),
                     len([c for c in calls if stateful.record_write(c)]),
                     len([c for c in calls if stateful.lease_call(c) and stateful.mutating(c)]),
@@ -175,6 +178,8 @@ def main() -> int:
             # fresh fakes for every row: the fakes keep state, and a second rebuild converges
             fakes = install_fakes(Path(tmp) / f"jobs-{jobs}")
             fakes.set_sleep(args.sleep)
+            # a planned apply reads the node's live config first: here every call stands in
+            fakes.rule("talosctl", "get", "machineconfig")
             os.environ["PATH"] = f"{fakes.bin_dir}{os.pathsep}{path}"
             os.environ["FAKE_TOOLS_LOG"] = str(fakes.log)
             os.environ["FAKE_TOOLS_CONFIG"] = str(fakes.config)
@@ -197,7 +202,16 @@ def main() -> int:
     )
     print(
         table(
-            ("run", "tool calls", "mutating", "record writes", "lock writes", "wall", "of first"),
+            (
+                "run",
+                "tool calls",
+                "mutating (all)",
+                "stack",
+                "record",
+                "Lease",
+                "wall",
+                "of first",
+            ),
             converge_rows(args.sleep, args.converge_jobs),
         )
     )

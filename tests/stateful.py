@@ -81,7 +81,11 @@ def record_write(call: dict) -> bool:
 
 
 def lease_call(call: dict) -> bool:
-    """The run's own lock (tasks/engine/lock.py): its Lease read, taken, renewed, released."""
+    """The run's own lock (tasks/engine/lock.py): its Lease read, taken, renewed, released.
+
+    Its writes are onecluster's only ``kubectl create`` and ``replace`` (of a Lease, JSON on
+    stdin); every other write is a server-side apply.
+    """
     argv = set(call["argv"])
     return call["tool"] == "kubectl" and ("lease" in argv or bool({"create", "replace"} & argv))
 

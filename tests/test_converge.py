@@ -7,12 +7,15 @@ node the config applied to it; the secret syncs stand in as reads).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import call_task
 from invoke.exceptions import Exit
 from stateful import (
@@ -24,7 +27,7 @@ from stateful import (
     record_write,
     stateful_nodes,
 )
-from test_talos_fixtures import make_talos_env
+from test_talos_fixtures import BUNDLE, MARK, make_talos_env
 
 from tasks.engine.components import CrdBundle, HelmRelease, ManifestBundle
 from tasks.engine.errors import FlagError
@@ -106,28 +109,41 @@ def test_second_rebuild_makes_no_mutating_call_and_one_read_per_release_bundle_n
     second = rebuild()
     assert second.ok
     calls = fake_tools.calls()[n_first:]
+    # 0 mutating calls of the stack; the only writes are the run lock's own Lease (taken once
+    # the run's kubeconfig exists, renewed while the run lasts, released at its end)
     assert applied(calls) == []
     assert [c for c in calls if record_write(c)] == []  # nothing new to record
-    assert len([c for c in calls if lease_call(c) and mutating(c)]) <= 2  # the lock: take, release
+    writes = [c for c in calls if mutating(c)]
+    assert writes and all(lease_call(c) for c in writes)
+    assert [c["argv"][2] for c in writes] == ["replace"] * len(writes)  # the Lease exists
+    assert len(writes) >= 2  # taken, released (renewed in between, every 20 s)
+    assert len([c for c in calls if lease_call(c) and not mutating(c)]) == 1  # its one get
+    assert fake_tools.leases()  # and it is left without a holder
+    assert all(not lease["spec"].get("holderIdentity") for lease in fake_tools.leases().values())
     status = {r.id: r.status for r in second.results}
     assert {i for i, s in status.items() if s == UNCHANGED} == fingerprinted | {
         f"talos/apply-{n.name}" for n in INV.nodes
     }
     assert all(s == OK for i, s in status.items() if i not in fingerprinted and "apply-" not in i)
-    # the reads: one helm list, one record read, one get per bundle, one config read per node
+    # the reads: one helm list, one record read, one get of every bundle's objects, one config
+    # read per node (no maintenance probe: the node answered the authenticated read)
     assert [c["argv"][2:] for c in calls if c["tool"] == "helm"] == [
         ["list", "--all-namespaces", "--output", "json"]
     ]
     assert len([c for c in calls if "configmap" in c["argv"] and "get" in c["argv"]]) == 1
     gets = [c for c in calls if c["tool"] == "kubectl" and c["argv"][-2:] == ["-f", "-"]]
-    assert len(gets) == len(bundles)
+    gets = [c for c in gets if "get" in c["argv"]]
+    assert len(gets) == 1 and "--ignore-not-found" in gets[0]["argv"]
     assert len([c for c in calls if c["argv"][2:4] == ["get", "machineconfig"]]) == len(IPS)
+    assert [c for c in calls if "--insecure" in c["argv"]] == []
     gates = [s for s in steps if s.kind == "gate"]
     syncs = [s for s in steps if isinstance(s, SyncStandIn)]
     bound = (
-        len(releases) + len(bundles) + len(IPS)  # one read each (helm list counts for all)
+        3 + len(IPS)  # helm list, the record, every bundle's objects; one read per node
         + sum(len(c.commands(_ctx())) for c in [*gates, *syncs])  # gates and syncs still check
-        + 2 * len(IPS) + 12  # the maintenance probes, and a constant: Talos, record, lock
+        + 1 + 2 * len(IPS)  # the node configs rendered (gen config; a patch, a validate each)
+        + 3  # Talos: the client's version, etcd status, the kubeconfig
+        + 1 + len(writes)  # the lock's Lease: its get and its writes
     )  # fmt: skip
     assert len(calls) <= bound, (len(calls), bound)
     assert "unchanged" in second.summary()
@@ -291,3 +307,159 @@ def test_diff_without_a_kubeconfig_names_the_fix(tmp_path, monkeypatch):
     assert "no kubeconfig at" in str(err.value.message) and "talos.kubeconfig" in str(
         err.value.message
     )
+
+
+# cluster.diff's object diffs: Helm releases, Talos node configs, secrets masked -----------------
+
+SECRET_VALUE = "s3cr3t-rendered-by-the-chart-4242"
+TEMPLATE = f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: traefik, namespace: traefik}}
+spec: {{replicas: 3}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: traefik-dashboard-auth, namespace: traefik}}
+stringData: {{password: {SECRET_VALUE}}}
+data: {{token: {base64.b64encode(SECRET_VALUE.encode()).decode()}}}
+"""
+
+
+def test_diff_of_a_changed_release_is_its_template_through_kubectl_diff_secrets_masked(
+    env, fake_tools, tmp_path
+):
+    assert rebuild().ok
+    changed = tmp_path / "traefik.yaml"
+    text = (REPO_ROOT / "helm-values" / "traefik.yaml").read_text()
+    changed.write_text(text.replace("  replicas: 2\n", "  replicas: 3\n", 1))
+    catalog = STACK.with_components(components(str(changed)))
+    fake_tools.rule("helm", "template traefik", stdout=TEMPLATE)
+    # a kubectl that printed a Secret's value (the real one masks it: diff.go's Masker)
+    fake_tools.rule("kubectl", "diff", "--server-side", exit=1, stdout=(
+        "-  replicas: 2\n+  replicas: 3\n"
+        f"+  password: {SECRET_VALUE}\n+  token: {base64.b64encode(SECRET_VALUE.encode()).decode()}\n"
+    ))  # fmt: skip
+    before = len(fake_tools.calls())
+    encoded = base64.b64encode(SECRET_VALUE.encode()).decode()
+    shown = {}
+    for fmt in ("table", "json"):
+        shown[fmt], changes = diff(catalog, layers=["network"], fmt=fmt)
+        assert changes
+        assert SECRET_VALUE not in shown[fmt] and encoded not in shown[fmt]
+    table = shown["table"]
+    assert "--- network/traefik (changed): helm template | kubectl diff --server-side" in table
+    assert "+  replicas: 3" in table and "password: ***" in table and "token: ***" in table
+    (traefik,) = [s for s in json.loads(shown["json"])["steps"] if s["id"] == "network/traefik"]
+    assert traefik["status"] == "changed" and "+  replicas: 3" in traefik["diff"]
+    calls = fake_tools.calls()[before:]
+    (template,) = {tuple(c["argv"][2:]) for c in calls if "template" in c["argv"]}
+    assert template[:2] == ("template", "traefik")
+    assert {"--dry-run=server", "--no-hooks", "--is-upgrade", "--values"} <= set(template)
+    # kubectl diff got exactly what helm template rendered
+    diffs = [c for c in calls if "diff" in c["argv"] and c["stdin_len"] == len(TEMPLATE)]
+    assert diffs and {c["stdin_sha256"] for c in diffs} == {
+        hashlib.sha256(TEMPLATE.encode()).hexdigest()
+    }
+    assert applied(calls) == []  # the diff only read
+
+
+def test_diff_live_finds_a_release_changed_by_hand(env, fake_tools):
+    assert rebuild().ok
+    catalog = STACK.with_components(components())
+    fake_tools.rule("kubectl", "diff", "--server-side", exit=1,
+                    stdout="-  replicas: 2\n+  replicas: 1\n")  # fmt: skip
+    shown, changes = diff(catalog, targets=["network/traefik"])
+    assert not changes  # the record agrees, and without --live nothing is diffed
+    shown, changes = diff(catalog, targets=["network/traefik"], live=True)
+    assert changes
+    assert {r.split()[-1] for r in shown.splitlines() if r.startswith("network/traefik ")} == {
+        "drifted"
+    }
+    assert "helm template | kubectl diff --server-side" in shown and "+  replicas: 1" in shown
+
+
+LIVE_TOKEN = f"{MARK}-machine-token-live"
+LIVE_KEY = f"{MARK}-cluster-ca-key-live"
+
+
+def test_diff_of_a_node_config_masks_every_secret_field(env, fake_tools, capsys):
+    assert rebuild().ok
+    catalog = STACK.with_components(components())
+    shown, changes = diff(catalog, layers=["talos"])
+    assert not changes  # every node runs its rendered config
+    verdicts = {r.split()[0]: r.split()[-1] for r in shown.splitlines() if r.startswith("talos/")}
+    assert {verdicts[f"talos/apply-{n.name}"] for n in INV.nodes} == {"unchanged"}
+    # talostrk2's config changed on the node by hand: other patch, secrets the render lacks
+    stored = fake_tools.log.parent / "machineconfigs.json"
+    configs = json.loads(stored.read_text())
+    ip = str(INV.node("talostrk2").ip)
+    configs[ip] = yaml.safe_dump({
+        "version": "v1alpha1",
+        "machine": {"token": LIVE_TOKEN, "patch": "by-hand",
+                    "ca": {"crt": "LS0tLS1CRUdJTi1saXZl", "key": LIVE_KEY}},
+        "cluster": {"secret": BUNDLE.split("secret: ")[1].splitlines()[0],
+                    "inlineManifests": [{"name": "x", "contents": f"kind: Secret\n{MARK}\n"}]},
+    })  # fmt: skip
+    stored.write_text(json.dumps(configs))
+    for fmt in ("table", "json"):
+        shown, changes = diff(catalog, layers=["talos"], fmt=fmt)
+        assert changes
+        assert MARK not in shown and "LS0tLS1CRUdJTi1saXZl" not in shown
+    found = {s["id"]: s for s in json.loads(shown)["steps"]}
+    node = found["talos/apply-talostrk2"]
+    assert node["status"] == "changed" and node["how"].startswith("talosctl get machineconfig")
+    assert "-  token: '*** (before)'" in node["diff"] and "-  patch: by-hand" in node["diff"]
+    # the CA and the inline manifest exist only live: every secret leaf of them masked
+    assert "-    key: '***'" in node["diff"] and "-    crt: '***'" in node["diff"]
+    assert "contents: '***'" in node["diff"] and "-  secret: '***'" in node["diff"]
+    assert found["talos/apply-talostrk1"]["status"] == "unchanged"
+    assert found["talos/genconfig"]["status"] == "checked at run time"
+    out = capsys.readouterr()
+    assert MARK not in out.out + out.err
+
+
+def test_dry_run_reads_the_record_by_named_probes_and_says_what_a_run_skips(
+    env, fake_tools, tmp_path, capsys
+):
+    assert rebuild().ok
+    changed = tmp_path / "traefik.yaml"
+    text = (REPO_ROOT / "helm-values" / "traefik.yaml").read_text()
+    changed.write_text(text.replace("  replicas: 2\n", "  replicas: 3\n", 1))
+    catalog = STACK.with_components(components(str(changed)))
+    capsys.readouterr()
+    before = len(fake_tools.calls())
+    report = execute(catalog, layers=["network"], dry_run=True)  # the user's kubeconfig: there
+    out = capsys.readouterr().out
+    calls = fake_tools.calls()[before:]
+    assert [c for c in calls if mutating(c)] == []  # no Lease, no record write, no apply
+    probes = [line for line in out.splitlines() if line.startswith("# read-only probe: ")]
+    assert len(probes) == len(calls) == 3  # the record, the one helm list, every bundle's objects
+    assert any("get configmap onecluster-state" in p for p in probes)
+    assert any("helm" in p and " list --all-namespaces" in p for p in probes)
+    status = {r.id: r.status for r in report.results}
+    assert status["network/traefik"] == OK and status["network/kube-vip"] == UNCHANGED
+    assert "# network/kube-vip: unchanged (fingerprint recorded, live state confirms): a run " \
+        "skips it" in out  # fmt: skip
+    assert "upgrade --install traefik" in out and "upgrade --install kube-vip" not in out
+
+    # a rebuild's dry-run has no kubeconfig yet: it says so and reads nothing
+    before = len(fake_tools.calls())
+    rebuild(dry_run=True)
+    out = capsys.readouterr().out
+    assert "the cluster's record cannot be read: every step is shown" in out
+    assert "onecluster-state" not in out and " list --all-namespaces" not in out
+    assert [c for c in fake_tools.calls()[before:] if c["tool"] != "talosctl"] == []
+
+
+def test_a_record_that_cannot_be_read_is_asked_a_bounded_number_of_times(env, fake_tools, capsys):
+    fake_tools.rule("kubectl", "get configmap onecluster-state", exit=1,
+                    stderr="Error from server (Forbidden): configmaps is forbidden\n")  # fmt: skip
+    catalog = STACK.with_components(components())
+    assert execute(catalog, layers=["network"]).ok  # every step runs: none can be confirmed
+    reads = [c for c in fake_tools.calls() if "onecluster-state" in c["argv"]]
+    # an early check, the check once its needs are done, the write's own read: not one per step
+    assert 1 <= len(reads) <= 3
+    out = capsys.readouterr()
+    assert out.out.count("could not be read") == 1
+    assert "was not written" in out.err  # a write without what the record held would drop it

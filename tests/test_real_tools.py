@@ -21,9 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from tasks.engine import diff, record
+from tasks.engine import record
 from tasks.engine.command import Command, resolve_binary
-from tasks.engine.components import CrdBundle, ManifestBundle
+from tasks.engine.components import (
+    CrdBundle,
+    HelmRelease,
+    ManifestBundle,
+    diff_command,
+    existing_objects_command,
+)
 from tasks.engine.context import run_context
 from tasks.stack import STACK, WORKLOAD_LAYERS
 from tasks.workloads.workload import removal_commands
@@ -72,13 +78,45 @@ def stack_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Comm
             found.setdefault(_shape(command), command)
         # a converging run's own reads and write, and cluster.diff's: not steps, so listed here
         bundle = next(s for s in graph.steps() if isinstance(s, ManifestBundle))
+        release = next(s for s in graph.steps() if isinstance(s, HelmRelease) and s.repo)
+        # installed (as the run's one helm list would say): the template renders an upgrade
+        ctx.state[record.HELM_LIST] = {(release.namespace, release.release): {}}
         converge = [
             record.read_command(ctx),
             record.write_command(ctx, {record.key("network/traefik"): "{}"}),
             record.helm_list_command(ctx),
-            diff.object_diff(ctx, bundle),
+            existing_objects_command(ctx, bundle.applied(ctx)),
+            diff_command(ctx, bundle.applied(ctx)),
+            release.template_command(ctx),
         ]
+        assert "--is-upgrade" in converge[-1].args
+        # helm template locates the chart before it asks the cluster, and there is no network
+        # here: the same argv with a local chart (made by the real `helm create`) instead of
+        # the repository's, so the call reaches the cluster's address
+        converge.append(_with_local_chart(converge[-1], release, tmp_path))
     return [*found.values(), *converge]
+
+
+def _with_local_chart(command: Command, release: HelmRelease, tmp_path: Path) -> Command:
+    """``command`` (a ``helm template``) with a local chart instead of the repository's."""
+    args = list(command.args)
+    at = args.index("template") + 2  # template RELEASE CHART
+    assert args[at : at + 2] == [release.chart, "--repo"]
+    del args[at : at + 3]  # CHART --repo URL
+    chart = tmp_path / "chart"
+    if shutil.which("helm") is not None and not chart.exists():
+        subprocess.run(
+            [resolve_binary("helm"), "create", str(chart)], capture_output=True, check=True,
+            env={**os.environ, **command.env, "HOME": str(tmp_path)},
+        )  # fmt: skip
+    args.insert(at, str(chart))
+    return Command(command.tool, tuple(args), stdin=command.stdin, env=command.env)
+
+
+def _unreachable_repository(command: Command, err: str) -> bool:
+    """helm template of a repository's chart: past flag parsing, the repository cannot be
+    reached (no network here); its local-chart twin shows the cluster is asked next."""
+    return "template" in command.args and "--repo" in command.args and "cannot be reached" in err
 
 
 @pytest.mark.parametrize("tool", ["helm", "kubectl"])
@@ -99,4 +137,5 @@ def test_the_real_tool_accepts_every_command_shape(tool, tmp_path, monkeypatch):
         err = done.stderr.decode("utf-8", "replace")
         shown = command.display()
         assert not any(p in err for p in PARSE_ERRORS), f"{shown}\n{err}"
-        assert done.returncode != 0 and any(r in err for r in REFUSED), f"{shown}\n{err}"
+        reached = any(r in err for r in REFUSED) or _unreachable_repository(command, err)
+        assert done.returncode != 0 and reached, f"{shown}\n{err}"

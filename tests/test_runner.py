@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -16,12 +17,14 @@ from tasks.engine.errors import OneclusterError
 from tasks.engine.graph import Graph
 from tasks.engine.inventory import load_inventory
 from tasks.engine.output import register_secret
+from tasks.engine.record import Converge
 from tasks.engine.runner import (
     FAILED,
     NOT_RUN,
     OK,
     SKIPPED,
     STOPPED,
+    UNCHANGED,
     RunFailed,
     Runner,
     resume_command,
@@ -259,3 +262,80 @@ def test_an_after_step_error_stops_the_run_like_a_failure(fake_tools):
     text = str(RunFailed(report))
     assert text.startswith("the cluster's Lease was taken by another run")
     assert f"resume with: {resume_command()}" in text and "--from" not in text
+
+
+# Converging: checks see through gates and unchanged steps; an apply waits for all it needs ------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlowGate(Component):
+    """A gate (reads only) that takes a while: one slow `kubectl wait <name>`."""
+
+    kind: ClassVar[str] = "gate"
+    reads_only: ClassVar[bool] = True
+
+    def commands(self, ctx):
+        return [Command("kubectl", ("wait", self.name))]
+
+    def tools(self):
+        return {"kubectl"}
+
+
+class Recorded(Converge):
+    """A run's converge decisions from a fixed set of unchanged steps (no cluster to read)."""
+
+    def __init__(self, ctx, unchanged_ids):
+        super().__init__(ctx)
+        self.ids = set(unchanged_ids)
+        self.checked_at: dict[str, float] = {}
+
+    def fingerprint(self, step):
+        return "sha256:" + step.id
+
+    def unchanged(self, step, fingerprint):
+        self.checked_at.setdefault(step.id, time.time())
+        return step.id in self.ids
+
+
+def test_an_unchanged_chain_checks_at_once_and_an_apply_waits_for_every_gate_it_needs(fake_tools):
+    # u1 -> g1 -> u2 -> g2 -> x: u1 and u2 unchanged, x changed (it applies)
+    fake_tools.rule("kubectl", "wait", sleep=0.6)
+    graph = Graph.build([
+        release("network/u1"),
+        SlowGate(layer="network", name="g1", needs=("network/u1",)),
+        release("network/u2", "network/g1"),
+        SlowGate(layer="network", name="g2", needs=("network/u2",)),
+        release("network/x", "network/g2"),
+    ])  # fmt: skip
+    with run_context(load_inventory(), dry_run=False, fetch_kubeconfig=False) as ctx:
+        converge = Recorded(ctx, {"network/u1", "network/u2"})
+        report = Runner(graph, ctx, jobs=4, converge=converge).run(list(graph.order))
+    status = {r.id: r.status for r in report.results}
+    assert status == {"network/u1": UNCHANGED, "network/g1": OK, "network/u2": UNCHANGED,
+                      "network/g2": OK, "network/x": OK}  # fmt: skip
+    waits = {c["argv"][-1]: (c["start"], c["end"]) for c in fake_tools.calls("kubectl")}
+    (apply,) = [c for c in fake_tools.calls("helm")]
+    assert apply["argv"][-1] == "x"
+    # u2 was checked while g1 still waited, and g2 ran beside g1: not gate by gate
+    assert converge.checked_at["network/u2"] < waits["g1"][1]
+    assert waits["g2"][0] < waits["g1"][1]
+    # x applied only once both gates before it had passed
+    assert apply["start"] > max(waits["g1"][1], waits["g2"][1])
+
+
+def test_a_step_that_must_apply_waits_for_the_lock_while_reads_go_on(fake_tools):
+    fake_tools.rule("kubectl", "wait", sleep=0.3)
+    graph = Graph.build([SlowGate(layer="network", name="g"), release("network/x")])
+    answered = []
+
+    def may_change():  # the lock's answer comes after 0.5 s
+        answered.append(time.time())
+        return answered[-1] - answered[0] > 0.5
+
+    with run_context(load_inventory(), dry_run=False, fetch_kubeconfig=False) as ctx:
+        report = Runner(graph, ctx, jobs=2, may_change=may_change).run(list(graph.order))
+    assert report.ok
+    (gate,) = fake_tools.calls("kubectl")
+    (apply,) = fake_tools.calls("helm")
+    assert gate["start"] < answered[0] + 0.5  # the gate read at once
+    assert apply["start"] >= answered[0] + 0.5  # the apply waited for the lock

@@ -39,6 +39,13 @@ def rebuild(cluster=None, lock=True, **options):
     )  # fmt: skip
 
 
+def live_read(node) -> list[str]:
+    """The authenticated read of the config ``node`` runs (fails in maintenance mode)."""
+    ip = str(node.ip)
+    return ["talosctl", "--talosconfig", TC, "get", "machineconfig", "-o", "yaml",
+            "--nodes", ip, "--endpoints", ip]  # fmt: skip
+
+
 def probe(node) -> list[str]:
     """The maintenance-mode probe of ``node``."""
     return ["talosctl", "get", "disks", "--insecure", "--nodes", str(node.ip), "-o", "json"]
@@ -64,10 +71,13 @@ def expected_configs() -> list[list[str]]:
 
 
 def expected_tail() -> list[list[str]]:
-    """After every apply: bootstrap once on talostrk1, kubeconfig, health."""
+    """After every apply: bootstrap once on talostrk1 (etcd asked first: a bootstrapped cluster
+    answers at once; else the API waited for and etcd asked again), kubeconfig, health."""
+    etcd = ["talosctl", "--talosconfig", TC, "etcd", "status", *AT_FIRST]
     return [
+        etcd,
         ["talosctl", "--talosconfig", TC, "version", *AT_FIRST],
-        ["talosctl", "--talosconfig", TC, "etcd", "status", *AT_FIRST],
+        etcd,
         ["talosctl", "--talosconfig", TC, "bootstrap", *AT_FIRST],
         ["talosctl", "--talosconfig", TC, "kubeconfig", "$WD/kubeconfig", "--force", *AT_FIRST],
         ["talosctl", "--talosconfig", TC, "health",
@@ -90,29 +100,36 @@ def test_rebuild_of_reference_cluster_runs_exact_talosctl_sequence(env, fake_too
     got = got[n:]
     assert got[0] == ["talosctl", "gen", "secrets", "--talos-version", "v1.12.4",
                       "--output-file", "$WD/secrets.yaml"]  # fmt: skip
-    assert got[1 : 1 + len(configs)] == configs
+    # gen config first, then each node's patch and validate, the nodes side by side
+    made = got[1 : 1 + len(configs)]
+    assert made[0] == configs[0]
+    assert sorted(made[1:]) == sorted(configs[1:])
+    for patch, validate in zip(configs[1::2], configs[2::2], strict=True):
+        assert made.index(patch) < made.index(validate)
     rest = got[1 + len(configs) :]
     tail = expected_tail()
     # bootstrap needs only talostrk1's apply, so it may overlap the other applies
     applies = [a for a in rest if a not in tail]
     assert sorted(applies) == sorted(
         [call for n in INV.nodes for call in (
+            live_read(n),
             probe(n),
             ["talosctl", "apply-config", "--insecure", "--nodes", str(n.ip),
              "--file", f"$WD/nodes/{n.name}.yaml"],
         )]
     )  # fmt: skip
-    position = {tuple(a): i for i, a in enumerate(rest)}
 
     def at(*parts: str) -> int:
         return next(i for i, a in enumerate(rest) if all(p in a for p in parts))
 
     for n in INV.nodes:
+        # the node's live config is read first; it has none, so maintenance mode is asked
+        assert at("machineconfig", str(n.ip)) < at("get", "disks", str(n.ip))
         assert at("get", "disks", str(n.ip)) < at("apply-config", str(n.ip))
     assert [a for a in rest if a in tail] == tail
-    assert at("apply-config", FIRST) < position[tuple(tail[0])]
+    assert at("apply-config", FIRST) < rest.index(tail[0])
     assert rest[-1] == tail[-1]  # health last, after every apply
-    assert [a for a in got if "bootstrap" in a] == [expected_tail()[2]]
+    assert [a for a in got if "bootstrap" in a] == [expected_tail()[3]]
     # the new bundle went to the store, nowhere else
     assert env.store.read([SECRET_NAME]) == {SECRET_NAME: BUNDLE}
 
@@ -132,8 +149,9 @@ def test_rerun_on_bootstrapped_cluster_keeps_pki_and_skips_bootstrap(env, fake_t
         for n in INV.nodes
     )  # fmt: skip
     tail = expected_tail()
-    # bootstrap (here: only its checks) needs just talostrk1's apply, so it may overlap the others
-    assert [a for a in got if a in tail] == [tail[0], tail[1], tail[3], tail[4]]
+    # bootstrap (here: only its etcd read) needs just talostrk1's apply, so it may overlap the
+    # others; etcd answers at once, so the Talos API is not waited for
+    assert [a for a in got if a in tail] == [tail[0], tail[4], tail[5]]
     assert got[-1] == tail[-1]
     assert env.store.read([SECRET_NAME]) == {SECRET_NAME: BUNDLE}
     assert [r["matches"] for r in env.probe_records()] == [True]

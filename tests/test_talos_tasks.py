@@ -346,3 +346,39 @@ def test_plan_leaves_out_gen_secrets_when_the_runs_store_holds_a_bundle(env):
         ]
         ctx.state["store"] = env.store
         assert bundle.commands(ctx) == []
+
+
+def test_apply_alone_renders_its_configs_from_the_stored_bundle_then_skips_what_runs_them(
+    env, fake_tools
+):
+    """talos.apply on its own (a resumed Talos step) makes the configs it applies in its own
+    run, from the stored bundle, then leaves alone a node that runs its config; --force not."""
+    from stateful import stateful_nodes
+
+    stateful_nodes(fake_tools, [str(n.ip) for n in INV.nodes])
+    talos_tasks.apply(task_context())
+    calls = env.talosctl()
+    wd = workdir_of(calls)
+    got = normalise(calls, wd)
+    gen = next(i for i, a in enumerate(got) if a[1:3] == ["gen", "config"])
+    assert got[gen][got[gen].index("--with-secrets") + 1] == "$WD/secrets.yaml"
+    assert [r["matches"] for r in env.probe_records()] == [True]  # the stored bundle, on disk
+    applies = [a for a in got if "apply-config" in a]
+    assert sorted(a[a.index("--file") + 1] for a in applies) == sorted(
+        f"$WD/nodes/{n.name}.yaml" for n in INV.nodes
+    )
+    assert all(got.index(a) > gen for a in applies)  # rendered first, in the same workdir
+    nodes = json.loads((fake_tools.log.parent / "machineconfigs.json").read_text())
+    assert sorted(nodes) == sorted(str(n.ip) for n in INV.nodes)  # each file existed then
+    assert list(env.tmp.iterdir()) == []
+
+    before = len(fake_tools.calls())
+    talos_tasks.apply(task_context())  # every node runs its config: nothing is applied
+    again = fake_tools.argvs("talosctl")[before:]
+    assert [a for a in again if "apply-config" in a] == []
+    assert len([a for a in again if "machineconfig" in a and "get" in a]) == len(INV.nodes)
+
+    before = len(fake_tools.calls())
+    talos_tasks.apply(task_context(), force=True, node="talostrk2")
+    forced = [a for a in fake_tools.argvs("talosctl")[before:] if "apply-config" in a]
+    assert len(forced) == 1 and "192.168.50.12" in forced[0] and "--insecure" not in forced[0]

@@ -9,8 +9,9 @@ whether it is already in place (:meth:`Component.probes`).
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,8 +23,11 @@ from .context import RunContext
 from .errors import OneclusterError
 from .helm import chart_ref
 from .inventory import REPO_ROOT
-from .probes import GET_NAMES, Probe, holds, object_refs, quick
-from .record import helm_releases
+from .kubectl import FIELD_MANAGER
+from .output import echo, redact, register_secret
+from .probes import GET_NAMES, PROBE_SECONDS, PROBE_TIMEOUT, Probe, holds, object_refs, quick
+from .record import cached, helm_releases
+from .record import probe as converge_read
 from .render import render_file
 from .values import merge_values
 
@@ -38,6 +42,18 @@ class SecretSpec:
     type: str = "Opaque"
 
 
+@dataclass(frozen=True)
+class LiveDiff:
+    """A step's object-level diff against the live state (``cluster.diff``), secrets masked."""
+
+    differs: bool
+    text: str
+    # how it was made, shown above the diff (e.g. "kubectl diff --server-side")
+    how: str
+    # False: nothing of the step is live yet (a node not configured): the step is new
+    exists: bool = True
+
+
 @dataclass(frozen=True, kw_only=True)
 class Component:
     """A node of the deployment graph."""
@@ -45,6 +61,8 @@ class Component:
     kind: ClassVar[str] = "step"
     # the external binaries every step of this kind runs (checked before the first step)
     binaries: ClassVar[tuple[str, ...]] = ()
+    # the step only reads (a gate): a converge check of what needs it need not wait for it
+    reads_only: ClassVar[bool] = False
 
     layer: str
     name: str
@@ -100,6 +118,17 @@ class Component:
     def confirm(self, ctx: RunContext) -> bool:
         """Whether the live state confirms what the record says was applied (read-only)."""
         return False
+
+    def live_diff(self, ctx: RunContext) -> LiveDiff | None:
+        """What this step would change, object by object, against the live state (read-only;
+        secrets masked); None: the step has no such diff (``cluster.diff`` says so)."""
+        return None
+
+    @classmethod
+    def confirm_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
+        """Make, once, the read that ``confirm`` of this kind's ``steps`` shares (a run issues
+        every kind's at once, with the record's read); none by default."""
+        return None
 
     def run(self, ctx: RunContext) -> str | None:
         """Run the step: its commands, in order (a step that finds nothing to do may say
@@ -205,6 +234,10 @@ class HelmRelease(Component):
         # chart reference and version, namespace, release and the rendered values
         return _fingerprint(self, ctx)
 
+    @classmethod
+    def confirm_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
+        helm_releases(ctx)
+
     def confirm(self, ctx: RunContext) -> bool:
         """Deployed at this chart version (from the run's one ``helm list``)."""
         found = helm_releases(ctx).get((self.namespace, self.release))
@@ -213,6 +246,30 @@ class HelmRelease(Component):
             and found.get("status") == "deployed"
             and found.get("chart") == f"{self.chart.rsplit('/', 1)[-1]}-{self.version}"
         )
+
+    def template_command(self, ctx: RunContext) -> Command:
+        """``helm template`` of the release as an upgrade would render it (read-only).
+
+        ``--dry-run=server`` renders against the cluster's API versions and Kubernetes version,
+        as ``helm upgrade`` does (Helm v4's template flags); ``--is-upgrade`` when the release
+        is installed; ``--no-hooks`` leaves hooks (and test pods) out of the output, as an
+        upgrade does not apply them as objects (checked with the real helm v4.1.4).
+        """
+        has_values = self.values_path.exists() or bool(self.overlays)
+        installed = (self.namespace, self.release) in helm_releases(ctx)
+        return ctx.helm(
+            "template", self.release, *self.chart_ref, "--version", self.version,
+            "--namespace", self.namespace, "--values", "-", "--dry-run=server", "--no-hooks",
+            *(("--is-upgrade",) if installed else ()),
+            stdin=self.rendered_values(ctx).encode() if has_values else b"",
+        )  # fmt: skip
+
+    def live_diff(self, ctx: RunContext) -> LiveDiff | None:
+        """``helm template`` of the rendered values, then ``kubectl diff --server-side`` of
+        those objects against the cluster."""
+        rendered = ctx.executor.query(self.template_command(ctx)).stdout
+        differs, text = kubectl_diff(ctx, rendered)
+        return LiveDiff(differs, text, "helm template | kubectl diff --server-side")
 
     def probes(self, ctx: RunContext) -> list[Probe]:
         return [
@@ -271,11 +328,15 @@ class ManifestBundle(Component):
         return "\n---\n".join(render_file(p, ctx.inventory, own) for p in self.files())
 
     def applied(self, ctx: RunContext) -> str:
-        """What is fed to ``kubectl apply``: the rendered stream, through ``patch`` if any."""
-        text = self.rendered(ctx)
-        if self.patch is None:
-            return text
-        return yamlio.dump_all(self.patch(d) for d in yamlio.documents(text))
+        """What is fed to ``kubectl apply``: the rendered stream, through ``patch`` if any
+        (rendered once per run: the fingerprint, the converge read and the apply all ask)."""
+        done = ctx.state.setdefault(APPLIED, {})
+        if self.id not in done:
+            text = self.rendered(ctx)
+            if self.patch is not None:
+                text = yamlio.dump_all(self.patch(d) for d in yamlio.documents(text))
+            done[self.id] = text
+        return done[self.id]
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return [ctx.kubectl.apply(stdin=self.applied(ctx).encode())]
@@ -284,16 +345,32 @@ class ManifestBundle(Component):
         # the rendered (and patched) objects
         return _fingerprint(self, ctx)
 
+    @classmethod
+    def confirm_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
+        bundles = [s for s in steps if isinstance(s, ManifestBundle)]
+        cached(ctx, BUNDLE_OBJECTS, lambda: _existing_objects(ctx, bundles))
+
     def confirm(self, ctx: RunContext) -> bool:
-        """Every object of the bundle exists: one ``kubectl get -f -`` of the rendered stream."""
+        """Every object of the bundle exists: from the run's one ``kubectl get`` of every
+        bundle's objects, else one ``kubectl get -f -`` of this bundle's rendered stream."""
         stream = self.applied(ctx)
         if not object_refs(stream):
             return True
+        existing = ctx.state.get(BUNDLE_OBJECTS)
+        if existing is not None:
+            return all(_present(d, existing) for d in _objects(stream))
         probe = Probe(
             f"{self.id}: its objects",
             quick(ctx.kubectl(*GET_NAMES, "-f", "-", stdin=stream.encode())),
         )
+        if ctx.dry_run:
+            echo(f"# read-only probe: {probe.command.display()}")
         return holds(probe, ctx)
+
+    def live_diff(self, ctx: RunContext) -> LiveDiff | None:
+        """``kubectl diff --server-side`` of the bundle's rendered objects."""
+        differs, text = kubectl_diff(ctx, self.applied(ctx))
+        return LiveDiff(differs, text, "kubectl diff --server-side")
 
     def describe(self, ctx: RunContext) -> str:
         rel = self.directory.relative_to(REPO_ROOT)
@@ -307,3 +384,99 @@ class ManifestBundle(Component):
             )
             for ns, refs in object_refs(self.rendered(ctx)).items()
         ]
+
+
+BUNDLE_OBJECTS = "converge.bundle-objects"
+APPLIED = "bundles.applied"
+
+
+def _objects(stream: str) -> list[dict]:
+    return [
+        d for d in yamlio.load_all(stream)
+        if isinstance(d, dict) and d.get("kind") and (d.get("metadata") or {}).get("name")
+    ]  # fmt: skip
+
+
+def _object_key(doc: dict) -> tuple[str, str, str, str]:
+    """(group, kind, namespace, name); a Namespace's own namespace is empty."""
+    meta = doc.get("metadata") or {}
+    group = str(doc.get("apiVersion", "v1")).rpartition("/")[0]
+    namespace = "" if doc["kind"] == "Namespace" else str(meta.get("namespace") or "")
+    return (group, str(doc["kind"]), namespace, str(meta["name"]))
+
+
+def _present(doc: dict, existing: set[tuple[str, str, str, str]]) -> bool:
+    found = _object_key(doc)
+    if found in existing:
+        return True
+    # a namespaced object from a manifest without a namespace lands in the kubeconfig's default
+    return not found[2] and any(e[:2] == found[:2] and e[3] == found[3] for e in existing)
+
+
+def existing_objects_command(ctx: RunContext, stream: str) -> Command:
+    """``kubectl get --ignore-not-found -o json -f -``: which objects of ``stream`` exist.
+
+    With ``--ignore-not-found`` a missing object is left out rather than an error; the answer is
+    a ``List`` (one object alone is printed bare), and nothing at all when none exists
+    (kubectl's ``staging/src/k8s.io/kubectl/pkg/cmd/get/get.go``). A kind the cluster does not
+    serve (its CRD missing) still fails the call.
+    """
+    return ctx.kubectl(
+        "get", f"--request-timeout={PROBE_TIMEOUT}", "--ignore-not-found", "-o", "json",
+        "-f", "-", stdin=stream.encode(), timeout=PROBE_SECONDS,
+    )  # fmt: skip
+
+
+def _existing_objects(ctx: RunContext, bundles: Sequence[ManifestBundle]) -> set[tuple]:
+    """The objects of every bundle that exist, in one read (raises when it cannot tell)."""
+    docs = [d for b in bundles for d in _objects(b.applied(ctx))]
+    if not docs:
+        return set()
+    # one JSON List: kubectl's builder flattens it into its items (get.go: ``Flatten()``)
+    stream = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}, default=str)
+    out = converge_read(ctx, existing_objects_command(ctx, stream)).stdout
+    if not out.strip():
+        return set()
+    found = json.loads(out)
+    items = found.get("items", []) if found.get("kind") == "List" else [found]
+    return {
+        _object_key(d) for d in items
+        if isinstance(d, dict) and d.get("kind") and (d.get("metadata") or {}).get("name")
+    }  # fmt: skip
+
+
+# kubectl diff: 0 no differences, 1 differences found, anything else an error
+DIFF_FOUND = 1
+
+
+def diff_command(ctx: RunContext, stream: str) -> Command:
+    """``kubectl diff --server-side`` of the objects in ``stream`` (read-only)."""
+    return ctx.kubectl(
+        "diff", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", "-",
+        stdin=stream.encode(), ok_codes=(0, DIFF_FOUND),
+    )  # fmt: skip
+
+
+def register_secret_data(stream: str) -> None:
+    """Register every value of a Secret's ``data`` and ``stringData`` in ``stream`` (and the
+    decoded form of ``data``), so no output path prints one: kubectl diff masks a Secret's data
+    itself (``***``, ``*** (before)``, ``*** (after)``: kubectl's ``pkg/cmd/diff/diff.go``,
+    ``Masker``); this holds even where that masking does not reach."""
+    for doc in yamlio.load_all(stream):
+        if not isinstance(doc, dict) or doc.get("kind") != "Secret":
+            continue
+        for value in (doc.get("stringData") or {}).values():
+            register_secret(str(value))
+        for value in (doc.get("data") or {}).values():
+            register_secret(str(value))
+            try:
+                register_secret(base64.b64decode(str(value), validate=True).decode())
+            except (ValueError, UnicodeDecodeError):
+                continue
+
+
+def kubectl_diff(ctx: RunContext, stream: str) -> tuple[bool, str]:
+    """Whether the objects of ``stream`` differ from the live ones, and the diff (redacted)."""
+    register_secret_data(stream)
+    result = ctx.executor.query(diff_command(ctx, stream))
+    return result.exit_code == DIFF_FOUND, redact(result.stdout)

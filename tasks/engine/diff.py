@@ -2,12 +2,16 @@
 
 A step with a fingerprint (:mod:`tasks.engine.fingerprint`) is ``new`` when the cluster's record
 (:mod:`tasks.engine.record`) has no entry for it, ``changed`` when the entry differs or the live
-state no longer confirms it, ``unchanged`` otherwise. For a changed (or new) manifest bundle the
-object-level diff follows: ``kubectl diff --server-side`` of its rendered objects (kubectl masks
-a Secret's data itself, and onecluster's registered secrets are redacted from every output).
-``live``: unchanged bundles are diffed too, so objects changed in the cluster by hand show up
-(``drifted``). Steps without a fingerprint (gates, secret syncs, Talos steps) keep their own
-read-compare at run time and are listed as ``checked at run time``; they never count as a change.
+state no longer confirms it, ``unchanged`` otherwise. For a changed (or new) step its
+object-level diff follows (:meth:`Component.live_diff`): a manifest bundle's ``kubectl diff
+--server-side`` of its rendered objects, a Helm release's ``helm template`` of its rendered
+values through the same ``kubectl diff``; Secret data masked (by kubectl, and every rendered
+Secret value and registered secret redacted from the output). ``live``: unchanged steps are
+diffed too, so objects changed in the cluster by hand show up (``drifted``). A step without a
+fingerprint but with a live diff (a Talos node's config: its live config against the rendered
+one, every secret field masked) is new, changed or unchanged by that diff. Other steps (gates,
+secret syncs, the other Talos steps) keep their own read-compare at run time and are listed as
+``checked at run time``; they never count as a change.
 """
 
 from __future__ import annotations
@@ -16,8 +20,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from .command import Command
-from .components import Component, ManifestBundle
+from .components import Component, LiveDiff
 from .context import RunContext
 from .output import clipped, redact, table
 from .record import Converge
@@ -25,8 +28,6 @@ from .record import Converge
 NEW, CHANGED, UNCHANGED, DRIFTED = "new", "changed", "unchanged", "drifted"
 RUNTIME = "checked at run time"
 CHANGES = (NEW, CHANGED, DRIFTED)
-# kubectl diff: 0 no differences, 1 differences found, anything else an error
-DIFF_FOUND = 1
 
 
 @dataclass
@@ -37,19 +38,13 @@ class StepDiff:
     kind: str
     status: str
     diff: str = ""
+    # how the diff was made ("kubectl diff --server-side", ...), when one was
+    how: str = ""
 
 
-def object_diff(ctx: RunContext, step: ManifestBundle) -> Command:
-    """``kubectl diff --server-side`` of the bundle's rendered objects (read-only)."""
-    return ctx.kubectl(
-        "diff", "--server-side", "--field-manager=onecluster", "-f", "-",
-        stdin=step.applied(ctx).encode(), ok_codes=(0, DIFF_FOUND),
-    )  # fmt: skip
-
-
-def _diff_text(ctx: RunContext, step: ManifestBundle) -> tuple[bool, str]:
-    result = ctx.executor.query(object_diff(ctx, step))
-    return result.exit_code == DIFF_FOUND, redact(result.stdout)
+def _with(entry: StepDiff, found: LiveDiff) -> StepDiff:
+    entry.diff, entry.how = redact(found.text), found.how
+    return entry
 
 
 def diff_steps(
@@ -61,7 +56,12 @@ def diff_steps(
     for step in steps:
         fingerprint = step.fingerprint(ctx)
         if fingerprint is None:
-            found.append(StepDiff(step.id, step.kind, RUNTIME))
+            own = step.live_diff(ctx)
+            if own is None:
+                found.append(StepDiff(step.id, step.kind, RUNTIME))
+                continue
+            status = NEW if not own.exists else CHANGED if own.differs else UNCHANGED
+            found.append(_with(StepDiff(step.id, step.kind, status), own))
             continue
         recorded = converge.recorded(step.id)
         if recorded is None:
@@ -71,11 +71,12 @@ def diff_steps(
         else:
             status = UNCHANGED
         entry = StepDiff(step.id, step.kind, status)
-        if isinstance(step, ManifestBundle) and (status != UNCHANGED or live):
-            differs, text = _diff_text(ctx, step)
-            entry.diff = text
-            if status == UNCHANGED and differs:
-                entry.status = DRIFTED
+        if status != UNCHANGED or live:
+            objects = step.live_diff(ctx)
+            if objects is not None:
+                _with(entry, objects)
+                if status == UNCHANGED and objects.differs:
+                    entry.status = DRIFTED
         found.append(entry)
     return found
 
@@ -93,9 +94,7 @@ def render(found: Sequence[StepDiff], fmt: str) -> str:
     out = [table(("step", "kind", "would be"), [(f.id, f.kind, f.status) for f in found])]
     for f in found:
         if f.diff:
-            out.append(
-                f"\n--- {f.id} ({f.status}): kubectl diff --server-side\n{clipped(f.diff, 20000)}"
-            )
+            out.append(f"\n--- {f.id} ({f.status}): {f.how}\n{clipped(f.diff, 20000)}")
     counts = {s: sum(f.status == s for f in found) for s in (NEW, CHANGED, DRIFTED, UNCHANGED)}
     out.append(", ".join(f"{n} {s}" for s, n in counts.items()))
     return "\n".join(out)

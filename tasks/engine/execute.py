@@ -23,7 +23,7 @@ from typing import Any
 from .catalog import Catalog
 from .command import Executor, check_tools
 from .components import Component
-from .context import RunContext, run_context
+from .context import RunContext, run_context, user_kubeconfig
 from .diff import diff_steps, has_changes
 from .diff import render as render_diff
 from .errors import FlagError, InputError, OneclusterError
@@ -147,12 +147,15 @@ def execute(
                     f"# dry-run for cluster {inventory.name}: {len(steps)} steps, "
                     "nothing is executed"
                 )
+            if dry_run and lock:
+                _say_dry_converge(ctx)
             after = run_lock.after_step if lock and not dry_run else None
-            if lock and not dry_run:
+            if lock:  # a dry-run reads the record too, to say which steps a run would skip
                 converge = Converge(ctx, force=force, force_steps=force_steps)
             runner = Runner(
-                graph, ctx, jobs=jobs, after_step=after, converge=converge, version=version()
-            )
+                graph, ctx, jobs=jobs, after_step=after, converge=converge, version=version(),
+                may_change=run_lock.may_change if lock and not dry_run else None,
+            )  # fmt: skip
             report = runner.run([s.id for s in steps])
         finally:
             if converge is not None:
@@ -169,6 +172,22 @@ def execute(
     if not report.ok:
         raise RunFailed(report)
     return report
+
+
+def _say_dry_converge(ctx: RunContext) -> None:
+    """How a dry-run tells the steps a run would skip: the cluster's record and live state,
+    read by read-only probes (printed as such), or why it cannot read them."""
+    if Path(ctx.kubeconfig).is_file():
+        echo(
+            "# converge: the cluster's record and live state are read (read-only probes, shown "
+            "with `# read-only probe:`); a step found unchanged is shown as skipped"
+        )
+    else:
+        echo(
+            f"# converge: no kubeconfig at {ctx.kubeconfig} yet (a run fetches it first), so "
+            "the cluster's record cannot be read: every step is shown; a run skips the steps "
+            "it finds unchanged"
+        )
 
 
 def _locked(lock: RunLock, skip: bool) -> Any:
@@ -248,15 +267,21 @@ def diff(
     fmt: str = "table",
 ) -> tuple[str, bool]:
     """What a run of the selected steps would change, read-only; the rendering and whether any
-    step would change (see :mod:`tasks.engine.diff`). The cluster is the user's kubeconfig's."""
+    step would change (see :mod:`tasks.engine.diff`). The cluster is the user's kubeconfig's.
+
+    It changes nothing: every command it runs reads, or renders locally (a Talos node's config,
+    from the stored bundle, into the run's private work directory, removed at the end).
+    """
     inventory, _, steps = select(catalog, cluster, Selection(layers, targets))
-    check_tools(sorted({"kubectl", "helm"} & {t for s in steps for t in s.tools()}))
-    with run_context(inventory, dry_run=True, fetch_kubeconfig=False) as ctx:
+    if not Path(user_kubeconfig()).is_file():
+        raise OneclusterError(
+            f"cluster.diff compares with the running cluster, and there is no kubeconfig at "
+            f"{user_kubeconfig()} (fix: `invoke talos.kubeconfig`, or point $KUBECONFIG at it)"
+        )
+    check_tools(sorted({"kubectl", "helm", "talosctl"} & {t for s in steps for t in s.tools()}))
+    with run_context(
+        inventory, dry_run=False, fetch_kubeconfig=False, open_store=catalog.open_store
+    ) as ctx:
         precheck(catalog, ctx, steps)
-        if not Path(ctx.kubeconfig).is_file():
-            raise OneclusterError(
-                f"cluster.diff compares with the running cluster, and there is no kubeconfig at "
-                f"{ctx.kubeconfig} (fix: `invoke talos.kubeconfig`, or point $KUBECONFIG at it)"
-            )
         found = diff_steps(ctx, steps, live=live)
     return render_diff(found, fmt), has_changes(found)

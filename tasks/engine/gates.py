@@ -34,6 +34,7 @@ class Gate(Component):
 
     kind: ClassVar[str] = "gate"
     binaries: ClassVar[tuple[str, ...]] = ("kubectl",)
+    reads_only: ClassVar[bool] = True
 
     checks: tuple[Check, ...]
 

@@ -214,6 +214,7 @@ class ClusterLease:
         self._version = ""
         self._acquired = ""
         self._transitions = 0
+        self.written_at = 0.0  # when the Lease was last written (taken or renewed), monotonic
 
     # commands -----------------------------------------------------------------------------
 
@@ -293,6 +294,7 @@ class ClusterLease:
             raise _NoAnswer(text) from None
         with contextlib.suppress(ValueError, AttributeError):
             self._version = json.loads(out)["metadata"]["resourceVersion"]
+        self.written_at = time.monotonic()
         return True
 
     # the lock -----------------------------------------------------------------------------
@@ -375,6 +377,7 @@ class RunLock:
         self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()  # one Lease call at a time: the thread or between steps
         self._next_try = 0.0
+        self._attempt: threading.Thread | None = None
 
     @contextlib.contextmanager
     def held(self) -> Iterator[RunLock]:
@@ -398,15 +401,42 @@ class RunLock:
         self._thread.start()
 
     def after_step(self, _result: object = None) -> None:
-        """Between steps: take the Lease if the kubeconfig appeared (a rebuild's talos/kubeconfig
-        wrote it); stop the run if another run holds or took the cluster's Lease."""
+        """Between steps: start taking the Lease if the kubeconfig appeared (a rebuild's
+        talos/kubeconfig wrote it); stop the run if another run holds or took the cluster's
+        Lease. The attempt runs beside the steps: :meth:`may_change` holds back every step
+        that may change the cluster until it has its answer; steps that only read go on."""
         if self.lost:
             raise LockHeld(self.lost)
-        if time.monotonic() >= self._next_try and self._mutex.acquire(blocking=False):
-            try:  # the background thread is not trying at this moment
-                self._try_lease()
-            finally:
-                self._mutex.release()
+        lease = self.lease
+        if lease is None or lease.held or not Path(self.kubeconfig).is_file():
+            return
+        if time.monotonic() < self._next_try or self.attempting():
+            return
+        self._attempt = threading.Thread(target=self._attempt_once, name="lease-take", daemon=True)
+        self._attempt.start()
+
+    def attempting(self) -> bool:
+        """Whether an attempt to take the Lease, started between steps, is under way."""
+        return self._attempt is not None and self._attempt.is_alive()
+
+    def _attempt_once(self) -> None:
+        if not self._mutex.acquire(blocking=False):
+            return  # the background thread is trying at this moment
+        try:
+            self._try_lease()
+        except LockHeld as exc:
+            self.lost = str(exc)
+        except (OneclusterError, Interrupted) as exc:
+            echo(f"# could not take the cluster's Lease: {exc}", err=True)
+        finally:
+            self._mutex.release()
+
+    def may_change(self) -> bool:
+        """Whether a step that may change the cluster can start now: no attempt to take the
+        Lease is under way; raises :class:`LockHeld` once another run holds it."""
+        if self.lost:
+            raise LockHeld(self.lost)
+        return not self.attempting()
 
     def _try_lease(self) -> None:
         """One attempt (the caller holds ``_mutex`` or runs before the thread starts)."""
@@ -427,6 +457,8 @@ class RunLock:
             why = ""
             try:
                 with self._mutex:
+                    if lease.held and time.monotonic() - lease.written_at < every / 2:
+                        continue  # taken (between steps) since this thread last looked
                     if lease.held:
                         why = lease.renew()
                     else:
@@ -442,6 +474,8 @@ class RunLock:
     def release_lease(self) -> None:
         """Stop renewing and give the Lease up (before the run's kubeconfig is removed)."""
         self._done.set()
+        if self._attempt is not None:
+            self._attempt.join(COMMAND_SECONDS * 2 + 5)
         if self._thread is not None:
             self._thread.join(COMMAND_SECONDS + 5)
         if self.lease is not None:

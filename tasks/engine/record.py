@@ -11,6 +11,12 @@ fingerprint matches the record and the live state confirms it; ``--force`` and `
 re-apply. The record is written once, at the end of the run (a failed or interrupted one too),
 while the run's lock is held: one server-side apply of what succeeded, none when nothing changed;
 a write that fails fails no step, it is said (those steps will run again next time).
+
+The converge reads are issued up front, together: the first check of a run reads the record, and
+in the same moment each kind's shared read (:meth:`Component.confirm_reads`: the one ``helm
+list``, the one ``kubectl get`` of every bundle's objects), each in its own thread. A read that
+fails is not kept: a check made before the cluster answered (the runner checks early, see
+:mod:`tasks.engine.runner`) decides nothing, and the step is checked again once its needs are done.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .command import Executor
+from .command import Command, Executor, Result
 from .context import RunContext
 from .errors import OneclusterError
 from .fingerprint import STEP_FORMAT
@@ -34,6 +40,13 @@ NAME = "onecluster-state"
 # (also in a log of kubectl calls), and applying the stack never touches it
 RECORD_MANAGER = "onecluster-record"
 HELM_LIST = "converge.helm-list"
+_LOCKS = "converge.locks"
+_FAILED = "converge.failed-reads"
+# how often a converge read that failed is made again in one run (an early check, then the
+# check when the step's needs are done)
+READ_TRIES = 2
+# a converge read that does not answer within this is a read that failed
+READ_SECONDS = 60.0
 _cache_lock = threading.Lock()
 
 
@@ -45,8 +58,9 @@ def key(step_id: str) -> str:
 def read_command(ctx: RunContext):
     """``kubectl get configmap onecluster-state -o json`` (read-only; empty when absent)."""
     return ctx.kubectl(
-        "get", "configmap", NAME, "--namespace", NAMESPACE, "-o", "json", "--ignore-not-found"
-    )
+        "get", "configmap", NAME, "--namespace", NAMESPACE, "-o", "json", "--ignore-not-found",
+        timeout=READ_SECONDS,
+    )  # fmt: skip
 
 
 def write_command(ctx: RunContext, data: dict[str, str]):
@@ -72,11 +86,37 @@ def write_command(ctx: RunContext, data: dict[str, str]):
 
 
 def cached(ctx: RunContext, name: str, load: Callable[[], Any]) -> Any:
-    """``load()`` once per run, kept in the run's state (steps ask from several threads)."""
+    """``load()`` once per run, kept in the run's state (steps ask from several threads).
+
+    Each name has its own lock, so different reads load concurrently. A load that raises keeps
+    nothing and the error reaches the caller: the next caller loads again (the cluster may answer
+    later in the run), up to :data:`READ_TRIES` loads; after that the last error is raised
+    without loading (a cluster that does not answer is not asked once per step).
+    """
     with _cache_lock:
+        if name in ctx.state:
+            return ctx.state[name]
+        locks = ctx.state.setdefault(_LOCKS, {})
+        lock = locks.setdefault(name, threading.Lock())
+    with lock:
         if name not in ctx.state:
-            ctx.state[name] = load()
+            failed = ctx.state.setdefault(_FAILED, {})
+            tries, last = failed.get(name, (0, None))
+            if tries >= READ_TRIES and last is not None:
+                raise last
+            try:
+                ctx.state[name] = load()
+            except Exception as exc:
+                failed[name] = (tries + 1, exc)
+                raise
         return ctx.state[name]
+
+
+def probe(ctx: RunContext, command: Command) -> Result:
+    """Run a converge read; a dry-run names it as the read-only probe it still runs."""
+    if ctx.dry_run:
+        echo(f"# read-only probe: {command.display()}")
+    return ctx.executor.query(command)
 
 
 def helm_list_command(ctx: RunContext):
@@ -85,21 +125,23 @@ def helm_list_command(ctx: RunContext):
     Helm v4 lists releases in any status by default and has no ``--all`` (v3's flag): given it,
     v4 fails with "unknown flag: --all" (``tests/test_real_tools.py`` runs the real helm on this).
     """
-    return ctx.helm("list", "--all-namespaces", "--output", "json")
+    return ctx.helm("list", "--all-namespaces", "--output", "json", timeout=READ_SECONDS)
 
 
 def helm_releases(ctx: RunContext) -> dict[tuple[str, str], dict]:
-    """Every Helm release in the cluster by (namespace, name): one ``helm list`` per run."""
+    """Every Helm release in the cluster by (namespace, name): one ``helm list`` per run.
+
+    Empty when helm cannot list (then nothing is confirmed; a later call lists again).
+    """
 
     def load() -> dict[tuple[str, str], dict]:
-        try:
-            out = ctx.executor.query(helm_list_command(ctx)).stdout
-            rows = json.loads(out or "[]")
-        except (OneclusterError, ValueError):
-            return {}
+        rows = json.loads(probe(ctx, helm_list_command(ctx)).stdout or "[]")
         return {(r.get("namespace", ""), r.get("name", "")): r for r in rows or []}
 
-    return cached(ctx, HELM_LIST, load)
+    try:
+        return cached(ctx, HELM_LIST, load)
+    except (OneclusterError, ValueError, AttributeError):
+        return {}
 
 
 CONVERGE = "converge"
@@ -130,27 +172,97 @@ class Converge:
         self.force_steps = set(force_steps)
         self._lock = threading.Lock()
         self._entries: dict[str, str] | None = None
+        self._read_lock = threading.Lock()
+        self._said_unread = False
+        self._failed_reads = 0
+        self._steps: list[Any] = []
+        self._prefetched = False
+        self._prefetch_done = threading.Event()
+        self._fingerprints: dict[str, str | None] = {}
         self.unwritten: list[str] = []
         self._new: dict[str, str] = {}
         self._new_ids: list[str] = []
         ctx.state[CONVERGE] = self
 
-    def entries(self) -> dict[str, str]:
-        """The record's data (read once; empty when there is none or it cannot be read)."""
-        with self._lock:
-            if self._entries is None:
-                self._entries = self._read()
-            return self._entries
+    def select(self, steps: Iterable[Any]) -> None:
+        """The run's selected steps: their kinds' shared reads are issued with the record's, and
+        their fingerprints are computed in the background meanwhile (rendering is CPU work a
+        check would otherwise do while the first steps of the run wait on their tools)."""
+        self._steps = list(steps)
+        if not self.ctx.dry_run:
+            threading.Thread(target=self._warm, name="fingerprints", daemon=True).start()
 
-    def _read(self) -> dict[str, str]:
+    def _warm(self) -> None:
+        for step in self._steps:
+            try:
+                self.fingerprint(step)
+            except Exception:  # the step's own check or run reports it
+                continue
+
+    def fingerprint(self, step: Any) -> str | None:
+        """``step.fingerprint(ctx)``, computed once per run (the runner asks early and again)."""
+        with self._lock:
+            if step.id in self._fingerprints:
+                return self._fingerprints[step.id]
+        found = step.fingerprint(self.ctx)
+        with self._lock:
+            self._fingerprints[step.id] = found
+        return found
+
+    def prefetch(self) -> None:
+        """The run's converge reads, up front and concurrently: the record, and each kind's
+        shared read (:meth:`Component.confirm_reads`) of the selected steps; once per run."""
+        with self._lock:
+            first = not self._prefetched
+            self._prefetched = True
+        if not first:  # another check is making them: its answers are this one's
+            self._prefetch_done.wait()
+            return
         try:
-            out = self.ctx.executor.query(read_command(self.ctx)).stdout
+            self._prefetch()
+        finally:
+            self._prefetch_done.set()
+
+    def _prefetch(self) -> None:
+        groups: dict[Any, tuple[Callable[..., None], list[Any]]] = {}
+        for step in self._steps:
+            read = getattr(type(step), "confirm_reads", None)
+            if read is not None:
+                groups.setdefault(getattr(read, "__func__", read), (read, []))[1].append(step)
+        jobs = [self.entries, *(lambda r=r, g=g: r(self.ctx, g) for r, g in groups.values())]
+        threads = [threading.Thread(target=_quietly, args=(job,), daemon=True) for job in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def entries(self) -> dict[str, str]:
+        """The record's data (read once; empty when there is none or it cannot be read, and then
+        read again by a later caller, up to READ_TRIES reads: the cluster may answer later)."""
+        with self._read_lock:
+            if self._entries is not None:
+                return self._entries
+            if self._failed_reads >= READ_TRIES:
+                return {}
+            found = self._read()
+            if found is not None:
+                self._entries = found
+            else:
+                self._failed_reads += 1
+            return found or {}
+
+    def _read(self) -> dict[str, str] | None:
+        try:
+            out = probe(self.ctx, read_command(self.ctx)).stdout
         except OneclusterError as exc:
             if self.strict:
                 raise
-            first = str(exc).splitlines()[0] if str(exc) else "no answer"
-            echo(f"==> the record {NAMESPACE}/{NAME} could not be read ({first}): every step runs")
-            return {}
+            if not self._said_unread:
+                first = str(exc).splitlines()[0] if str(exc) else "no answer"
+                echo(f"==> the record {NAMESPACE}/{NAME} could not be read ({first}): "
+                     "steps it cannot confirm run")  # fmt: skip
+                self._said_unread = True
+            return None
         if not out.strip():
             return {}
         try:
@@ -176,6 +288,7 @@ class Converge:
         """Whether ``step`` can be skipped: recorded with this fingerprint and confirmed live."""
         if fingerprint is None or self.forced(step.id):
             return False
+        self.prefetch()
         if self.recorded(step.id) != fingerprint:
             return False
         return bool(step.confirm(self.ctx))
@@ -197,14 +310,18 @@ class Converge:
         write fails, say which steps will run again next time, and go on."""
         with self._lock:
             new, ids = dict(self._new), list(self._new_ids)
-        if not new:
+        if not new or self.ctx.dry_run:
             return
-        data = {**self.entries(), **new}
         # its own executor: the record is written after an interrupt ended the steps' tools too
         executor = Executor(stop=Stop())
         try:
+            if self._entries is None:  # no check read it (or it could not): read it now
+                out = executor.query(read_command(self.ctx)).stdout
+                self._entries = dict(json.loads(out).get("data") or {}) if out.strip() else {}
+            # a write without what the record held would drop the other steps' entries
+            data = {**self._entries, **new}
             executor.query(write_command(self.ctx, data))
-        except (OneclusterError, Interrupted) as exc:
+        except (OneclusterError, Interrupted, ValueError, AttributeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else "no answer"
             echo(
                 f"==> the record {NAMESPACE}/{NAME} was not written ({first}): "
@@ -217,3 +334,12 @@ class Converge:
             self._entries = data
             self._new.clear()
             self._new_ids.clear()
+
+
+def _quietly(job: Callable[[], Any]) -> None:
+    """Run a converge read in its own thread; a read that fails was not kept (the step that
+    needs it reads again), so nothing is raised here."""
+    try:
+        job()
+    except Exception:  # the reader itself reports what matters
+        return

@@ -1,6 +1,13 @@
 """Run selected steps concurrently, each as soon as its own needs succeeded.
 
-Bounded by ``jobs``. On the first failure nothing new starts, running steps finish, and the report
+Bounded by ``jobs``. A run that converges (:mod:`tasks.engine.record`) checks a step early: its
+converge check (fingerprint against the record, confirmed by the live state; reads only) starts
+once every step it depends on that may change something has finished, without waiting for gates
+and unchanged steps, which only read. A step found unchanged is done; a gate of it runs as soon
+as its needs are done. A step that must change something (an apply, a step without a fingerprint)
+starts only when everything it depends on, directly or through its needs, has succeeded, gates
+passed included. So a chain of unchanged steps and their gates checks at once instead of gate by
+gate, and nothing is applied before what it depends on is in place. On the first failure nothing new starts, running steps finish, and the report
 names the failed step (with its command and redacted stderr) and every step skipped because of it.
 A dry-run goes one step at a time in graph order, so the printed commands read in order.
 
@@ -16,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .components import Component
 from .context import RunContext
@@ -128,6 +136,8 @@ class Runner:
 
     ``after_step`` is called in the runner's thread after each step that succeeded; an error it
     raises stops the run like a failed step (a run whose cluster Lease another run took stops so).
+    ``may_change`` says whether a step that may change the cluster can start now (reads, gates
+    and early converge checks, go on regardless).
     The run's stop state is the executor's (``ctx.executor.stop``).
     """
 
@@ -141,6 +151,7 @@ class Runner:
         after_step: Callable[[StepResult], None] | None = None,
         converge: Converge | None = None,
         version: str = "",
+        may_change: Callable[[], bool] | None = None,
     ) -> None:
         if jobs < 1:
             raise FlagError(f"--jobs must be at least 1, got {jobs}")
@@ -149,52 +160,119 @@ class Runner:
         self.jobs = 1 if ctx.dry_run else jobs
         self.clock = clock
         self.after_step = after_step
-        self.converge = None if ctx.dry_run else converge
+        # False holds back every step that may change the cluster (the run's lock is being
+        # taken); an error it raises stops the run like after_step's
+        self.may_change = may_change
+        # a dry-run reads the record too (read-only probes) to say which steps it would skip,
+        # once the cluster's kubeconfig exists; it checks in plan order, never early
+        self.converge = converge
+        self.early = converge is not None and not ctx.dry_run
         self.version = version
         self.stop: Stop = ctx.executor.stop
 
     def run(self, ids: Sequence[str]) -> Report:
         steps = self.graph.steps(ids)
         selected = {s.id for s in steps}
-        pending = {s.id: {n for n in s.needs if n in selected} for s in steps}
+        needs = {s.id: {n for n in s.needs if n in selected} for s in steps}
+        reads_only = {s.id for s in steps if s.reads_only}
+        waiting = set(needs)  # not started (an early check may have been made)
+        checked: set[str] = set()  # early check made (or under way)
+        checking: set[str] = set()  # early check under way
         priority = _priorities(steps)
         order = {s.id: i for i, s in enumerate(steps)}
         results: dict[str, StepResult] = {}
-        running: dict[Future[StepResult], str] = {}
+        running: dict[Future[StepResult | None], tuple[str, bool]] = {}
         failed = False
         aborted = ""
         stop = self.stop
         grace_ends: float | None = None
         gave_up_at: float | None = None
         started = self.clock()
+        converge = self.converge
+        if converge is not None:
+            converge.select(steps)
 
-        def ready() -> list[str]:
-            found = [i for i, deps in pending.items() if not deps]
+        def succeeded(i: str) -> bool:
+            return i in results and results[i].status in SUCCEEDED
+
+        settled_memo: dict[str, bool] = {}
+        clear_memo: dict[str, bool] = {}
+
+        def settled(i: str) -> bool:
+            """Succeeded, and so did everything it depends on."""
+            if i not in settled_memo:
+                settled_memo[i] = succeeded(i) and all(settled(n) for n in needs[i])
+            return settled_memo[i]
+
+        def clear(i: str) -> bool:
+            """Nothing more will change through ``i``: it succeeded, or it only reads (a gate)
+            and nothing it depends on will change anything either."""
+            if i not in clear_memo:
+                clear_memo[i] = succeeded(i) or (
+                    i in reads_only and i not in results and all(clear(n) for n in needs[i])
+                )
+            return clear_memo[i]
+
+        def ready() -> list[tuple[str, bool]]:
+            """(step, early check?) that may start now, in the order they should."""
+            settled_memo.clear()
+            clear_memo.clear()
+            found: list[tuple[str, bool]] = []
+            for i in waiting - checking:
+                if i in reads_only:
+                    if all(succeeded(n) for n in needs[i]):
+                        found.append((i, False))
+                elif all(settled(n) for n in needs[i]):
+                    found.append((i, False))
+                elif self.early and i not in checked and all(clear(n) for n in needs[i]):
+                    found.append((i, True))
             if self.ctx.dry_run:  # printed commands read in plan order
-                return sorted(found, key=order.__getitem__)
-            return sorted(found, key=lambda i: (-priority[i], order[i]))
+                return sorted(found, key=lambda f: order[f[0]])
+            return sorted(found, key=lambda f: (-priority[f[0]], order[f[0]]))
 
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="step")
         try:
-            while pending or running:
+            while waiting or running:
+                held_back = False
                 if not failed and not stop.requested.is_set():
-                    for cid in ready():
+                    for cid, early in ready():
                         if len(running) >= self.jobs:
                             break
-                        del pending[cid]
-                        running[pool.submit(self._run_one, self.graph[cid])] = cid
+                        if not early and cid not in reads_only:
+                            allowed, why = self._may_change()
+                            if why:
+                                aborted = aborted or why
+                                failed = True
+                                break
+                            if not allowed:
+                                held_back = True
+                                continue
+                        if early:
+                            checked.add(cid)
+                            checking.add(cid)
+                            fut = pool.submit(self._check_early, self.graph[cid])
+                        else:
+                            waiting.discard(cid)
+                            fut = pool.submit(self._run_one, self.graph[cid])
+                        running[fut] = (cid, early)
                 if not running:
+                    if held_back and not failed:  # waiting for the lock's answer
+                        time.sleep(TICK_SECONDS)
+                        continue
                     break
                 done, _ = wait(running, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    cid = running.pop(fut)
+                    cid, early = running.pop(fut)
+                    checking.discard(cid)
                     result = fut.result()
+                    if result is None:  # an early check that decided nothing: it runs later
+                        continue
+                    if early:
+                        waiting.discard(cid)
                     results[cid] = result
                     if result.status in SUCCEEDED:
-                        for deps in pending.values():
-                            deps.discard(cid)
-                        if result.fingerprint and self.converge is not None:
-                            self.converge.succeeded(cid, result.fingerprint, self.version)
+                        if result.fingerprint and converge is not None:
+                            converge.succeeded(cid, result.fingerprint, self.version)
                         aborted = aborted or self._after(result)
                         failed = failed or bool(aborted)
                     else:
@@ -215,20 +293,32 @@ class Runner:
                         stop.kill()
                         gave_up_at = self.clock()
                     if gave_up_at is not None and self.clock() - gave_up_at > STEP_EXIT_SECONDS:
-                        for fut, cid in running.items():  # stuck outside any tool: leave it
+                        for fut, (cid, _) in running.items():  # stuck outside any tool: leave it
                             results[cid] = StepResult(cid, STOPPED, error="did not return")
+                            waiting.discard(cid)
                             fut.cancel()
                         running.clear()
         finally:
             pool.shutdown(wait=gave_up_at is None, cancel_futures=True)
         left = NOT_RUN if stop.requested.is_set() else SKIPPED
-        for cid in pending:
-            results[cid] = StepResult(cid, left)
+        for cid in waiting:
+            if cid not in results:
+                results[cid] = StepResult(cid, left)
         report = Report([results[s.id] for s in steps], self.clock() - started)
         if stop.requested.is_set():
             report.interrupted = stop.signal_name
         report.aborted = aborted
         return report
+
+    def _may_change(self) -> tuple[bool, str]:
+        """(may a changing step start now, why the run must stop or "")."""
+        if self.may_change is None:
+            return True, ""
+        try:
+            return self.may_change(), ""
+        except OneclusterError as exc:
+            echo(f"==> stopping: {exc}", err=True)
+            return False, redact(str(exc))
 
     def _after(self, result: StepResult) -> str:
         """Run the after-step hook; its error (why the run must stop) or ""."""
@@ -241,17 +331,36 @@ class Runner:
             return redact(str(exc))
         return ""
 
+    def _check_early(self, step: Component) -> StepResult | None:
+        """A step's converge check before its needs are done: ``unchanged``, or None (it runs
+        once they are, and is checked again then). Reads only; an error decides nothing."""
+        converge = self.converge
+        assert converge is not None
+        t0 = self.clock()
+        try:
+            fingerprint = converge.fingerprint(step)
+            if fingerprint is None or not converge.unchanged(step, fingerprint):
+                return None
+        except Exception:  # checked again, and reported, when it runs
+            return None
+        echo(f"==> unchanged {step.id} (fingerprint recorded, live state confirms)")
+        return StepResult(step.id, UNCHANGED, self.clock() - t0)
+
     def _run_one(self, step: Component) -> StepResult:
         dry = self.ctx.dry_run
         echo(f"# {step.id} ({step.kind})" if dry else f"==> start  {step.id} ({step.kind})")
         t0 = self.clock()
         fingerprint = None
         try:
-            if self.converge is not None:
-                fingerprint = step.fingerprint(self.ctx)
+            if self.converge is not None and (not dry or Path(self.ctx.kubeconfig).is_file()):
+                fingerprint = self.converge.fingerprint(step)
                 if self.converge.unchanged(step, fingerprint):
                     took = self.clock() - t0
-                    echo(f"==> unchanged {step.id} (fingerprint recorded, live state confirms)")
+                    if dry:
+                        echo(f"# {step.id}: unchanged (fingerprint recorded, live state "
+                             "confirms): a run skips it")  # fmt: skip
+                    else:
+                        echo(f"==> unchanged {step.id} (fingerprint recorded, live state confirms)")
                     return StepResult(step.id, UNCHANGED, took)
             status = step.run(self.ctx)
         except Interrupted as exc:
@@ -272,4 +381,5 @@ class Runner:
             return StepResult(step.id, UNCHANGED, took)
         if not dry:
             echo(f"==> done   {step.id} in {took:.1f}s")
-        return StepResult(step.id, OK, took, fingerprint=fingerprint)
+        # a dry-run applied nothing: nothing of it is recorded
+        return StepResult(step.id, OK, took, fingerprint=None if dry else fingerprint)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..engine import yamlio
 from ..engine.errors import ConfirmationRequired, SecretsError
 from ..engine.output import echo, register_secret
 from . import maintenance, talosctl
@@ -46,8 +47,27 @@ def stored_bundle(ctx: RunContext) -> str | None:
     """The bundle held in the secret store, or None (registered for redaction when found)."""
     value = ctx.secret_store().read([SECRET_NAME]).get(SECRET_NAME)
     if value:
-        register_secret(value)
+        register_bundle(value)
     return value or None
+
+
+def register_bundle(bundle: str) -> None:
+    """Register the bundle for redaction, and each of its values on its own: a machine config
+    carries them one by one (tokens, keys, certificates), never the bundle whole."""
+    register_secret(bundle)
+    try:
+        tree = yamlio.load(bundle)
+    except (ValueError, yamlio.YAMLError):
+        return
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and len(node) >= 16:  # ids, tokens, keys; not "v1.12.4"
+            register_secret(node)
 
 
 def missing_bundle_problem(ctx: RunContext, *, generate: bool) -> str | None:
@@ -115,7 +135,7 @@ def ensure_bundle(ctx: RunContext, *, generate: bool) -> str:
             raise SecretsError("talosctl gen secrets wrote no bundle") from None
     finally:
         path.unlink(missing_ok=True)
-    register_secret(bundle)
+    register_bundle(bundle)
     store = ctx.secret_store()
     if replace:
         store.write(SECRET_NAME, bundle)

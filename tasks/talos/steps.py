@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
 from ..engine import yamlio
 from ..engine.command import Command
-from ..engine.components import Component
+from ..engine.components import Component, LiveDiff
 from ..engine.context import RunContext
 from ..engine.errors import (
     CommandError,
@@ -23,14 +24,15 @@ from ..engine.errors import (
     GateError,
     InventoryError,
     OneclusterError,
+    SecretsError,
 )
 from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
 from ..engine.probes import Probe, api_probe
-from ..engine.record import forced
+from ..engine.record import cached, forced
 from ..engine.runner import UNCHANGED
-from . import machineconfig, maintenance, secretsbundle, talosctl, versions
+from . import configdiff, machineconfig, maintenance, secretsbundle, talosctl, versions
 from .options import HEALTH_TIMEOUT, TalosOptions
 
 
@@ -46,6 +48,11 @@ class TalosStep(Component):
     action: Callable[[RunContext], str | None] | None = None
     # what --dry-run prints instead of the plain command list (e.g. marking read-only probes)
     dry_action: Callable[[RunContext], None] | None = None
+    # cluster.diff's object-level diff of the step (a node's config), if it has one
+    diff: Callable[[RunContext], LiveDiff | None] | None = None
+
+    def live_diff(self, ctx: RunContext) -> LiveDiff | None:
+        return None if self.diff is None else self.diff(ctx)
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return self.build(ctx)
@@ -107,6 +114,7 @@ class TalosGate(TalosStep):
     """A Talos health gate (shown as a gate in plans)."""
 
     kind: ClassVar[str] = "gate"
+    reads_only: ClassVar[bool] = True
 
 
 # Step bodies -----------------------------------------------------------------------------------
@@ -173,6 +181,17 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _genconfig_action(ctx: RunContext) -> None:
+    render_configs(ctx)
+    echo(
+        f"[talos/genconfig] {len(ctx.inventory.nodes)} node configs rendered and validated (metal)"
+    )
+    out = ctx.option(TalosOptions).out
+    if out:
+        _export_configs(ctx, Path(out))
+
+
+def render_configs(ctx: RunContext) -> None:
+    """Every node's config rendered from the loaded bundle into the workdir, and validated."""
     inv, wd, p = ctx.inventory, ctx.workdir, _paths(ctx)
     for d in p.values():
         d.mkdir(mode=0o700, exist_ok=True)
@@ -180,21 +199,28 @@ def _genconfig_action(ctx: RunContext) -> None:
         _write_private(p["patches"] / f"{name}.yaml", text)
     for node in inv.nodes:
         _write_private(p["node_patches"] / f"{node.name}.yaml", machineconfig.node_patch(inv, node))
-    gen, *per_node = _genconfig_commands(ctx)
+    gen, *rest = _genconfig_commands(ctx)
+    per_node = [rest[2 * i : 2 * i + 2] for i in range(len(inv.nodes))]
     prefix = "[talos/genconfig] $ "
     try:
         with secretsbundle.bundle_file(ctx):
             ctx.run(gen, prefix=prefix)
-        for cmd in per_node:
+        # each node's patch then validate; the nodes side by side (local, independent calls)
+        with ThreadPoolExecutor(len(per_node), thread_name_prefix="genconfig") as pool:
+            futures = [pool.submit(_run_all, ctx, cmds, prefix) for cmds in per_node]
+            for future in futures:
+                future.result()
+        for cmd in rest[2 * len(inv.nodes) :]:
             ctx.run(cmd, prefix=prefix)
     finally:
         # the role templates hold the PKI too; only the finished node configs are needed later
         for role in ("controlplane", "worker"):
             (wd / f"{role}.yaml").unlink(missing_ok=True)
-    echo(f"[talos/genconfig] {len(inv.nodes)} node configs rendered and validated (metal)")
-    out = ctx.option(TalosOptions).out
-    if out:
-        _export_configs(ctx, Path(out))
+
+
+def _run_all(ctx: RunContext, commands: list[Command], prefix: str) -> None:
+    for cmd in commands:
+        ctx.run(cmd, prefix=prefix)
 
 
 def _export_configs(ctx: RunContext, out: Path) -> None:
@@ -216,61 +242,119 @@ def _apply_commands(node: Node) -> Callable[[RunContext], list[Command]]:
         apply = talosctl.apply_config(ctx.talosconfig, node, file, insecure=True)
         if ctx.option(TalosOptions).insecure:
             return [apply]
-        # maintenance mode is detected at run time (a probe that cannot tell stops the step); a
-        # configured node gets the authenticated form
-        return [talosctl.maintenance_probe(node), apply]
+        # the node's live config first (read-only: a node that runs this config is left alone);
+        # when it does not answer that, maintenance mode is detected (a probe that cannot tell
+        # stops the step); a configured node gets the authenticated form
+        read = talosctl.machineconfig(ctx.talosconfig, node)
+        return [read, talosctl.maintenance_probe(node), apply]
 
     return build
 
 
-def _apply_action(node: Node) -> Callable[[RunContext], None]:
-    def action(ctx: RunContext) -> None:
+def _apply_action(node: Node) -> Callable[[RunContext], str | None]:
+    def action(ctx: RunContext) -> str | None:
+        step_id = f"talos/apply-{node.name}"
         insecure = ctx.option(TalosOptions).insecure
-        if not insecure:
+        live = None
+        if not insecure and not forced(ctx, step_id):
+            live = _live_config(ctx, node)  # one read: None when the node does not answer it
+            if live is not None and live == _rendered_config(ctx, node):
+                echo(f"[{step_id}] {node.name} runs this config already: nothing to apply")
+                return UNCHANGED
+        if not insecure and live is None:
             found = maintenance.probe(ctx, node)
             problem = maintenance.install_disk_problem(ctx.inventory.source, found)
             if problem:
                 raise InventoryError([problem])
             insecure = found.mode == maintenance.MAINTENANCE
         mode = "maintenance mode (--insecure)" if insecure else "configured (authenticated)"
-        echo(f"[talos/apply-{node.name}] {node.name} is {mode}")
-        step_id = f"talos/apply-{node.name}"
-        if not insecure and not forced(ctx, step_id) and _runs_config(ctx, node):
-            echo(f"[{step_id}] {node.name} runs this config already: nothing to apply")
-            return UNCHANGED
+        echo(f"[{step_id}] {node.name} is {mode}")
         cmd = talosctl.apply_config(
             ctx.talosconfig, node, _node_config(ctx, node), insecure=insecure
         )
-        ctx.run(cmd, prefix=f"[talos/apply-{node.name}] $ ")
+        ctx.run(cmd, prefix=f"[{step_id}] $ ")
         return None
 
     return action
 
 
-def _runs_config(ctx: RunContext, node: Node) -> bool:
-    """Whether a configured node runs exactly the rendered config (one read; compared in memory,
-    as parsed YAML documents, never printed: it holds the node's keys)."""
+def _rendered_config(ctx: RunContext, node: Node) -> list:
+    return [d for d in yamlio.load_all(_node_config(ctx, node).read_text()) if d is not None]
+
+
+def _live_config(ctx: RunContext, node: Node, talosconfig: str = "") -> list | None:
+    """The config a configured node runs, as parsed YAML documents (compared in memory, never
+    printed as it is: it holds the node's keys); None when the node does not answer the
+    authenticated read (in maintenance mode it cannot: its certificate is not the cluster's)."""
+    read = talosctl.machineconfig(talosconfig or ctx.talosconfig, node)
     try:
-        rendered = yamlio.load_all(_node_config(ctx, node).read_text())
-        out = ctx.executor.query(talosctl.machineconfig(ctx.talosconfig, node)).stdout
+        out = ctx.executor.query(read).stdout
         resources = [d for d in yamlio.load_all(out) if isinstance(d, dict)]
-    except (OSError, OneclusterError, ValueError):
-        return False
+    except (OneclusterError, ValueError):
+        return None
+    return live_config(resources)
+
+
+def live_config(resources: list[dict]) -> list | None:
+    """The v1alpha1 MachineConfig's documents among ``talosctl get machineconfig -o yaml``'s
+    resources (its ``spec`` is the config's raw YAML: machine_config.go)."""
     for res in resources:
         meta = res.get("metadata") or {}
         if meta.get("type") != "MachineConfigs.config.talos.dev" or meta.get("id") != "v1alpha1":
             continue
         spec = res.get("spec")
-        live = yamlio.load_all(spec) if isinstance(spec, str) else [spec]
-        return [d for d in live if d is not None] == [d for d in rendered if d is not None]
-    return False
+        try:
+            live = yamlio.load_all(spec) if isinstance(spec, str) else [spec]
+        except ValueError:
+            return None
+        return [d for d in live if d is not None]
+    return None
+
+
+RENDERED_FOR_DIFF = "talos.rendered-for-diff"
+
+
+def _render_for_diff(ctx: RunContext) -> str:
+    """The stored bundle loaded (never generated) and every node's config rendered, once per
+    ``cluster.diff``; the talosconfig made with them (the cluster's admin one)."""
+
+    def load() -> str:
+        bundle = secretsbundle.stored_bundle(ctx)
+        if bundle is None:
+            raise SecretsError(
+                secretsbundle.missing_bundle_problem(ctx, generate=False) or "no bundle"
+            )
+        ctx.state[secretsbundle.STATE_KEY] = bundle
+        render_configs(ctx)
+        return str(ctx.workdir / "talosconfig")
+
+    return cached(ctx, RENDERED_FOR_DIFF, load)
+
+
+def _apply_diff(node: Node) -> Callable[[RunContext], LiveDiff]:
+    def diff(ctx: RunContext) -> LiveDiff:
+        talosconfig = _render_for_diff(ctx)
+        how = "talosctl get machineconfig, secret fields masked"
+        live = _live_config(ctx, node, talosconfig)
+        rendered = _rendered_config(ctx, node)
+        if live is None:  # not configured yet (or not answering): the whole config is new
+            _, text = configdiff.config_diff(node.name, [], rendered)
+            return LiveDiff(True, text, how, exists=False)
+        differs, text = configdiff.config_diff(node.name, live, rendered)
+        return LiveDiff(differs, text, how)
+
+    return diff
 
 
 def bootstrap_commands(ctx: RunContext) -> list[Command]:
+    """etcd asked first (bootstrapped: nothing to do), else the API waited for, etcd asked
+    again, and the bootstrap."""
     first = ctx.inventory.first_control_plane
+    etcd = talosctl.etcd_status(ctx.talosconfig, first)
     return [
+        etcd,
         talosctl.version(ctx.talosconfig, first),
-        talosctl.etcd_status(ctx.talosconfig, first),
+        etcd,
         talosctl.bootstrap(ctx.talosconfig, first),
     ]
 
@@ -278,10 +362,22 @@ def bootstrap_commands(ctx: RunContext) -> list[Command]:
 def bootstrap_action(ctx: RunContext) -> None:
     inv = ctx.inventory
     first = inv.first_control_plane
-    wait_api, etcd, boot = bootstrap_commands(ctx)
+    etcd, wait_api, _, boot = bootstrap_commands(ctx)
     prefix = "[talos/bootstrap] "
     opts = ctx.option(TalosOptions)
     timeout = opts.api_timeout
+
+    def etcd_runs() -> bool:
+        try:
+            ctx.executor.query(etcd)
+        except CommandError:
+            return False
+        echo(f"{prefix}etcd is already bootstrapped on {first.name}: nothing to do")
+        return True
+
+    # a bootstrapped cluster answers at once: one read, no wait
+    if etcd_runs():
+        return
 
     def api_down() -> list[str]:
         try:
@@ -295,12 +391,7 @@ def bootstrap_action(ctx: RunContext) -> None:
     down = poll(api_down, parse_duration(timeout), interval)
     if down:
         raise GateError(f"{first.name} did not answer within {timeout}: {down[-1]}")
-    try:
-        ctx.executor.query(etcd)
-    except CommandError:
-        pass
-    else:
-        echo(f"{prefix}etcd is already bootstrapped on {first.name}: nothing to do")
+    if etcd_runs():
         return
     try:
         ctx.run(boot, prefix=f"{prefix}$ ")
@@ -361,7 +452,7 @@ def _bundle(generate: bool) -> BundleStep:
 def _apply(node: Node) -> TalosStep:
     return TalosStep(
         layer="talos", name=f"apply-{node.name}", needs=("talos/genconfig",),
-        build=_apply_commands(node), action=_apply_action(node),
+        build=_apply_commands(node), action=_apply_action(node), diff=_apply_diff(node),
         summary=f"apply {node.name}'s config ({node.role}, {node.ip}); --insecure in maintenance",
     )  # fmt: skip
 

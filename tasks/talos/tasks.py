@@ -47,14 +47,17 @@ def _run(
     break_lock: bool = False,
     yes: bool = False,
     lock: bool = True,
+    force: bool = False,
 ) -> None:
     """Run a task's own steps through the engine (needs outside them are taken as in place).
 
-    The run holds the cluster's lock unless ``lock=False`` (a task that only reads).
+    The run holds the cluster's lock unless ``lock=False`` (a task that only reads). ``force``:
+    steps that leave alone what is in place (a node running its rendered config) apply anyway.
     """
     execute(
         catalog_of(c).only(steps), cluster=cluster, dry_run=dry_run, jobs=jobs,
         options=(options or TalosOptions(),), break_lock=break_lock, yes=yes, lock=lock,
+        force=force,
     )  # fmt: skip
 
 
@@ -88,13 +91,19 @@ def genconfig(c, cluster=None, dry_run=False, out=None, new_pki=False, yes=False
     help=dict(
         node="apply to this node only (default: every node, in parallel)",
         insecure="treat the nodes as in maintenance mode (default: detected per node)",
+        force="apply even to a node that runs its rendered config already (default: left alone)",
         **LOCK_HELP,
     )
 )  # fmt: skip
 def apply(
-    c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False, break_lock=False, yes=False
-):
-    """Apply the machine configs: --insecure to maintenance-mode nodes, authenticated otherwise."""
+    c, cluster=None, dry_run=False, jobs=4, node=None, insecure=False, break_lock=False, yes=False,
+    force=False,
+):  # fmt: skip
+    """Apply the machine configs: --insecure to maintenance-mode nodes, authenticated otherwise.
+
+    The configs are rendered first, in the run's private workdir, from the stored bundle; a node
+    that runs its rendered config already is left alone (--force applies anyway).
+    """
 
     def steps(inv: Inventory) -> list[Component]:
         wanted = {inv.node(node).name} if node else {n.name for n in inv.nodes}
@@ -110,6 +119,7 @@ def apply(
         options=TalosOptions(insecure=insecure),
         break_lock=break_lock,
         yes=yes,
+        force=force,
     )
 
 

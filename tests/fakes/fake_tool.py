@@ -32,12 +32,16 @@ succeeded: ``kubectl apply --server-side -f -`` stores every object of its YAML 
 ``List``'s items too) by ``kind/namespace/name``, and ``apply -f SOURCE`` the source;
 ``kubectl get configmap NAME -n NS -o json [--ignore-not-found]`` prints a stored ConfigMap (when
 no rule matched) and ``kubectl get -f - -o name`` prints ``kind/name`` of each object of its stdin
-stream, or fails with NotFound as kubectl does. ``helm upgrade --install NAME CHART --version V
+stream, or fails with NotFound as kubectl does; with ``--ignore-not-found`` a missing object is
+left out, and ``-o json`` prints the stored objects found (a ``List``, one object bare, nothing
+when none is found, as kubectl's get.go does). ``helm upgrade --install NAME CHART --version V
 --namespace NS`` stores the release (a new revision each time); ``helm list --all-namespaces -o
 json`` prints them in helm's fields (name, namespace, revision, updated, status, chart,
 app_version). ``talosctl apply-config --nodes IP --file F`` stores F's text for the node, and
 ``talosctl get machineconfig --nodes IP -o yaml`` prints it as the MachineConfig resource
 (``spec`` the raw YAML string, pkg/machinery/resources/config/machine_config.go).
+``talosctl kubeconfig PATH`` writes a minimal kubeconfig to PATH when it does not exist (the real
+one writes, or merges into, the file it is given), so a run's Lease can be taken once it is there.
 """
 
 import contextlib
@@ -51,6 +55,10 @@ import time
 from pathlib import Path
 
 LEASES = "leases.coordination.k8s.io"
+# what ``talosctl kubeconfig PATH`` writes (the fake kubectl reads no kubeconfig)
+KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\ncurrent-context: ''\nusers: []\n"
+)
 
 
 def _flag(args, *names):
@@ -152,10 +160,15 @@ def _store(state_dir, name, update=None):
 
 
 def _documents(stdin):
-    import yaml
+    try:  # a JSON body (one object or a List) needs no YAML parser
+        loaded = [json.loads(stdin)]
+    except ValueError:
+        import yaml
 
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        loaded = list(yaml.load_all(stdin.decode(), Loader=loader))
     docs = []
-    for doc in yaml.safe_load_all(stdin.decode()):
+    for doc in loaded:
         if isinstance(doc, dict) and doc.get("kind") == "List":
             docs += [d for d in doc.get("items") or [] if isinstance(d, dict) and d.get("kind")]
         elif isinstance(doc, dict) and doc.get("kind") and (doc.get("metadata") or {}).get("name"):
@@ -205,6 +218,11 @@ def remember(tool, argv, stdin, state_dir):
             }  # fmt: skip
 
         _store(state_dir, "releases", install)
+    elif tool == "talosctl" and args[:1] == ["kubeconfig"] and len(args) > 1:
+        # the real talosctl writes (or merges into) the file named: a run's Lease needs it
+        target = Path(args[1])
+        if not args[1].startswith("-") and target.parent.is_dir() and not target.exists():
+            target.write_text(KUBECONFIG)
     elif tool == "talosctl" and args[:1] == ["apply-config"]:
         node, file = _flag(args, "--nodes", "-n"), _flag(args, "--file", "-f")
         if node and file and Path(file).exists():
@@ -225,13 +243,26 @@ def answer(tool, argv, stdin, state_dir):
         return 1, "", f'Error from server (NotFound): configmaps "{args[2]}" not found\n'
     if tool == "kubectl" and args[:1] == ["get"] and _flag(args, "-f", "--filename") == "-":
         objects = _store(state_dir, "objects")
-        out = []
+        out, found = [], []
         for doc in _documents(stdin):
-            if _object_key(doc) not in objects:
+            stored = objects.get(_object_key(doc))
+            if stored is None:
+                if "--ignore-not-found" in args:
+                    continue
                 name = doc["metadata"]["name"]
                 kind = doc["kind"].lower() + "s"
                 return 1, "", f'Error from server (NotFound): {kind} "{name}" not found\n'
+            found.append(stored)
             out.append(f"{doc['kind'].lower()}/{doc['metadata']['name']}\n")
+        if _flag(args, "-o", "--output") == "json":
+            if not found:
+                return 0, "", ""
+            body = (
+                found[0]
+                if len(found) == 1
+                else {"apiVersion": "v1", "kind": "List", "items": found}
+            )
+            return 0, json.dumps(body, indent=4) + "\n", ""
         return 0, "".join(out), ""
     if tool == "helm" and args[:1] == ["list"] and "json" in args:
         releases = _store(state_dir, "releases")
