@@ -505,21 +505,16 @@ def test_storage_backup_takes_a_snapshot_then_a_backup_and_waits(fake_tools, cap
 def test_the_real_kubectl_accepts_every_backup_and_restore_command(tmp_path, monkeypatch):
     """Each argv of the restore steps, the listing and storage.backup, parsed by kubectl v1.36:
     it fails only at the connection to 127.0.0.1:1 (tests/test_real_tools.py's check)."""
-    import os
     import shutil
-    import subprocess
 
-    from test_real_tools import PARSE_ERRORS, REFUSED, UNREACHABLE
+    from test_real_tools import assert_refused_only, unreachable_kubeconfig
 
     from tasks.backup import listing
-    from tasks.engine.command import resolve_binary
     from tasks.engine.context import run_context
 
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(UNREACHABLE)
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(unreachable_kubeconfig(tmp_path)))
     step = next(
         s
         for s in with_restore(STACK, RestoreRequest()).components(INV)
@@ -534,19 +529,7 @@ def test_the_real_kubectl_accepts_every_backup_and_restore_command(tmp_path, mon
             *take.commands(ctx, plans, "30s"),
         ]
     for command in commands:
-        done = subprocess.run(
-            [resolve_binary("kubectl"), *command.args],
-            input=command.stdin,
-            env={**os.environ, "HOME": str(tmp_path)},
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        err = done.stderr.decode("utf-8", "replace")
-        assert not any(p in err for p in PARSE_ERRORS), f"{command.display()}\n{err}"
-        assert done.returncode != 0 and any(r in err for r in REFUSED), (
-            f"{command.display()}\n{err}"
-        )
+        assert_refused_only(command, tmp_path)
 
 
 def test_storage_backup_dry_run_prints_the_objects_and_creates_none(fake_tools, capsys):

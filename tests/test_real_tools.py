@@ -46,6 +46,33 @@ REFUSED = ("127.0.0.1:1", "connection refused")
 PARSE_ERRORS = ("unknown flag", "unknown command", "unknown shorthand", "flags cannot be placed")
 
 
+def unreachable_kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig whose API server is 127.0.0.1:1, where nothing listens."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(UNREACHABLE)
+    return path
+
+
+def run_real(command: Command, tmp_path: Path, *extra: str) -> tuple[int, str]:
+    """Run ``command`` with the real binary (HOME in ``tmp_path``): its exit code and stderr."""
+    done = subprocess.run(
+        [resolve_binary(command.tool), *command.args, *extra],
+        input=command.stdin,
+        env={**os.environ, **command.env, "HOME": str(tmp_path)},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stderr.decode("utf-8", "replace")
+
+
+def assert_refused_only(command: Command, tmp_path: Path, *extra: str) -> None:
+    """The real tool parsed ``command`` and failed only at the connection to 127.0.0.1:1."""
+    code, err = run_real(command, tmp_path, *extra)
+    assert not any(p in err for p in PARSE_ERRORS), f"{command.display()}\n{err}"
+    assert code != 0 and any(r in err for r in REFUSED), f"{command.display()}\n{err}"
+
+
 def _shape(command: Command) -> tuple[str, ...]:
     """The tool, its subcommand and first operand, past the global flags (one command each)."""
     words = [a for a in command.args if not a.startswith("-")]
@@ -126,16 +153,8 @@ def test_the_real_tool_accepts_every_command_shape(tool, tmp_path, monkeypatch):
     commands = [c for c in stack_commands(tmp_path, monkeypatch) if c.tool == tool]
     assert len(commands) >= 3, "the stack emits several shapes of this tool's commands"
     for command in commands:
-        done = subprocess.run(
-            [resolve_binary(tool), *command.args],
-            input=command.stdin,
-            env={**os.environ, **command.env, "HOME": str(tmp_path)},
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        err = done.stderr.decode("utf-8", "replace")
+        code, err = run_real(command, tmp_path)
         shown = command.display()
         assert not any(p in err for p in PARSE_ERRORS), f"{shown}\n{err}"
         reached = any(r in err for r in REFUSED) or _unreachable_repository(command, err)
-        assert done.returncode != 0 and reached, f"{shown}\n{err}"
+        assert code != 0 and reached, f"{shown}\n{err}"

@@ -459,19 +459,15 @@ def test_poll_returns_last_problems_after_timeout():
 def test_the_real_kubectl_accepts_the_upgrades_commands(tmp_path, monkeypatch):
     """drain, uncordon, wait and the Longhorn queries, parsed by the real kubectl: a flag it does
     not know fails before the connection to the unreachable API server (as in test_real_tools)."""
-    import os
     import shutil
-    import subprocess
 
-    from test_real_tools import PARSE_ERRORS, REFUSED, UNREACHABLE
+    from test_real_tools import assert_refused_only, unreachable_kubeconfig
 
-    from tasks.engine.command import resolve_binary
     from tasks.engine.context import run_context
 
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(UNREACHABLE)
+    kubeconfig = unreachable_kubeconfig(tmp_path)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.delenv("KUBECTL", raising=False)
     with run_context(INV, dry_run=True, fetch_kubeconfig=False) as ctx:
@@ -483,18 +479,7 @@ def test_the_real_kubectl_accepts_the_upgrades_commands(tmp_path, monkeypatch):
     }
     assert verbs == {"get", "drain", "uncordon", "wait"}
     for command in commands:
-        done = subprocess.run(
-            [resolve_binary("kubectl"), *command.args, "--request-timeout=5s"],
-            env={**os.environ, "HOME": str(tmp_path)},
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        err = done.stderr.decode("utf-8", "replace")
-        assert not any(p in err for p in PARSE_ERRORS), f"{command.display()}\n{err}"
-        assert done.returncode != 0 and any(r in err for r in REFUSED), (
-            f"{command.display()}\n{err}"
-        )
+        assert_refused_only(command, tmp_path, "--request-timeout=5s")
 
 
 def test_longhorn_waits_out_one_nodes_upgrade_before_rebuilding_its_replicas():
