@@ -6,8 +6,9 @@ from .backup.volumes import STORAGE_CLASSES
 from .engine.components import Component, HelmRelease, ManifestBundle, SecretSpec
 from .engine.gates import crds_established, gate_after, resource_exists, rolled_out
 from .engine.inventory import Inventory
+from .verify import longhorn
 
-NAMESPACE = "longhorn-system"
+NAMESPACE = longhorn.NAMESPACE
 # The CRDs the next steps create objects of (RecurringJob) or Longhorn needs to provision a volume
 LONGHORN_CRDS = tuple(
     f"{plural}.longhorn.io"

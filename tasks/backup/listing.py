@@ -16,7 +16,6 @@ from ..engine.command import Command
 from ..engine.context import RunContext
 from ..engine.errors import OneclusterError
 from ..verify import longhorn
-from .objects import LONGHORN_NAMESPACE
 from .volumes import DeclaredVolume
 
 
@@ -24,8 +23,8 @@ def reads(ctx: RunContext) -> list[Command]:
     """The three list calls: claims, Longhorn volumes, Longhorn backups."""
     return [
         ctx.kubectl("get", "persistentvolumeclaims", "--all-namespaces", "-o", "json"),
-        ctx.kubectl("get", "volumes.longhorn.io", "-n", LONGHORN_NAMESPACE, "-o", "json"),
-        ctx.kubectl("get", "backups.longhorn.io", "-n", LONGHORN_NAMESPACE, "-o", "json"),
+        longhorn.list_command(ctx.kubectl, "volumes"),
+        longhorn.list_command(ctx.kubectl, "backups"),
     ]
 
 

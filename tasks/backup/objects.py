@@ -26,9 +26,9 @@ from typing import Any
 
 from ..engine.kubectl import namespace_manifest
 from ..verify.longhorn import KUBERNETES_STATUS_LABEL
+from ..verify.longhorn import NAMESPACE as LONGHORN_NAMESPACE
 from .volumes import DATA_LOCALITY, PART_OF, REPLICAS, STALE_REPLICA_TIMEOUT, DeclaredVolume
 
-LONGHORN_NAMESPACE = "longhorn-system"
 LONGHORN_API = "longhorn.io/v1beta2"
 CSI_DRIVER = "driver.longhorn.io"
 # Longhorn names (util.ValidateName: ^[a-z0-9][a-z0-9_.-]+$) that also fit a label value (63)

@@ -39,7 +39,6 @@ CORE_KINDS = (
     "nodes", "pods", "deployments.apps", "statefulsets.apps", "daemonsets.apps",
     "persistentvolumeclaims", "events", "cronjobs.batch",
 )  # fmt: skip
-LONGHORN_NAMESPACE = "longhorn-system"
 LONGHORN_KINDS = ("volumes.longhorn.io", "replicas.longhorn.io", "backups.longhorn.io")
 CERTIFICATE_KINDS = ("certificates.cert-manager.io",)
 # the nodes' use, keyed by `instance`, which the stack relabels to the node name
@@ -72,7 +71,7 @@ def reads(ctx: RunContext, timeout: str) -> list[Read]:
     """Every read of one status, in the order they are shown."""
     return [
         Read(CORE, _list(ctx, CORE_KINDS, timeout), len(CORE_KINDS)),
-        Read(LONGHORN, _list(ctx, LONGHORN_KINDS, timeout, LONGHORN_NAMESPACE), 3),
+        Read(LONGHORN, _list(ctx, LONGHORN_KINDS, timeout, longhorn.NAMESPACE), 3),
         Read(CERTIFICATES, _list(ctx, CERTIFICATE_KINDS, timeout), 1),
         # helm lists its release Secrets: one list request (pkg/storage/driver/secrets.go, List)
         Read(HELM, helm_list_command(ctx), 1),

@@ -37,7 +37,6 @@ from .options import TalosOptions
 if TYPE_CHECKING:
     from ..engine.context import RunContext
 
-LONGHORN_NAMESPACE = "longhorn-system"
 PREFIX = "[talos/upgrade] "
 STAMP_KEY = "talos.upgrade-stamp"
 NOT_INSTALLED = "doesn't have a resource type"
@@ -72,12 +71,12 @@ def node_ready(ctx: RunContext, node: Node, timeout: str) -> Command:
 
 def longhorn_volumes(ctx: RunContext) -> Command:
     """The read-only query of every Longhorn volume."""
-    return ctx.kubectl("get", "volumes.longhorn.io", "-n", LONGHORN_NAMESPACE, "-o", "json")
+    return longhorn.list_command(ctx.kubectl, "volumes")
 
 
 def longhorn_replicas(ctx: RunContext) -> Command:
     """The read-only query of every Longhorn replica (which node holds which volume's copy)."""
-    return ctx.kubectl("get", "replicas.longhorn.io", "-n", LONGHORN_NAMESPACE, "-o", "json")
+    return longhorn.list_command(ctx.kubectl, "replicas")
 
 
 def snapshot_path(ctx: RunContext, node: Node) -> Path:

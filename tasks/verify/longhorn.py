@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..engine.command import Command
+from ..engine.kubectl import Kubectl
+
 # the reason of a volume's ``Restore`` condition when every replica failed to restore
 # (longhorn-manager v1.11.3 k8s/pkg/apis/longhorn/v1beta2/volume.go)
 RESTORE_FAILURE = "RestoreFailure"
@@ -27,6 +30,15 @@ RESTORE_FAILURE = "RestoreFailure"
 # ``pvcName``): the API's snapshot backup, which recurring jobs use, sets it
 # (longhorn-manager v1.11.3 api/snapshot.go SnapshotBackup, types/types.go KubernetesStatusLabel)
 KUBERNETES_STATUS_LABEL = "KubernetesStatus"
+
+
+# the namespace Longhorn runs in and keeps its objects in (the storage layer installs it there)
+NAMESPACE = "longhorn-system"
+
+
+def list_command(kubectl: Kubectl, plural: str) -> Command:
+    """``kubectl get <plural>.longhorn.io -n longhorn-system -o json``: every object of a kind."""
+    return kubectl("get", f"{plural}.longhorn.io", "-n", NAMESPACE, "-o", "json")
 
 
 def timestamp(text: object) -> datetime | None:
