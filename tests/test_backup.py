@@ -558,3 +558,30 @@ def test_storage_backups_dry_run_runs_nothing(fake_tools, capsys):
     call_task("storage.backups", dry_run=True)
     assert fake_tools.calls() == []
     assert "3 reads printed, none run" in capsys.readouterr().out
+
+
+# an app's own claim (RWX) and a database's StatefulSet claim template
+@pytest.mark.parametrize("claim", [MEALIE_DATA, MEALIE_DB], ids=lambda v: f"{v.namespace}/{v.pvc}")
+def test_every_object_a_backup_or_restore_creates_meets_its_schema(claim):
+    """The Snapshot, Backup and restored Volume against Longhorn v1.11.3's CRDs (the reference
+    `longhorn-crds-v1.11.3.yaml`, strict: an unknown field is an error, as the API server prunes
+    or refuses it), the PV and PVC against Kubernetes' own schemas at the inventory's version."""
+    from tasks.validate import kubeschema
+    from tasks.validate.chartdata import REFERENCE
+
+    volume = claim
+    version = kubeschema.kubernetes_schema_version(INV)
+    crds = kubeschema.crd_index(REFERENCE if REFERENCE.is_dir() else None)
+    built = [
+        objects.snapshot("snap-1", "pvc-1234"),
+        objects.backup("backup-1", "snap-1", "pvc-1234", volume),
+        objects.restored_volume(volume, "s3://bucket@us-west-004/?backup=b&volume=v", "5368709120"),
+        *objects.claim_stream(volume, "5368709120"),
+    ]
+    kinds = [doc["kind"] for doc in built]
+    assert {"Snapshot", "Backup", "Volume", "PersistentVolume", "PersistentVolumeClaim"} <= set(
+        kinds
+    )
+    notes: list[str] = []
+    assert kubeschema.validate_objects(built, "restore", version, crds, notes) == []
+    assert notes == [], "every kind had a schema to check it against"
