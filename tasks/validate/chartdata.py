@@ -333,4 +333,7 @@ class ChartSource:
 def shown(path: Path) -> str:
     """``path`` as messages show it: relative to the checkout (or ``../shared``), else absolute."""
     relative = os.path.relpath(path, REPO_ROOT)
-    return str(path) if relative.startswith(os.pardir + os.sep + os.pardir) else relative
+    inside = not relative.startswith(os.pardir) or relative.startswith(
+        os.path.join(os.pardir, "shared") + os.sep
+    )
+    return relative if inside else str(path)
