@@ -99,7 +99,9 @@ def test_second_rebuild_makes_no_mutating_call_and_one_read_per_release_bundle_n
     assert len([c for c in first_applied if c["tool"] == "helm"]) == len(releases)
     assert len([c for c in first_applied if "apply-config" in c["argv"]]) == len(IPS)
     kubectl_applies = [c for c in first_applied if c["tool"] == "kubectl"]
-    assert len(kubectl_applies) == len(bundles) + sum(len(c.sources) for c in crds)
+    syncs = [s for s in steps if isinstance(s, SyncStandIn)]
+    # every bundle, every CRD source, and each secret sync's Secrets (none existed)
+    assert len(kubectl_applies) == len(bundles) + sum(len(c.sources) for c in crds) + len(syncs)
     cm = fake_tools.log.parent / "objects.json"
     record = json.loads(cm.read_text())[f"configmap/{NAMESPACE}/{NAME}"]["data"]
     fingerprinted = {s.id for s in [*releases, *bundles, *crds]}
@@ -109,44 +111,62 @@ def test_second_rebuild_makes_no_mutating_call_and_one_read_per_release_bundle_n
     second = rebuild()
     assert second.ok
     calls = fake_tools.calls()[n_first:]
-    # 0 mutating calls of the stack; the only writes are the run lock's own Lease (taken once
-    # the run's kubeconfig exists, renewed while the run lasts, released at its end)
-    assert applied(calls) == []
-    assert [c for c in calls if record_write(c)] == []  # nothing new to record
-    writes = [c for c in calls if mutating(c)]
-    assert writes and all(lease_call(c) for c in writes)
-    assert [c["argv"][2] for c in writes] == ["replace"] * len(writes)  # the Lease exists
-    assert len(writes) >= 2  # taken, released (renewed in between, every 20 s)
-    assert len([c for c in calls if lease_call(c) and not mutating(c)]) == 1  # its one get
-    assert fake_tools.leases()  # and it is left without a holder
-    assert all(not lease["spec"].get("holderIdentity") for lease in fake_tools.leases().values())
+    # 0 mutating calls at all: nothing of the stack, no record, and not even the run lock's
+    # Lease (taken only before a step that may change something): it is read once
+    assert [c for c in calls if mutating(c)] == []
+    leases = [c for c in calls if lease_call(c)]
+    assert len(leases) == 1 and leases[0]["argv"][2:4] == ["get", "lease"]
     status = {r.id: r.status for r in second.results}
-    assert {i for i, s in status.items() if s == UNCHANGED} == fingerprinted | {
-        f"talos/apply-{n.name}" for n in INV.nodes
-    }
-    assert all(s == OK for i, s in status.items() if i not in fingerprinted and "apply-" not in i)
-    # the reads: one helm list, one record read, one get of every bundle's objects, one config
-    # read per node (no maintenance probe: the node answered the authenticated read)
+    compared = {s.id for s in syncs} | {f"talos/apply-{n.name}" for n in INV.nodes}
+    assert {i for i, s in status.items() if s == UNCHANGED} == fingerprinted | compared
+    gates = [s for s in steps if s.kind == "gate"]
+    assert all(status[g.id] == OK for g in gates)
+    assert all(s == OK for i, s in status.items() if i not in fingerprinted | compared)
+    assert "unchanged" in second.summary()
+    # the reads: one helm list, one record read, one get of every bundle's objects, one of
+    # every gate's objects (judged by kubectl's own rules), one list of onecluster's Secrets,
+    # one config read per node (no maintenance probe: the node answered the authenticated read)
     assert [c["argv"][2:] for c in calls if c["tool"] == "helm"] == [
         ["list", "--all-namespaces", "--output", "json"]
     ]
     assert len([c for c in calls if "configmap" in c["argv"] and "get" in c["argv"]]) == 1
     gets = [c for c in calls if c["tool"] == "kubectl" and c["argv"][-2:] == ["-f", "-"]]
     gets = [c for c in gets if "get" in c["argv"]]
-    assert len(gets) == 1 and "--ignore-not-found" in gets[0]["argv"]
+    assert len(gets) == 2 and all("--ignore-not-found" in g["argv"] for g in gets)
+    assert len([c for c in calls if "secret" in c["argv"] and "--all-namespaces" in c["argv"]]) == 1
+    talos_gates = [g for g in gates if g.layer == "talos"]  # talosctl health: its own call
+    assert [
+        c for c in calls if c["argv"][2:4] == ["rollout", "status"] or "wait" in c["argv"]
+    ] == []
     assert len([c for c in calls if c["argv"][2:4] == ["get", "machineconfig"]]) == len(IPS)
     assert [c for c in calls if "--insecure" in c["argv"]] == []
-    gates = [s for s in steps if s.kind == "gate"]
-    syncs = [s for s in steps if isinstance(s, SyncStandIn)]
+    # the node configs are rendered, and none is validated: each node runs its config already
+    assert [c for c in calls if "validate" in c["argv"]] == []
     bound = (
-        3 + len(IPS)  # helm list, the record, every bundle's objects; one read per node
-        + sum(len(c.commands(_ctx())) for c in [*gates, *syncs])  # gates and syncs still check
-        + 1 + 2 * len(IPS)  # the node configs rendered (gen config; a patch, a validate each)
+        5 + len(IPS)  # helm list, the record, bundles' and gates' objects, Secrets; each node
+        + len(talos_gates)  # talosctl health
+        + 1 + len(IPS)  # the node configs rendered (gen config; a patch each)
         + 3  # Talos: the client's version, etcd status, the kubeconfig
-        + 1 + len(writes)  # the lock's Lease: its get and its writes
+        + 1  # the lock's Lease, read
     )  # fmt: skip
     assert len(calls) <= bound, (len(calls), bound)
-    assert "unchanged" in second.summary()
+
+
+def test_a_gate_whose_objects_the_read_shows_not_ready_waits_on_the_cluster(env, fake_tools):
+    assert rebuild().ok
+    objects = fake_tools.log.parent / "objects.json"
+    data = json.loads(objects.read_text())
+    # a Traefik pod went away since: kubectl rollout status would wait
+    data["deployment/traefik/traefik"]["status"]["availableReplicas"] = 1
+    objects.write_text(json.dumps(data))
+    before = len(fake_tools.calls())
+    report = rebuild()
+    assert report.ok
+    calls = fake_tools.calls()[before:]
+    waits = [c["argv"][2:5] for c in calls if c["argv"][2:3] in (["rollout"], ["wait"])]
+    assert waits == [["rollout", "status", "deployment/traefik"]]  # that gate alone
+    assert applied(calls) == []
+    assert {r.id: r.status for r in report.results}["network/traefik-ready"] == OK
 
 
 def _ctx():
@@ -199,7 +219,10 @@ def test_force_reapplies_everything(env, fake_tools):
     assert rebuild(force=True).ok
     calls = fake_tools.calls()[before:]
     again = [c for c in applied(calls) if c["tool"] != "talosctl" or "bootstrap" not in c["argv"]]
-    assert len(again) == sum(first.values()) - 1  # everything but the bootstrap (etcd answers)
+    syncs = [s for s in components()(INV) if isinstance(s, SyncStandIn)]
+    # everything but the bootstrap (etcd answers) and the secret syncs: their read-compare
+    # finds every Secret as it should be, and an apply would change nothing
+    assert len(again) == sum(first.values()) - 1 - len(syncs)
 
 
 def test_rebuild_failed_at_longhorn_then_plain_rerun_runs_exactly_what_had_not_succeeded(
@@ -234,9 +257,10 @@ def test_rebuild_failed_at_longhorn_then_plain_rerun_runs_exactly_what_had_not_s
     releases, bundles, crds = counts(components()(INV))
     assert len([c for c in done if c["tool"] == "helm"]) == len(releases)
     assert len([c for c in done if "apply-config" in c["argv"]]) == len(IPS)
+    syncs = [s for s in components()(INV) if isinstance(s, SyncStandIn)]
     assert len([c for c in done if c["tool"] == "kubectl"]) == len(bundles) + sum(
         len(c.sources) for c in crds
-    )
+    ) + len(syncs)
     assert len(fake_tools.calls()) > before
 
 

@@ -63,6 +63,8 @@ class Component:
     binaries: ClassVar[tuple[str, ...]] = ()
     # the step only reads (a gate): a converge check of what needs it need not wait for it
     reads_only: ClassVar[bool] = False
+    # a step without a fingerprint whose own read-compare (``up_to_date``) can find it unchanged
+    compares: ClassVar[bool] = False
 
     layer: str
     name: str
@@ -73,6 +75,9 @@ class Component:
     secrets: tuple[SecretSpec, ...] = ()
     # this step writes the kubeconfig/talosconfig the run uses into the private workdir
     fetches_configs: bool = False
+    # False: the step changes nothing in the cluster (it renders or fetches files into the
+    # workdir): it needs no cluster Lease
+    changes_cluster: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", tuple(self.needs))
@@ -119,10 +124,20 @@ class Component:
         """Whether the live state confirms what the record says was applied (read-only)."""
         return False
 
+    def up_to_date(self, ctx: RunContext) -> bool:
+        """A step without a fingerprint: whether its own read-compare finds nothing to do
+        (read-only; a secret sync compares the live Secrets with the store's values)."""
+        return False
+
     def live_diff(self, ctx: RunContext) -> LiveDiff | None:
         """What this step would change, object by object, against the live state (read-only;
         secrets masked); None: the step has no such diff (``cluster.diff`` says so)."""
         return None
+
+    def settled(self, ctx: RunContext) -> bool:
+        """A step that only reads (a gate): whether what it waits for already holds, judged from
+        the run's shared read (asked only when the steps it follows were unchanged)."""
+        return False
 
     @classmethod
     def confirm_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:

@@ -2,19 +2,50 @@
 
 A gate's checks are kubectl waits with a timeout; when one fails, the gate reports what it waited
 for and what the cluster showed (``observe``), so a failure says more than "timed out".
+
+A gate whose steps a run left unchanged need not wait on each object in turn: every gate's
+targets are read in one ``kubectl get`` (:meth:`Gate.confirm_reads`, issued with the run's other
+converge reads) and judged by kubectl's own rules (:mod:`tasks.engine.readiness`); a check that
+does not hold there, or has no targets, runs its real wait (:meth:`Gate.settled`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from . import readiness
 from .command import Command
-from .components import Component
+from .components import Component, existing_objects_command
 from .context import RunContext
 from .errors import GateError, OneclusterError
 from .probes import Probe, quick
+from .record import cached
+from .record import probe as converge_read
+
+GATE_OBJECTS = "converge.gate-objects"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One object a check waits for, and what one read of it must show (``holds``)."""
+
+    kind: str  # as kubectl names it: deployment, crd, ... (readiness.KINDS)
+    name: str
+    namespace: str = ""
+    holds: Callable[[dict], bool] = readiness.exists
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (readiness.KINDS[self.kind][1], self.namespace, self.name)
+
+    def stub(self) -> dict:
+        """The object as ``kubectl get -f -`` takes it: apiVersion, kind, name, namespace."""
+        api_version, kind = readiness.KINDS[self.kind]
+        meta = {"name": self.name, **({"namespace": self.namespace} if self.namespace else {})}
+        return {"apiVersion": api_version, "kind": kind, "metadata": meta}
 
 
 @dataclass(frozen=True)
@@ -26,6 +57,8 @@ class Check:
     observe: Callable[[RunContext], Command] | None = None
     # the workload it waits for, as (kind, name, namespace), when it is one (cluster.status)
     workload: tuple[str, str, str] | None = None
+    # the objects it waits for, judged from one read (empty: only its command can tell)
+    targets: tuple[Target, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +80,25 @@ class Gate(Component):
     def probes(self, ctx: RunContext) -> list[Probe]:
         return [Probe(c.what, quick(c.command(ctx))) for c in self.checks]
 
+    @classmethod
+    def confirm_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
+        """Every gate's targets, in one ``kubectl get`` (not in a dry-run: its gates print)."""
+        if ctx.dry_run:
+            return
+        gates = [s for s in steps if isinstance(s, Gate)]
+        cached(ctx, GATE_OBJECTS, lambda: _read_targets(ctx, gates))
+
+    def settled(self, ctx: RunContext) -> bool:
+        """Whether the run's one read of every gate's targets shows each check holding (read
+        now if no converge read made it); False when a check has no targets or cannot tell."""
+        if ctx.dry_run or not self.checks or not all(c.targets for c in self.checks):
+            return False
+        try:
+            found = cached(ctx, GATE_OBJECTS, lambda: _read_targets(ctx, [self]))
+        except (OneclusterError, ValueError, AttributeError):
+            return False
+        return all(t.key in found and t.holds(found[t.key]) for c in self.checks for t in c.targets)
+
     def run(self, ctx: RunContext) -> None:
         for check in self.checks:
             try:
@@ -59,6 +111,25 @@ class Gate(Component):
                     except OneclusterError as inner:
                         seen += f"\n(could not observe: {inner})"
                 raise GateError(f"{self.id}: waited for {check.what}; saw:\n{seen}") from None
+
+
+def _read_targets(ctx: RunContext, gates: Sequence[Gate]) -> dict[tuple[str, str, str], dict]:
+    """The targets of ``gates`` that exist, by (kind, namespace, name), in one read."""
+    stubs = {t.key: t.stub() for g in gates for c in g.checks for t in c.targets}
+    if not stubs:
+        return {}
+    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(stubs.values())})
+    out = converge_read(ctx, existing_objects_command(ctx, body)).stdout
+    if not out.strip():
+        return {}
+    found = json.loads(out)
+    items = found.get("items", []) if found.get("kind") == "List" else [found]
+    objects = {}
+    for obj in items:
+        meta = (obj.get("metadata") or {}) if isinstance(obj, dict) else {}
+        if meta.get("name"):
+            objects[(str(obj.get("kind")), str(meta.get("namespace") or ""), meta["name"])] = obj
+    return objects
 
 
 def gate_after(
@@ -85,6 +156,7 @@ def crds_established(names: Sequence[str], timeout: str = "120s") -> Check:
         what=f"CRDs Established: {', '.join(names)}",
         command=lambda ctx: ctx.kubectl.wait("Established", [f"crd/{n}" for n in names], timeout),
         observe=lambda ctx: ctx.kubectl("get", "crd", *names, "-o", "wide"),
+        targets=tuple(Target("crd", n, holds=_condition("Established")) for n in names),
     )
 
 
@@ -95,6 +167,7 @@ def rolled_out(kind: str, name: str, namespace: str, timeout: str = "300s") -> C
         command=lambda ctx: ctx.kubectl.rollout_status(kind, name, namespace, timeout),
         observe=lambda ctx: ctx.kubectl("get", kind, name, "-n", namespace, "-o", "wide"),
         workload=(kind, name, namespace),
+        targets=_targets(kind, name, namespace, readiness.rolled_out),
     )
 
 
@@ -105,6 +178,7 @@ def resource_exists(kind: str, name: str, namespace: str = "", timeout: str = "1
         what=f"{kind}/{name} present",
         command=lambda ctx: ctx.kubectl.wait("create", [f"{kind}/{name}"], timeout, *ns),
         observe=lambda ctx: ctx.kubectl("get", kind, *ns),
+        targets=_targets(kind, name, namespace, readiness.exists),
     )
 
 
@@ -114,4 +188,16 @@ def condition(kind: str, name: str, namespace: str, cond: str, timeout: str = "3
         what=f"{kind}/{name} in {namespace} {cond}",
         command=lambda ctx: ctx.kubectl.wait(cond, [f"{kind}/{name}"], timeout, "-n", namespace),
         observe=lambda ctx: ctx.kubectl("get", kind, name, "-n", namespace, "-o", "yaml"),
+        targets=_targets(kind, name, namespace, _condition(cond)),
     )
+
+
+def _targets(
+    kind: str, name: str, namespace: str, holds: Callable[[dict], bool]
+) -> tuple[Target, ...]:
+    """The check's one target, when its kind is one whose apiVersion onecluster knows."""
+    return (Target(kind, name, namespace, holds),) if kind in readiness.KINDS else ()
+
+
+def _condition(name: str) -> Callable[[dict], bool]:
+    return lambda obj: readiness.condition_met(obj, name)

@@ -5,8 +5,10 @@ blocking: a second run fails at once and names the holder: host, pid, start time
 kernel drops an flock when its holder exits, however it exits, so a dead run never blocks the
 next one on the same machine. Once the run's kubeconfig exists and the API answers, the run also
 holds a ``coordination.k8s.io/v1`` Lease ``kube-system/onecluster-run-<cluster>`` (holder
-``host:pid``), renewed by a background thread while the run lasts and released at its end: runs
-from two machines exclude each other too. A Lease whose holder stopped renewing is free after
+``host:pid``) before its first step that may change the cluster, renewed by a background thread
+while the run lasts and released at its end: runs from two machines exclude each other too. A
+run that finds nothing to change (every step unchanged, gates passing) never writes it: it reads
+it once, and stops if another run holds it. A Lease whose holder stopped renewing is free after
 :data:`LEASE_SECONDS`. ``--break-lock --yes`` takes either lock from a holder that is gone (or
 stuck) without waiting. Lease writes are ``create`` and ``replace`` carrying the
 ``resourceVersion`` read, so two runs racing for it cannot both win.
@@ -378,6 +380,7 @@ class RunLock:
         self._mutex = threading.Lock()  # one Lease call at a time: the thread or between steps
         self._next_try = 0.0
         self._attempt: threading.Thread | None = None
+        self._peeked = False
 
     @contextlib.contextmanager
     def held(self) -> Iterator[RunLock]:
@@ -389,39 +392,48 @@ class RunLock:
             self.close()
 
     def attach(self, kubeconfig: str) -> None:
-        """Use this run's kubeconfig for the Lease: take it now if the cluster answers, and keep
-        a background thread taking it (once the kubeconfig exists) and renewing it."""
+        """Use this run's kubeconfig for the Lease, and keep a background thread renewing it
+        once held. The Lease is taken on demand, before the first step that may change the
+        cluster (:meth:`may_change`): a run that finds nothing to change only reads it."""
         self.kubeconfig = kubeconfig
         # its own executor: lock commands run on after an interrupt ended the steps' tools
         self.lease = ClusterLease(
             self.cluster, self.holder, Executor(stop=Stop()), Kubectl(kubeconfig), force=self.force
         )
-        self._try_lease()
         self._thread = threading.Thread(target=self._keep, name="lease", daemon=True)
         self._thread.start()
 
     def after_step(self, _result: object = None) -> None:
-        """Between steps: start taking the Lease if the kubeconfig appeared (a rebuild's
-        talos/kubeconfig wrote it); stop the run if another run holds or took the cluster's
-        Lease. The attempt runs beside the steps: :meth:`may_change` holds back every step
-        that may change the cluster until it has its answer; steps that only read go on."""
+        """Between steps: stop the run if another run holds or took the cluster's Lease; once
+        the kubeconfig exists (a rebuild's talos/kubeconfig wrote it), read the Lease once,
+        beside the steps, so another run's live Lease stops this one before its next step."""
         if self.lost:
             raise LockHeld(self.lost)
         lease = self.lease
-        if lease is None or lease.held or not Path(self.kubeconfig).is_file():
+        if lease is None or lease.held or self._peeked or not Path(self.kubeconfig).is_file():
             return
-        if time.monotonic() < self._next_try or self.attempting():
+        self._peeked = True
+        threading.Thread(target=self._peek, name="lease-read", daemon=True).start()
+
+    def _peek(self) -> None:
+        lease = self.lease
+        assert lease is not None
+        try:
+            found = lease._get()
+        except _NoAnswer:
             return
-        self._attempt = threading.Thread(target=self._attempt_once, name="lease-take", daemon=True)
-        self._attempt.start()
+        other = lease._live_other(found) if found else None
+        if other is not None and not self.force:
+            where = f"Lease {LEASE_NAMESPACE}/{lease.name}"
+            self.lost = _held_message(self.cluster, other, where)
 
     def attempting(self) -> bool:
-        """Whether an attempt to take the Lease, started between steps, is under way."""
+        """Whether an attempt to take the Lease is under way."""
         return self._attempt is not None and self._attempt.is_alive()
 
     def _attempt_once(self) -> None:
         if not self._mutex.acquire(blocking=False):
-            return  # the background thread is trying at this moment
+            return  # the background thread is renewing at this moment
         try:
             self._try_lease()
         except LockHeld as exc:
@@ -432,24 +444,35 @@ class RunLock:
             self._mutex.release()
 
     def may_change(self) -> bool:
-        """Whether a step that may change the cluster can start now: no attempt to take the
-        Lease is under way; raises :class:`LockHeld` once another run holds it."""
+        """Whether a step that may change the cluster can start now: the Lease is held, or the
+        cluster cannot hold one yet (no kubeconfig; an API that did not answer the last
+        attempt). Otherwise an attempt to take it starts, and the step waits for its answer;
+        raises :class:`LockHeld` once another run holds it."""
         if self.lost:
             raise LockHeld(self.lost)
-        return not self.attempting()
+        lease = self.lease
+        if lease is None or lease.held or not Path(self.kubeconfig).is_file():
+            return True
+        if self.attempting():
+            return False
+        if time.monotonic() < self._next_try:
+            return True  # the API did not answer: go on, and ask again after RETRY_SECONDS
+        self._attempt = threading.Thread(target=self._attempt_once, name="lease-take", daemon=True)
+        self._attempt.start()
+        return False
 
     def _try_lease(self) -> None:
-        """One attempt (the caller holds ``_mutex`` or runs before the thread starts)."""
+        """One attempt (the caller holds ``_mutex``)."""
         lease = self.lease
         if lease is None or lease.held or not Path(self.kubeconfig).is_file():
             return
         if lease.try_acquire():
             echo(f"==> holding Lease {LEASE_NAMESPACE}/{lease.name} as {self.holder.identity}")
-        else:  # no answer yet: the next attempt between steps waits a little
+        else:  # no answer yet: the next attempt waits a little
             self._next_try = time.monotonic() + RETRY_SECONDS
 
     def _keep(self) -> None:
-        """The background thread: take the Lease when possible, then renew it."""
+        """The background thread: renew the Lease while it is held."""
         every = float(os.environ.get("ONECLUSTER_LEASE_RENEW") or RENEW_SECONDS)
         lease = self.lease
         assert lease is not None
@@ -457,12 +480,9 @@ class RunLock:
             why = ""
             try:
                 with self._mutex:
-                    if lease.held and time.monotonic() - lease.written_at < every / 2:
-                        continue  # taken (between steps) since this thread last looked
-                    if lease.held:
-                        why = lease.renew()
-                    else:
-                        self._try_lease()
+                    if not lease.held or time.monotonic() - lease.written_at < every / 2:
+                        continue  # not taken (yet), or taken since this thread last looked
+                    why = lease.renew()
             except LockHeld as exc:
                 why = str(exc)
             except (OneclusterError, Interrupted) as exc:

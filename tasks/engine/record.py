@@ -25,6 +25,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from .command import Command, Executor, Result
@@ -209,15 +210,19 @@ class Converge:
             self._fingerprints[step.id] = found
         return found
 
-    def prefetch(self) -> None:
+    def prefetch(self, *, wait: bool = True) -> None:
         """The run's converge reads, up front and concurrently: the record, and each kind's
-        shared read (:meth:`Component.confirm_reads`) of the selected steps; once per run."""
+        shared read (:meth:`Component.confirm_reads`) of the selected steps; once per run.
+        ``wait=False`` starts them (if no check did) and returns at once."""
         with self._lock:
             first = not self._prefetched
             self._prefetched = True
-        if not first:  # another check is making them: its answers are this one's
+        if first:
+            threading.Thread(target=self._prefetch_all, name="converge-reads", daemon=True).start()
+        if wait:  # the check that started them, or another: their answers are this one's
             self._prefetch_done.wait()
-            return
+
+    def _prefetch_all(self) -> None:
         try:
             self._prefetch()
         finally:
@@ -285,9 +290,15 @@ class Converge:
         return self.force or step_id in self.force_steps
 
     def unchanged(self, step: Any, fingerprint: str | None) -> bool:
-        """Whether ``step`` can be skipped: recorded with this fingerprint and confirmed live."""
-        if fingerprint is None or self.forced(step.id):
-            return False
+        """Whether ``step`` can be skipped: recorded with this fingerprint and confirmed live;
+        a step without one, when its own read-compare finds nothing to do."""
+        if fingerprint is None and (self.ctx.dry_run or not getattr(step, "compares", False)):
+            return False  # (a dry-run shows what such a step would do)
+        if self.forced(step.id) or not Path(self.ctx.kubeconfig).is_file():
+            return False  # (a rebuild's kubeconfig exists once its Talos steps fetched it)
+        if fingerprint is None:  # its own read-compare: the run's reads start meanwhile
+            self.prefetch(wait=False)
+            return bool(step.up_to_date(self.ctx))
         self.prefetch()
         if self.recorded(step.id) != fingerprint:
             return False

@@ -7,7 +7,10 @@ and unchanged steps, which only read. A step found unchanged is done; a gate of 
 as its needs are done. A step that must change something (an apply, a step without a fingerprint)
 starts only when everything it depends on, directly or through its needs, has succeeded, gates
 passed included. So a chain of unchanged steps and their gates checks at once instead of gate by
-gate, and nothing is applied before what it depends on is in place. On the first failure nothing new starts, running steps finish, and the report
+gate, and nothing is applied before what it depends on is in place. A gate whose steps were all
+unchanged (or only read) asks the run's one read of every gate's objects first
+(:meth:`Component.settled`) and waits on the cluster only for what it does not show holding.
+On the first failure nothing new starts, running steps finish, and the report
 names the failed step (with its command and redacted stderr) and every step skipped because of it.
 A dry-run goes one step at a time in graph order, so the printed commands read in order.
 
@@ -131,6 +134,20 @@ def _priorities(steps: Sequence[Component]) -> dict[str, int]:
     return below
 
 
+def _why_unchanged(fingerprint: str | None) -> str:
+    if fingerprint is None:
+        return "its read-compare finds nothing to do"
+    return "fingerprint recorded, live state confirms"
+
+
+def _settled(step: Component, ctx: RunContext) -> bool:
+    """``step.settled``; a read that cannot tell (or a bug in it) says no: the step runs."""
+    try:
+        return step.settled(ctx)
+    except Exception:
+        return False
+
+
 class Runner:
     """Executes the steps of a graph with bounded concurrency and fail-fast.
 
@@ -204,6 +221,16 @@ class Runner:
                 settled_memo[i] = succeeded(i) and all(settled(n) for n in needs[i])
             return settled_memo[i]
 
+        def untouched(i: str) -> bool:
+            """Nothing was applied through ``i`` in this run: it was unchanged, or it only read
+            and so was everything it depends on."""
+            found = results.get(i)
+            if found is None or found.status not in SUCCEEDED:
+                return False
+            return found.status == UNCHANGED or (
+                i in reads_only and all(untouched(n) for n in needs[i])
+            )
+
         def clear(i: str) -> bool:
             """Nothing more will change through ``i``: it succeeded, or it only reads (a gate)
             and nothing it depends on will change anything either."""
@@ -222,10 +249,12 @@ class Runner:
                 if i in reads_only:
                     if all(succeeded(n) for n in needs[i]):
                         found.append((i, False))
+                elif self.early and i not in checked and all(clear(n) for n in needs[i]):
+                    # checked first, even once its needs are done: a step found unchanged
+                    # never asks for the cluster's Lease
+                    found.append((i, True))
                 elif all(settled(n) for n in needs[i]):
                     found.append((i, False))
-                elif self.early and i not in checked and all(clear(n) for n in needs[i]):
-                    found.append((i, True))
             if self.ctx.dry_run:  # printed commands read in plan order
                 return sorted(found, key=lambda f: order[f[0]])
             return sorted(found, key=lambda f: (-priority[f[0]], order[f[0]]))
@@ -238,7 +267,8 @@ class Runner:
                     for cid, early in ready():
                         if len(running) >= self.jobs:
                             break
-                        if not early and cid not in reads_only:
+                        changes = cid not in reads_only and self.graph[cid].changes_cluster
+                        if not early and changes:
                             allowed, why = self._may_change()
                             if why:
                                 aborted = aborted or why
@@ -253,7 +283,12 @@ class Runner:
                             fut = pool.submit(self._check_early, self.graph[cid])
                         else:
                             waiting.discard(cid)
-                            fut = pool.submit(self._run_one, self.graph[cid])
+                            # a gate of steps left unchanged first asks the run's one read
+                            by_read = (
+                                self.early and cid in reads_only and bool(needs[cid])
+                                and all(untouched(n) for n in needs[cid])
+                            )  # fmt: skip
+                            fut = pool.submit(self._run_one, self.graph[cid], by_read)
                         running[fut] = (cid, early)
                 if not running:
                     if held_back and not failed:  # waiting for the lock's answer
@@ -339,17 +374,20 @@ class Runner:
         t0 = self.clock()
         try:
             fingerprint = converge.fingerprint(step)
-            if fingerprint is None or not converge.unchanged(step, fingerprint):
+            if not converge.unchanged(step, fingerprint):
                 return None
         except Exception:  # checked again, and reported, when it runs
             return None
-        echo(f"==> unchanged {step.id} (fingerprint recorded, live state confirms)")
+        echo(f"==> unchanged {step.id} ({_why_unchanged(fingerprint)})")
         return StepResult(step.id, UNCHANGED, self.clock() - t0)
 
-    def _run_one(self, step: Component) -> StepResult:
+    def _run_one(self, step: Component, by_read: bool = False) -> StepResult:
         dry = self.ctx.dry_run
-        echo(f"# {step.id} ({step.kind})" if dry else f"==> start  {step.id} ({step.kind})")
         t0 = self.clock()
+        if by_read and _settled(step, self.ctx):
+            echo(f"==> ok     {step.id} (its steps unchanged; the run's one read shows it holds)")
+            return StepResult(step.id, OK, self.clock() - t0)
+        echo(f"# {step.id} ({step.kind})" if dry else f"==> start  {step.id} ({step.kind})")
         fingerprint = None
         try:
             if self.converge is not None and (not dry or Path(self.ctx.kubeconfig).is_file()):
@@ -357,10 +395,10 @@ class Runner:
                 if self.converge.unchanged(step, fingerprint):
                     took = self.clock() - t0
                     if dry:
-                        echo(f"# {step.id}: unchanged (fingerprint recorded, live state "
-                             "confirms): a run skips it")  # fmt: skip
+                        echo(f"# {step.id}: unchanged ({_why_unchanged(fingerprint)}): a run "
+                             "skips it")  # fmt: skip
                     else:
-                        echo(f"==> unchanged {step.id} (fingerprint recorded, live state confirms)")
+                        echo(f"==> unchanged {step.id} ({_why_unchanged(fingerprint)})")
                     return StepResult(step.id, UNCHANGED, took)
             status = step.run(self.ctx)
         except Interrupted as exc:

@@ -26,11 +26,16 @@ kubectl keeps Lease state (``leases.json`` beside the log) when no rule matched:
 AlreadyExists when it exists, and ``replace -f -`` fails with Conflict unless the body carries the
 stored resourceVersion, with the real kubectl's messages (coordination.k8s.io/v1 Lease).
 
+A wait that succeeded (``rollout status KIND/NAME``, ``wait --for=condition=C`` or
+``--for=create``) leaves the object it waited for in the fakes' objects as the controller would
+have left it (rolled out, the condition True), so a later ``get`` of it shows it ready.
+
 The fakes keep what was applied and installed (``objects.json``, ``releases.json``,
 ``machineconfigs.json`` beside the log), whether or not a rule matched, as long as the call
 succeeded: ``kubectl apply --server-side -f -`` stores every object of its YAML or JSON stream (a
 ``List``'s items too) by ``kind/namespace/name``, and ``apply -f SOURCE`` the source;
-``kubectl get configmap NAME -n NS -o json [--ignore-not-found]`` prints a stored ConfigMap (when
+``kubectl get KIND --all-namespaces -l K=V -o json`` lists the stored objects of that kind with
+those labels; ``kubectl get configmap NAME -n NS -o json [--ignore-not-found]`` prints a stored ConfigMap (when
 no rule matched) and ``kubectl get -f - -o name`` prints ``kind/name`` of each object of its stdin
 stream, or fails with NotFound as kubectl does; with ``--ignore-not-found`` a missing object is
 left out, and ``-o json`` prints the stored objects found (a ``List``, one object bare, nothing
@@ -194,10 +199,90 @@ def _bare(argv):
     return args
 
 
+# the kinds a gate waits for, as kubectl names them → (apiVersion, kind)
+KINDS = {
+    "deployment": ("apps/v1", "Deployment"),
+    "daemonset": ("apps/v1", "DaemonSet"),
+    "statefulset": ("apps/v1", "StatefulSet"),
+    "crd": ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+    "storageclass": ("storage.k8s.io/v1", "StorageClass"),
+    "certificate": ("cert-manager.io/v1", "Certificate"),
+    "gateway": ("gateway.networking.k8s.io/v1", "Gateway"),
+}
+# what a finished rollout leaves in an object's spec and status (one replica; kubectl's
+# rollout_status.go reads these fields)
+ROLLED_OUT = {
+    "Deployment": (
+        {"replicas": 1},
+        {"replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+         "conditions": [{"type": "Available", "status": "True"},
+                        {"type": "Progressing", "status": "True",
+                         "reason": "NewReplicaSetAvailable"}]},
+    ),
+    "DaemonSet": (
+        {"updateStrategy": {"type": "RollingUpdate"}},
+        {"desiredNumberScheduled": 1, "updatedNumberScheduled": 1, "numberAvailable": 1,
+         "numberReady": 1, "currentNumberScheduled": 1},
+    ),
+    "StatefulSet": (
+        {"replicas": 1, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}},
+        {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "currentReplicas": 1,
+         "currentRevision": "r1", "updateRevision": "r1"},
+    ),
+}  # fmt: skip
+
+
+def _observed(args):
+    """What a wait that succeeded saw: [(kubectl's kind name, name, namespace, condition)] with
+    condition "rollout", "create" or a condition type; [] for any other call."""
+    ns = _flag(args, "--namespace", "-n") or ""
+    if args[:2] == ["rollout", "status"] and len(args) > 2 and "/" in args[2]:
+        kind, name = args[2].split("/", 1)
+        return [(kind, name, ns, "rollout")]
+    if args[:1] != ["wait"]:
+        return []
+    wanted = _flag(args, "--for") or ""
+    cond = "create" if wanted == "create" else wanted.removeprefix("condition=")
+    return [(*ref.split("/", 1), ns, cond) for ref in args[1:] if "/" in ref and ref[0] != "-"]
+
+
+def _ready(objects, kind, name, ns, cond):
+    """Keep, in the fakes' objects, the object a successful wait found ready (its status as the
+    real controller would have left it), so a later ``get`` shows it so."""
+    if kind not in KINDS:
+        return
+    api_version, kind_name = KINDS[kind]
+    doc = {"apiVersion": api_version, "kind": kind_name,
+           "metadata": {"name": name, **({"namespace": ns} if ns else {})}}  # fmt: skip
+    key = _object_key(doc)
+    obj = objects.get(key) or doc
+    meta, spec = obj.setdefault("metadata", {}), obj.setdefault("spec", {})
+    status = obj.setdefault("status", {})
+    meta.setdefault("generation", 1)
+    if cond == "rollout" and kind_name in ROLLED_OUT:
+        wanted_spec, wanted_status = ROLLED_OUT[kind_name]
+        for field, value in wanted_spec.items():
+            spec.setdefault(field, value)
+        status.update(json.loads(json.dumps(wanted_status)))
+        replicas = spec.get("replicas", 1)  # every replica of the spec, rolled out
+        for field in status:
+            if isinstance(status[field], int) and field != "observedGeneration":
+                status[field] = replicas
+        status["observedGeneration"] = meta["generation"]
+    elif cond not in ("create", "rollout"):
+        conditions = [c for c in status.get("conditions", []) if c.get("type") != cond]
+        status["conditions"] = [*conditions, {"type": cond, "status": "True"}]
+        status["observedGeneration"] = meta["generation"]
+    objects[key] = obj
+
+
 def remember(tool, argv, stdin, state_dir):
     """What a successful call leaves behind in the fakes' cluster state."""
     args = _bare(argv)
-    if tool == "kubectl" and args[:1] == ["apply"]:
+    seen = _observed(args) if tool == "kubectl" else []
+    if seen:
+        _store(state_dir, "objects", lambda d: [_ready(d, *s) for s in seen])
+    elif tool == "kubectl" and args[:1] == ["apply"]:
         source = _flag(args, "-f", "--filename")
         if source == "-" and stdin:
             docs = _documents(stdin)
@@ -264,6 +349,20 @@ def answer(tool, argv, stdin, state_dir):
             )
             return 0, json.dumps(body, indent=4) + "\n", ""
         return 0, "".join(out), ""
+    if (
+        tool == "kubectl" and args[:1] == ["get"] and len(args) > 1 and "json" in args
+        and ({"-A", "--all-namespaces"} & set(args)) and _flag(args, "-l", "--selector")
+    ):  # fmt: skip
+        kind = args[1].lower().rstrip("s")
+        wanted = dict(p.split("=", 1) for p in _flag(args, "-l", "--selector").split(","))
+        items = [
+            o for k, o in sorted(_store(state_dir, "objects").items())
+            if k.startswith(f"{kind}/") and all(
+                ((o.get("metadata") or {}).get("labels") or {}).get(lk) == lv
+                for lk, lv in wanted.items()
+            )
+        ]  # fmt: skip
+        return 0, json.dumps({"apiVersion": "v1", "kind": "List", "items": items}) + "\n", ""
     if tool == "helm" and args[:1] == ["list"] and "json" in args:
         releases = _store(state_dir, "releases")
         return 0, json.dumps(sorted(releases.values(), key=lambda r: r["name"])) + "\n", ""
