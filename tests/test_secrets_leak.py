@@ -157,6 +157,8 @@ def test_no_value_leaks_anywhere(setup: Setup, capfd, caplog):
     execute(STACK.with_components(_catalog), cluster=str(CLUSTER), dry_run=True)
 
     # 3. a failing sync after the values were fetched: the API server echoes the request body
+    # (the Secret deleted first: a Secret that already holds its values is not written)
+    del setup.kube.objects[("Secret", "leak", "leak-test")]
     setup.kube.fail(500, echo_body=True)
     with pytest.raises(OneclusterError) as failed:
         execute(STACK.with_components(_catalog), cluster=str(CLUSTER))
@@ -180,6 +182,8 @@ def test_no_value_leaks_anywhere(setup: Setup, capfd, caplog):
         _run_cli("secrets.list", "--format", "json", env=setup.env),
     ]
     assert cli[0].returncode == 0, cli[0].stderr
+    for key in [k for k in setup.kube.objects if k[0] == "Secret"]:  # so the sync must write
+        del setup.kube.objects[key]
     setup.kube.fail(403, echo_body=True)
     cli.append(_run_cli("secrets.sync", env=setup.env))
     assert cli[-1].returncode == 1 and "HTTP 403" in cli[-1].stderr

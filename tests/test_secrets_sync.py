@@ -96,10 +96,62 @@ def test_existing_namespace_is_left_alone(ctx, kube):
 def test_resync_with_nothing_changed_changes_nothing(ctx, kube):
     secretsync.sync(ctx, [APP, TUNNEL], owner="secrets/x")
     before = {k: s.obj["metadata"]["resourceVersion"] for k, s in kube.objects.items()}
+    writes = len(kube.writes())
     outcomes = secretsync.sync(ctx, [APP, TUNNEL], owner="secrets/x")
     assert [o.action for o in outcomes] == ["unchanged", "unchanged"]
     after = {k: s.obj["metadata"]["resourceVersion"] for k, s in kube.objects.items()}
     assert after == before
+    # a Secret that already is what would be applied is not written: the re-sync only read
+    assert len(kube.writes()) == writes
+
+
+def test_up_to_date_is_one_list_and_compares_values_types_and_labels(inventory, kube, infisical):
+    def fresh_run():
+        return run_context(
+            inventory, dry_run=False, fetch_kubeconfig=False, open_store=STACK.open_store
+        )
+
+    with fresh_run() as run:
+        assert not secretsync.up_to_date(run, [APP], owner="secrets/app")  # nothing there yet
+        secretsync.sync(run, [APP, TUNNEL], owner="secrets/x")
+    with fresh_run() as run:
+        before = len(kube.requests)
+        assert secretsync.up_to_date(run, [APP], owner="secrets/app")
+        assert secretsync.up_to_date(run, [TUNNEL], owner="secrets/tunnel")
+        seen = kube.requests[before:]
+        # both steps' checks shared one list of onecluster's Secrets, and wrote nothing
+        assert [(r.method, r.path) for r in seen] == [("GET", "/api/v1/secrets")]
+        assert seen[0].query["labelSelector"] == "app.kubernetes.io/managed-by=onecluster"
+    infisical.put(PROJECT, "prod", "/", "TUNNEL_TOKEN", "tunnel-token-rotated", "homelab")
+    with fresh_run() as run:  # a value rotated in Infisical: that step is not up to date
+        assert secretsync.up_to_date(run, [APP], owner="secrets/app")
+        assert not secretsync.up_to_date(run, [TUNNEL], owner="secrets/tunnel")
+    stored = kube.objects[("Secret", "apps", "app-credentials")].obj
+    stored["metadata"]["labels"] = {}  # the label taken off by hand
+    with fresh_run() as run:
+        assert not secretsync.up_to_date(run, [APP], owner="secrets/app")
+    stored["metadata"]["labels"] = dict(LABELS)
+    stored["data"]["extra"] = base64.b64encode(b"added-by-hand").decode()  # a key too many
+    with fresh_run() as run:
+        assert not secretsync.up_to_date(run, [APP], owner="secrets/app")
+
+
+def test_the_secret_step_is_unchanged_when_every_secret_holds_its_values(
+    inventory, kube, infisical
+):
+    step = SecretSync(layer="secrets", name="app", secrets=(APP,))
+    with run_context(
+        inventory, dry_run=False, fetch_kubeconfig=False, open_store=STACK.open_store
+    ) as run:
+        assert step.run(run) is None  # created
+    with run_context(
+        inventory, dry_run=False, fetch_kubeconfig=False, open_store=STACK.open_store
+    ) as run:
+        writes = len(kube.writes())
+        assert step.up_to_date(run)
+        assert step.run(run) == "unchanged" and len(kube.writes()) == writes
+    with run_context(inventory, dry_run=True, fetch_kubeconfig=False) as run:
+        assert not step.up_to_date(run)  # a dry-run opens no store to compare with
 
 
 def test_a_changed_value_in_infisical_updates_the_secret(inventory, ctx, kube, infisical):

@@ -13,6 +13,7 @@ from ..engine.components import Component
 from ..engine.context import RunContext
 from ..engine.output import echo
 from ..engine.probes import GET_NAMES, Probe, quick
+from ..engine.runner import UNCHANGED
 from . import sync
 
 
@@ -21,6 +22,7 @@ class SecretSync(Component):
     """Kubernetes Secrets created straight from Infisical values (nothing on disk or argv)."""
 
     kind: ClassVar[str] = "secret"
+    compares: ClassVar[bool] = True
 
     def describe(self, ctx: RunContext) -> str:
         names = ", ".join(f"{s.namespace}/{s.name}" for s in self.secrets)
@@ -39,11 +41,17 @@ class SecretSync(Component):
             for s in self.secrets
         ]
 
-    def run(self, ctx: RunContext) -> None:
+    def up_to_date(self, ctx: RunContext) -> bool:
+        """Every Secret already holds its Infisical values (read-compare; never in a dry-run,
+        which opens no store it was not given)."""
+        return not ctx.dry_run and sync.up_to_date(ctx, self.secrets, owner=self.id)
+
+    def run(self, ctx: RunContext) -> str | None:
         if ctx.dry_run:
             echo(f"[{self.id}] would {self.describe(ctx)}")
             for spec in self.secrets:
                 for key, source in sorted(spec.keys.items()):
                     echo(f"[{self.id}]   {spec.namespace}/{spec.name}: {key} <- Infisical {source}")
-            return
-        sync.sync(ctx, self.secrets, owner=self.id)
+            return None
+        outcomes = sync.sync(ctx, self.secrets, owner=self.id)
+        return UNCHANGED if all(o.action == "unchanged" for o in outcomes) else None

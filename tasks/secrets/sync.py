@@ -7,7 +7,10 @@ manager's previous fields that it no longer applies are removed), and an apply t
 leaves the object, and its resourceVersion, as it was.
 
 Every value is fetched before the first request to the cluster, so a store failure or a missing
-name changes nothing. Values are registered for redaction in their plain and base64 forms: the
+name changes nothing. A Secret that already holds exactly these values (type, keys, data and
+onecluster's labels) is left alone, without a request that writes: a re-run of a converged cluster
+only reads (:func:`up_to_date` is that read-compare for every Secret of a step; the run's converge
+check asks it, from one list of onecluster's Secrets per run). Values are registered for redaction in their plain and base64 forms: the
 API server echoes Secrets back base64-encoded, and a debug log or an error body must not show them.
 """
 
@@ -18,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..engine.errors import SecretsError
+from ..engine.errors import OneclusterError, SecretsError
 from ..engine.kubectl import namespace_manifest
 from ..engine.output import clipped, echo, redact, register_secret
 from .infisical import missing_credentials
@@ -201,16 +204,37 @@ def ensure_namespace(core: Any, name: str) -> bool:
     return True
 
 
+def _register_live(data: Mapping[str, str] | None) -> None:
+    """The values a live Secret holds are secrets too (base64 and decoded)."""
+    for encoded in (data or {}).values():
+        register_secret(encoded)
+        register_secret(base64.b64decode(encoded).decode("utf-8", "replace"))
+
+
+def holds(live: Any, body: Mapping[str, Any]) -> bool:
+    """Whether the live Secret ``live`` (the client's V1Secret) already is ``body``: same type,
+    the same keys with the same data, and onecluster's labels. An apply would change nothing."""
+    if live is None:
+        return False
+    labels = (live.metadata.labels if live.metadata else None) or {}
+    return (
+        (live.type or "Opaque") == body["type"]
+        and dict(live.data or {}) == body["data"]
+        and all(labels.get(k) == v for k, v in body["metadata"]["labels"].items())
+    )
+
+
 def apply_secret(core: Any, spec: SecretSpec, values: Mapping[str, str]) -> Outcome:
-    """Server-side apply the Secret for ``spec``; report created / configured / unchanged."""
+    """Server-side apply the Secret for ``spec``; report created / configured / unchanged.
+
+    A Secret that already is what would be applied is not written (``unchanged``)."""
     ref = f"{spec.namespace}/{spec.name}"
     before = _read(core.read_namespaced_secret, f"read Secret {ref}", spec.name, spec.namespace)
     if before is not None:
-        for encoded in (before.data or {}).values():
-            # the previous values are secrets too
-            register_secret(encoded)
-            register_secret(base64.b64decode(encoded).decode("utf-8", "replace"))
+        _register_live(before.data)
     body = secret_manifest(spec, values)
+    if holds(before, body):
+        return Outcome(spec.namespace, spec.name, "unchanged", tuple(sorted(spec.keys)))
     after = _apply(
         core.patch_namespaced_secret, f"apply Secret {ref}", spec.name, spec.namespace, body
     )
@@ -231,6 +255,49 @@ def apply_all(client: Any, specs: Sequence[SecretSpec], values: Mapping[str, str
     for namespace in sorted({s.namespace for s in specs}):
         ensure_namespace(core, namespace)
     return [apply_secret(core, s, values) for s in specs]
+
+
+LIVE_SECRETS = "converge.onecluster-secrets"
+
+
+def live_secrets(ctx: RunContext) -> dict[tuple[str, str], Any]:
+    """Every Secret onecluster manages (its label), by (namespace, name): one list request per
+    run, shared by every secret step's check (values registered for redaction as they arrive)."""
+    from ..engine.record import cached
+
+    def load() -> dict[tuple[str, str], Any]:
+        from kubernetes import client as k8s
+
+        client = api_client(ctx.kubeconfig)
+        try:
+            core = k8s.CoreV1Api(client)
+            selector = ",".join(f"{k}={v}" for k, v in LABELS.items())
+            try:
+                found = core.list_secret_for_all_namespaces(
+                    label_selector=selector, _request_timeout=REQUEST_TIMEOUT
+                )
+            except Exception as exc:
+                raise _api_error(exc, "list onecluster's Secrets") from None
+        finally:
+            client.close()
+        live = {}
+        for item in found.items or []:
+            _register_live(item.data)
+            live[(item.metadata.namespace, item.metadata.name)] = item
+        return live
+
+    return cached(ctx, LIVE_SECRETS, load)
+
+
+def up_to_date(ctx: RunContext, specs: Sequence[SecretSpec], *, owner: str) -> bool:
+    """Whether every Secret of ``specs`` already holds its Infisical values (reads only: the
+    store, and the run's one list of onecluster's Secrets); False when either cannot tell."""
+    try:
+        values = fetch(ctx.secret_store(), specs, owner=owner)
+        live = live_secrets(ctx)
+    except OneclusterError:
+        return False
+    return all(holds(live.get((s.namespace, s.name)), secret_manifest(s, values)) for s in specs)
 
 
 def sync(ctx: RunContext, specs: Sequence[SecretSpec], *, owner: str) -> list[Outcome]:

@@ -1,4 +1,5 @@
-"""A tiny Kubernetes API server on 127.0.0.1: Namespaces and Secrets, GET and server-side apply.
+"""A tiny Kubernetes API server on 127.0.0.1: Namespaces and Secrets, GET and server-side apply,
+and the list of every namespace's Secrets by label selector.
 
 Enough for the kubernetes Python client as onecluster's secret sync drives it, with honest apply
 semantics: every field manager owns the leaf fields of its last applied configuration; a field it
@@ -175,6 +176,18 @@ class FakeKubeAPI:
                 404, "NotFound", f"the server could not find the requested resource {path}"
             )
         rest = parts[2:]
+        if rest == ["secrets"] and method == "GET":  # every namespace's, by label selector
+            wanted = dict(
+                p.split("=", 1) for p in query.get("labelSelector", "").split(",") if "=" in p
+            )
+            items = [
+                self._render(stored) for key, stored in sorted(self.objects.items())
+                if key[0] == "Secret" and all(
+                    (stored.obj["metadata"].get("labels") or {}).get(k) == v
+                    for k, v in wanted.items()
+                )
+            ]  # fmt: skip
+            return 200, {"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": items}
         if len(rest) == 2 and rest[0] == "namespaces":
             key = ("Namespace", "", rest[1])
         elif len(rest) == 4 and rest[0] == "namespaces" and rest[2] == "secrets":
