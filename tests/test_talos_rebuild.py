@@ -87,8 +87,14 @@ def expected_tail() -> list[list[str]]:
     ]  # fmt: skip
 
 
+MAINTENANCE = "rpc error: code = Unimplemented desc = API is not implemented in maintenance mode"
+
+
 def test_rebuild_of_reference_cluster_runs_exact_talosctl_sequence(env, fake_tools):
     fake_tools.rule("talosctl", "etcd status", exit=1, stderr="etcd is not running")
+    # a node in maintenance mode serves no kubeconfig until its config is applied
+    fake_tools.rule("talosctl", "kubeconfig", exit=1, stderr=MAINTENANCE, when={"applied": None})
+    fake_tools.rule("talosctl", "apply-config", FIRST, sets={"applied": True})
     rebuild()
     calls = env.talosctl()
     wd = workdir_of(calls)
@@ -100,19 +106,22 @@ def test_rebuild_of_reference_cluster_runs_exact_talosctl_sequence(env, fake_too
     got = got[n:]
     assert got[0] == ["talosctl", "gen", "secrets", "--talos-version", "v1.12.4",
                       "--output-file", "$WD/secrets.yaml"]  # fmt: skip
-    # gen config first, then each node's patch and validate, the nodes side by side
-    made = got[1 : 1 + len(configs)]
+    # gen config first; then, side by side, each node's patch and the reads a re-run decides
+    # by (each node's live config, etcd, the kubeconfig: all refused by maintenance mode);
+    # then each config is validated (none runs on its node yet)
+    tail = expected_tail()
+    early = [live_read(n) for n in INV.nodes] + [tail[0], tail[4]]
+    made = got[1 : 1 + len(configs) + len(early)]
     assert made[0] == configs[0]
-    assert sorted(made[1:]) == sorted(configs[1:])
+    assert sorted(made[1:]) == sorted(configs[1:] + early)
     for patch, validate in zip(configs[1::2], configs[2::2], strict=True):
         assert made.index(patch) < made.index(validate)
-    rest = got[1 + len(configs) :]
-    tail = expected_tail()
+    assert max(made.index(p) for p in configs[1::2]) < min(made.index(v) for v in configs[2::2])
+    rest = got[1 + len(configs) + len(early) :]
     # bootstrap needs only talostrk1's apply, so it may overlap the other applies
     applies = [a for a in rest if a not in tail]
     assert sorted(applies) == sorted(
         [call for n in INV.nodes for call in (
-            live_read(n),
             probe(n),
             ["talosctl", "apply-config", "--insecure", "--nodes", str(n.ip),
              "--file", f"$WD/nodes/{n.name}.yaml"],
@@ -123,8 +132,8 @@ def test_rebuild_of_reference_cluster_runs_exact_talosctl_sequence(env, fake_too
         return next(i for i, a in enumerate(rest) if all(p in a for p in parts))
 
     for n in INV.nodes:
-        # the node's live config is read first; it has none, so maintenance mode is asked
-        assert at("machineconfig", str(n.ip)) < at("get", "disks", str(n.ip))
+        # the node's live config was read beside its patch; it had none, so maintenance mode
+        # is asked before the apply
         assert at("get", "disks", str(n.ip)) < at("apply-config", str(n.ip))
     assert [a for a in rest if a in tail] == tail
     assert at("apply-config", FIRST) < rest.index(tail[0])
@@ -149,9 +158,12 @@ def test_rerun_on_bootstrapped_cluster_keeps_pki_and_skips_bootstrap(env, fake_t
         for n in INV.nodes
     )  # fmt: skip
     tail = expected_tail()
-    # bootstrap (here: only its etcd read) needs just talostrk1's apply, so it may overlap the
-    # others; etcd answers at once, so the Talos API is not waited for
-    assert [a for a in got if a in tail] == [tail[0], tail[4], tail[5]]
+    # etcd and the kubeconfig are read beside the node configs (talos/genconfig); etcd
+    # answers, so talos/bootstrap has nothing to do and waits for nothing, and talos/kubeconfig
+    # uses the kubeconfig already fetched: neither calls talosctl again
+    seen = [a for a in got if a in tail]
+    assert sorted(seen[:2]) == sorted([tail[0], tail[4]]) and seen[2:] == [tail[5]]
+    assert got.index(seen[0]) < min(i for i, a in enumerate(got) if "apply-config" in a)
     assert got[-1] == tail[-1]
     assert env.store.read([SECRET_NAME]) == {SECRET_NAME: BUNDLE}
     assert [r["matches"] for r in env.probe_records()] == [True]

@@ -50,6 +50,16 @@ class TalosStep(Component):
     dry_action: Callable[[RunContext], None] | None = None
     # cluster.diff's object-level diff of the step (a node's config), if it has one
     diff: Callable[[RunContext], LiveDiff | None] | None = None
+    # its own read-compare, from what this run read already: True when there is nothing to do
+    # (a re-run's early check; see Component.up_to_date)
+    check: Callable[[RunContext], bool] | None = None
+
+    @property
+    def compares(self) -> bool:  # type: ignore[override]
+        return self.check is not None
+
+    def up_to_date(self, ctx: RunContext) -> bool:
+        return not ctx.dry_run and self.check is not None and bool(self.check(ctx))
 
     def live_diff(self, ctx: RunContext) -> LiveDiff | None:
         return None if self.diff is None else self.diff(ctx)
@@ -181,17 +191,35 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _genconfig_action(ctx: RunContext) -> None:
-    render_configs(ctx)
+    validated = render_configs(ctx, read_live=True)
+    nodes = len(ctx.inventory.nodes)
+    running = nodes - len(validated)
     echo(
-        f"[talos/genconfig] {len(ctx.inventory.nodes)} node configs rendered and validated (metal)"
+        f"[talos/genconfig] {nodes} node configs rendered; {len(validated)} validated (metal)"
+        + (
+            f", {running} already running on their nodes (nothing to apply there)"
+            if running
+            else ""
+        )
     )
     out = ctx.option(TalosOptions).out
     if out:
         _export_configs(ctx, Path(out))
 
 
-def render_configs(ctx: RunContext) -> None:
-    """Every node's config rendered from the loaded bundle into the workdir, and validated."""
+# the config each node runs, read beside the patches (None: it did not answer the read)
+LIVE_CONFIGS = "talos.live-configs"
+
+
+def render_configs(ctx: RunContext, *, read_live: bool = False) -> list[str]:
+    """Every node's config rendered from the loaded bundle into the workdir, and validated;
+    the names of the nodes validated.
+
+    ``read_live``: each node's live config is read beside its patch (the authenticated read,
+    read-only; kept for its apply step), and only a config that will be applied is validated:
+    a node that already runs exactly this config was validated by Talos when it took it, and
+    nothing is applied to it (unless the run forces it).
+    """
     inv, wd, p = ctx.inventory, ctx.workdir, _paths(ctx)
     for d in p.values():
         d.mkdir(mode=0o700, exist_ok=True)
@@ -200,27 +228,43 @@ def render_configs(ctx: RunContext) -> None:
     for node in inv.nodes:
         _write_private(p["node_patches"] / f"{node.name}.yaml", machineconfig.node_patch(inv, node))
     gen, *rest = _genconfig_commands(ctx)
-    per_node = [rest[2 * i : 2 * i + 2] for i in range(len(inv.nodes))]
+    patches, validates = rest[0 : 2 * len(inv.nodes) : 2], rest[1 : 2 * len(inv.nodes) : 2]
     prefix = "[talos/genconfig] $ "
+    read_live = read_live and not ctx.option(TalosOptions).insecure
     try:
         with secretsbundle.bundle_file(ctx):
             ctx.run(gen, prefix=prefix)
-        # each node's patch then validate; the nodes side by side (local, independent calls)
-        with ThreadPoolExecutor(len(per_node), thread_name_prefix="genconfig") as pool:
-            futures = [pool.submit(_run_all, ctx, cmds, prefix) for cmds in per_node]
-            for future in futures:
+        # each node's patch, and the reads a re-run decides by, side by side (independent
+        # calls): each node's live config, whether etcd answers, the kubeconfig
+        with ThreadPoolExecutor(2 * len(inv.nodes) + 2, thread_name_prefix="genconfig") as pool:
+            patched = [pool.submit(ctx.run, cmd, prefix=prefix) for cmd in patches]
+            reads = {n.name: pool.submit(_live_config, ctx, n) for n in inv.nodes if read_live}
+            cluster = (
+                [pool.submit(_etcd_answers, ctx), pool.submit(_early_kubeconfig, ctx)]
+                if read_live
+                else []
+            )
+            for future in [*patched, *cluster]:
                 future.result()
+            live = {name: future.result() for name, future in reads.items()}
+        if read_live:
+            ctx.state[LIVE_CONFIGS] = live
+        chosen = [
+            (node, cmd) for node, cmd in zip(inv.nodes, validates, strict=True)
+            if not read_live or forced(ctx, f"talos/apply-{node.name}")
+            or live.get(node.name) is None or live[node.name] != _rendered_config(ctx, node)
+        ]  # fmt: skip
+        if chosen:
+            with ThreadPoolExecutor(len(chosen), thread_name_prefix="validate") as pool:
+                for future in [pool.submit(ctx.run, cmd, prefix=prefix) for _, cmd in chosen]:
+                    future.result()
         for cmd in rest[2 * len(inv.nodes) :]:
             ctx.run(cmd, prefix=prefix)
     finally:
         # the role templates hold the PKI too; only the finished node configs are needed later
         for role in ("controlplane", "worker"):
             (wd / f"{role}.yaml").unlink(missing_ok=True)
-
-
-def _run_all(ctx: RunContext, commands: list[Command], prefix: str) -> None:
-    for cmd in commands:
-        ctx.run(cmd, prefix=prefix)
+    return [node.name for node, _ in chosen]
 
 
 def _export_configs(ctx: RunContext, out: Path) -> None:
@@ -251,13 +295,26 @@ def _apply_commands(node: Node) -> Callable[[RunContext], list[Command]]:
     return build
 
 
+def _apply_check(node: Node) -> Callable[[RunContext], bool]:
+    def check(ctx: RunContext) -> bool:
+        """The node answered talos/genconfig's read with exactly its rendered config."""
+        known = ctx.state.get(LIVE_CONFIGS, {})
+        if ctx.option(TalosOptions).insecure or known.get(node.name) is None:
+            return False
+        return bool(known[node.name] == _rendered_config(ctx, node))
+
+    return check
+
+
 def _apply_action(node: Node) -> Callable[[RunContext], str | None]:
     def action(ctx: RunContext) -> str | None:
         step_id = f"talos/apply-{node.name}"
         insecure = ctx.option(TalosOptions).insecure
         live = None
         if not insecure and not forced(ctx, step_id):
-            live = _live_config(ctx, node)  # one read: None when the node does not answer it
+            known = ctx.state.get(LIVE_CONFIGS, {})  # read by talos/genconfig in this run
+            # one read: None when the node does not answer it
+            live = known[node.name] if node.name in known else _live_config(ctx, node)
             if live is not None and live == _rendered_config(ctx, node):
                 echo(f"[{step_id}] {node.name} runs this config already: nothing to apply")
                 return UNCHANGED
@@ -311,6 +368,45 @@ def live_config(resources: list[dict]) -> list | None:
     return None
 
 
+# set by talos/genconfig: etcd answered on the first control plane / the kubeconfig was fetched
+ETCD_ANSWERS = "talos.etcd-answers"
+KUBECONFIG_FETCHED = "talos.kubeconfig-fetched"
+
+
+def _etcd_answers(ctx: RunContext) -> None:
+    """Whether etcd runs on the first control plane (read-only; for talos/bootstrap)."""
+    first = ctx.inventory.first_control_plane
+    try:
+        ctx.executor.query(talosctl.etcd_status(ctx.talosconfig, first))
+    except CommandError:
+        return
+    ctx.state[ETCD_ANSWERS] = True
+
+
+def _early_kubeconfig(ctx: RunContext) -> None:
+    """The run's kubeconfig, fetched beside the node configs when the cluster already serves
+    one (a re-run): talos/kubeconfig then has nothing left to do. A cluster that does not
+    answer yet (maintenance mode) is asked again by talos/kubeconfig, after the bootstrap."""
+    if ctx.option(TalosOptions).kubeconfig_target or Path(ctx.kubeconfig).is_file():
+        return
+    (command,) = kubeconfig_commands(ctx)
+    try:
+        ctx.executor.query(command)
+    except CommandError:
+        Path(ctx.kubeconfig).unlink(missing_ok=True)  # nothing half-written is used
+        return
+    if Path(ctx.kubeconfig).is_file():
+        ctx.state[KUBECONFIG_FETCHED] = True
+
+
+def kubeconfig_action(ctx: RunContext) -> None:
+    if ctx.state.get(KUBECONFIG_FETCHED):
+        echo(f"[talos/kubeconfig] fetched beside the node configs into {ctx.kubeconfig}")
+        return
+    for cmd in kubeconfig_commands(ctx):
+        ctx.run(cmd, prefix="[talos/kubeconfig] $ ")
+
+
 RENDERED_FOR_DIFF = "talos.rendered-for-diff"
 
 
@@ -359,13 +455,16 @@ def bootstrap_commands(ctx: RunContext) -> list[Command]:
     ]
 
 
-def bootstrap_action(ctx: RunContext) -> None:
+def bootstrap_action(ctx: RunContext) -> str | None:
     inv = ctx.inventory
     first = inv.first_control_plane
     etcd, wait_api, _, boot = bootstrap_commands(ctx)
     prefix = "[talos/bootstrap] "
     opts = ctx.option(TalosOptions)
     timeout = opts.api_timeout
+    if ctx.state.get(ETCD_ANSWERS):  # asked by talos/genconfig in this run
+        echo(f"{prefix}etcd is already bootstrapped on {first.name}: nothing to do")
+        return UNCHANGED
 
     def etcd_runs() -> bool:
         try:
@@ -377,7 +476,7 @@ def bootstrap_action(ctx: RunContext) -> None:
 
     # a bootstrapped cluster answers at once: one read, no wait
     if etcd_runs():
-        return
+        return UNCHANGED
 
     def api_down() -> list[str]:
         try:
@@ -392,20 +491,21 @@ def bootstrap_action(ctx: RunContext) -> None:
     if down:
         raise GateError(f"{first.name} did not answer within {timeout}: {down[-1]}")
     if etcd_runs():
-        return
+        return UNCHANGED
     try:
         ctx.run(boot, prefix=f"{prefix}$ ")
     except CommandError as exc:
         # a bootstrapped etcd refuses a second bootstrap with AlreadyExists: that is success
         if "AlreadyExists" in exc.stderr:
             echo(f"{prefix}etcd is already bootstrapped on {first.name}: nothing to do")
-            return
+            return UNCHANGED
         raise
     if not inv.cluster.bootstrapped:
         echo(
             f"{prefix}etcd bootstrapped. Set cluster.bootstrapped: true in {inv.source} so a lost "
             "secrets bundle is never silently replaced."
         )
+    return None
 
 
 def kubeconfig_commands(ctx: RunContext) -> list[Command]:
@@ -446,6 +546,7 @@ def _bundle(generate: bool) -> BundleStep:
     return BundleStep(
         layer="talos", name="secrets-bundle", build=_bundle_commands(generate),
         action=_bundle_action(generate), generate=generate, summary=summary,
+        changes_cluster=False,
     )  # fmt: skip
 
 
@@ -453,6 +554,7 @@ def _apply(node: Node) -> TalosStep:
     return TalosStep(
         layer="talos", name=f"apply-{node.name}", needs=("talos/genconfig",),
         build=_apply_commands(node), action=_apply_action(node), diff=_apply_diff(node),
+        check=_apply_check(node),
         summary=f"apply {node.name}'s config ({node.role}, {node.ip}); --insecure in maintenance",
     )  # fmt: skip
 
@@ -466,17 +568,20 @@ def components(inv: Inventory) -> list[Component]:
         TalosStep(
             layer="talos", name="genconfig", needs=("talos/secrets-bundle",),
             build=_genconfig_commands, action=_genconfig_action, fetches_configs=True,
+            changes_cluster=False,
             summary="render the patches and every node's config into the 0700 workdir; validate",
         ),
         *applies,
         TalosStep(
             layer="talos", name="bootstrap", needs=(f"talos/apply-{first.name}",),
             build=bootstrap_commands, action=bootstrap_action,
+            check=lambda ctx: bool(ctx.state.get(ETCD_ANSWERS)),
             summary=f"bootstrap etcd once on {first.name} (does nothing when already bootstrapped)",
         ),
         TalosStep(
             layer="talos", name="kubeconfig", needs=("talos/bootstrap",),
-            build=kubeconfig_commands, fetches_configs=True,
+            build=kubeconfig_commands, action=kubeconfig_action, fetches_configs=True,
+            changes_cluster=False,
             summary="fetch the admin kubeconfig into the private workdir",
         ),
         TalosGate(
@@ -491,6 +596,7 @@ def _talosconfig_step() -> TalosStep:
     return TalosStep(
         layer="talos", name="talosconfig", needs=("talos/secrets-bundle",),
         build=_talosconfig_commands, action=_talosconfig_action, fetches_configs=True,
+        changes_cluster=False,
         summary="generate a talosconfig from the bundle into the private workdir",
     )  # fmt: skip
 
