@@ -185,6 +185,15 @@ def _clean_redaction():
     output.forget_secrets()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_precheck_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each test starts with no inputs known to have passed the prechecks (a test that wants
+    that record, tests/test_prechecks.py, makes it itself)."""
+    import tasks.validate.passed as passed
+
+    monkeypatch.setattr(passed, "folder", lambda: tmp_path / "prechecked")
+
+
 @pytest.fixture
 def reference() -> Path:
     """../shared/reference, or skip when this checkout has none beside it."""

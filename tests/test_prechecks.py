@@ -218,3 +218,52 @@ def test_the_engine_raises_one_input_error_with_every_problem(
     with pytest.raises(InputError) as info:
         execute(with_copies(tmp_path, TYPO), targets=["scheduling/kyverno"], dry_run=True)
     assert [e.field for e in info.value.errors] == ["x"]
+
+
+def test_inputs_that_passed_are_not_checked_again_until_one_byte_changes(
+    tmp_path: Path, reference: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.validate.chartdata as chartdata
+    import tasks.validate.passed as passed
+
+    parsed: list[str] = []
+    real = chartdata.load_chart
+
+    def counting(files, origin, find_dependency=None):
+        parsed.append(origin)
+        return real(files, origin, find_dependency)
+
+    monkeypatch.setattr(chartdata, "load_chart", counting)
+    copy = tmp_path / "traefik.yaml"
+    copy.write_text(TRAEFIK_VALUES.read_text())
+
+    def steps(inv):
+        return [
+            dataclasses.replace(s, values=str(copy)) if s.id == "network/traefik" else s
+            for s in STACK.components(inv)
+            if s.layer == "network"
+        ]
+
+    inv = load_inventory()
+
+    def check() -> list:
+        source = ChartSource(cache=tmp_path / "no-cache", reference=reference)
+        with run_context(inv, dry_run=True, fetch_kubeconfig=False) as ctx:
+            return prechecks(ctx, steps(inv), source=source, reference=reference)
+
+    assert check() == [] and parsed  # checked in full, and the verdict kept
+    assert len(list(passed.folder().iterdir())) == 1
+    done = len(parsed)
+    assert check() == [] and len(parsed) == done  # the same inputs: nothing parsed again
+    # one byte of a values file: checked in full again, and the problem is found
+    copy.write_text(copy.read_text().replace("  replicas: 2\n", "  replicaz: 2\n", 1))
+    assert [e.field for e in check()] == ["deployment.replicaz"] and len(parsed) > done
+    done = len(parsed)
+    # a problem is never kept: the next run finds it again
+    assert [e.field for e in check()] == ["deployment.replicaz"]
+    assert len(list(passed.folder().iterdir())) == 1
+    # the byte put back: the very first inputs again, whose verdict is known
+    done = len(parsed)
+    copy.write_text(TRAEFIK_VALUES.read_text())
+    assert check() == [] and len(parsed) == done
+    assert len(list(passed.folder().iterdir())) == 1

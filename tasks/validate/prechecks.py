@@ -6,7 +6,8 @@ values files (YAML, placeholders, a map, unknown keys and the chart's schema, ag
 data :class:`~tasks.validate.chartdata.ChartSource` finds) and each manifest bundle's files
 (YAML, placeholders, Kubernetes schemas and CRDs). The stack hands :func:`prechecks` to the
 engine as ``Catalog.prechecks``; every problem comes back together, each naming the file, the key
-or line, and the fix. One call parses each chart and the CRDs once.
+or line, and the fix. One call parses each chart and the CRDs once; inputs that passed before,
+unchanged to the byte, are not checked again (:mod:`tasks.validate.passed`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,15 @@ from ..engine.components import Component, HelmRelease, ManifestBundle
 from ..engine.context import RunContext
 from ..engine.errors import FieldError, InputError
 from ..engine.render import render_file
+from . import passed
 from .chartdata import REFERENCE, ChartSource, shown
-from .kubeschema import crd_index, kubernetes_schema_version, load_docs, validate_objects
+from .kubeschema import (
+    crd_directories,
+    crd_index,
+    kubernetes_schema_version,
+    load_docs,
+    validate_objects,
+)
 from .validation import values_errors, values_file_errors
 
 
@@ -33,6 +41,18 @@ def prechecks(
 ) -> list[FieldError]:
     """Every problem in the values files and manifests of ``steps`` (empty: all clean)."""
     source = source or ChartSource(reference=reference)
+    name = passed.key(ctx, steps, [source.cache, *crd_directories(reference)], reference)
+    if passed.seen(name):
+        return []
+    errors = _all_problems(ctx, steps, source, reference)
+    if not errors:
+        passed.keep(name)
+    return errors
+
+
+def _all_problems(
+    ctx: RunContext, steps: Sequence[Component], source: ChartSource, reference: Path | None
+) -> list[FieldError]:
     version = kubernetes_schema_version(ctx.inventory)
     crds = crd_index(reference)
     errors: list[FieldError] = []
