@@ -148,6 +148,15 @@ def helm_releases(ctx: RunContext) -> dict[tuple[str, str], dict]:
 CONVERGE = "converge"
 
 
+def start_reads(ctx: RunContext) -> None:
+    """The cluster's kubeconfig has just been written: start the run's converge reads now, beside
+    whatever else runs (a rebuild's Talos steps), rather than at the first check that needs
+    them."""
+    converge = ctx.state.get(CONVERGE)
+    if converge is not None and not ctx.dry_run and Path(ctx.kubeconfig).is_file():
+        converge.prefetch(wait=False)
+
+
 def forced(ctx: RunContext, step_id: str) -> bool:
     """Whether this run re-applies ``step_id`` regardless (``--force``, ``--force-step``)."""
     converge = ctx.state.get(CONVERGE)
@@ -294,10 +303,12 @@ class Converge:
         a step without one, when its own read-compare finds nothing to do."""
         if fingerprint is None and (self.ctx.dry_run or not getattr(step, "compares", False)):
             return False  # (a dry-run shows what such a step would do)
-        if self.forced(step.id) or not Path(self.ctx.kubeconfig).is_file():
-            return False  # (a rebuild's kubeconfig exists once its Talos steps fetched it)
-        if fingerprint is None:  # its own read-compare: the run's reads start meanwhile
-            self.prefetch(wait=False)
+        if self.forced(step.id):
+            return False
+        if fingerprint is None:  # its own read-compare; the run's reads start meanwhile, once
+            # the cluster's kubeconfig exists (a rebuild's Talos steps fetch it)
+            if Path(self.ctx.kubeconfig).is_file():
+                self.prefetch(wait=False)
             return bool(step.up_to_date(self.ctx))
         self.prefetch()
         if self.recorded(step.id) != fingerprint:

@@ -30,7 +30,7 @@ from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
 from ..engine.probes import Probe, api_probe
-from ..engine.record import cached, forced
+from ..engine.record import cached, forced, start_reads
 from ..engine.runner import UNCHANGED
 from . import configdiff, machineconfig, maintenance, secretsbundle, talosctl, versions
 from .options import HEALTH_TIMEOUT, TalosOptions
@@ -397,6 +397,7 @@ def _early_kubeconfig(ctx: RunContext) -> None:
         return
     if Path(ctx.kubeconfig).is_file():
         ctx.state[KUBECONFIG_FETCHED] = True
+        start_reads(ctx)
 
 
 def kubeconfig_action(ctx: RunContext) -> None:
@@ -405,6 +406,7 @@ def kubeconfig_action(ctx: RunContext) -> None:
         return
     for cmd in kubeconfig_commands(ctx):
         ctx.run(cmd, prefix="[talos/kubeconfig] $ ")
+    start_reads(ctx)
 
 
 RENDERED_FOR_DIFF = "talos.rendered-for-diff"
