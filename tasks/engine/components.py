@@ -353,6 +353,13 @@ class ManifestBundle(Component):
             done[self.id] = text
         return done[self.id]
 
+    def objects(self, ctx: RunContext) -> list[dict]:
+        """The objects of :meth:`applied`, parsed once per run (the converge read and check)."""
+        done = ctx.state.setdefault(PARSED, {})
+        if self.id not in done:
+            done[self.id] = _objects(self.applied(ctx))
+        return list(done[self.id])
+
     def commands(self, ctx: RunContext) -> list[Command]:
         return [ctx.kubectl.apply(stdin=self.applied(ctx).encode())]
 
@@ -369,11 +376,12 @@ class ManifestBundle(Component):
         """Every object of the bundle exists: from the run's one ``kubectl get`` of every
         bundle's objects, else one ``kubectl get -f -`` of this bundle's rendered stream."""
         stream = self.applied(ctx)
-        if not object_refs(stream):
+        docs = self.objects(ctx)
+        if not docs:
             return True
         existing = ctx.state.get(BUNDLE_OBJECTS)
         if existing is not None:
-            return all(_present(d, existing) for d in _objects(stream))
+            return all(_present(d, existing) for d in docs)
         probe = Probe(
             f"{self.id}: its objects",
             quick(ctx.kubectl(*GET_NAMES, "-f", "-", stdin=stream.encode())),
@@ -403,6 +411,7 @@ class ManifestBundle(Component):
 
 BUNDLE_OBJECTS = "converge.bundle-objects"
 APPLIED = "bundles.applied"
+PARSED = "bundles.parsed"
 
 
 def _objects(stream: str) -> list[dict]:
@@ -444,7 +453,7 @@ def existing_objects_command(ctx: RunContext, stream: str) -> Command:
 
 def _existing_objects(ctx: RunContext, bundles: Sequence[ManifestBundle]) -> set[tuple]:
     """The objects of every bundle that exist, in one read (raises when it cannot tell)."""
-    docs = [d for b in bundles for d in _objects(b.applied(ctx))]
+    docs = [d for b in bundles for d in b.objects(ctx)]
     if not docs:
         return set()
     # one JSON List: kubectl's builder flattens it into its items (get.go: ``Flatten()``)

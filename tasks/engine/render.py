@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -97,12 +98,19 @@ def render_text(
     return rendered
 
 
+# what render_file made, by file (path and content), inventory and own values: a run renders
+# each file for its fingerprint, its check and its command, and the text is the same each time
+_RENDERED: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], str] = {}
+_RENDERED_LOCK = threading.Lock()
+
+
 def render_file(path: Path, inv: Inventory, values: Mapping[str, str] | None = None) -> str:
     """Render one values file, manifest or template (``values``: its own, beside the inventory's).
 
     The file is read as every input file is (:func:`yamlio.read_text`: size limit, UTF-8), and a
     YAML one is parsed once rendered, so a duplicate key or an alias bomb is an error naming this
-    file and line rather than a problem of some text further on.
+    file and line rather than a problem of some text further on. The same content rendered before
+    with the same inventory and values is not parsed again.
     """
     try:
         shown = str(path.relative_to(REPO_ROOT))
@@ -114,7 +122,13 @@ def render_file(path: Path, inv: Inventory, values: Mapping[str, str] | None = N
         raise InputError(
             [FieldError(shown, "(file)", f"cannot read: {exc.strerror}")], what=shown
         ) from None
+    key = (str(path), text, repr(inv), tuple(sorted((values or {}).items())))
+    with _RENDERED_LOCK:
+        if key in _RENDERED:
+            return _RENDERED[key]
     rendered = render_text(text, inv, shown, values)
     if path.suffix in (".yaml", ".yml"):
         yamlio.load_all(rendered, shown)
+    with _RENDERED_LOCK:
+        _RENDERED[key] = rendered
     return rendered
