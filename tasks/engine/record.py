@@ -202,6 +202,10 @@ class Converge:
         if not self.ctx.dry_run:
             threading.Thread(target=self._warm, name="fingerprints", daemon=True).start()
 
+    def selects(self, prefix: str) -> bool:
+        """Whether the run selected a step whose id starts with ``prefix``."""
+        return any(s.id.startswith(prefix) for s in self._steps)
+
     def _warm(self) -> None:
         for step in self._steps:
             try:

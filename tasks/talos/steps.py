@@ -30,7 +30,7 @@ from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
 from ..engine.probes import Probe, api_probe
-from ..engine.record import cached, forced, start_reads
+from ..engine.record import CONVERGE, cached, forced, start_reads
 from ..engine.runner import UNCHANGED
 from . import configdiff, machineconfig, maintenance, secretsbundle, talosctl, versions
 from .options import HEALTH_TIMEOUT, TalosOptions
@@ -230,7 +230,11 @@ def render_configs(ctx: RunContext, *, read_live: bool = False) -> list[str]:
     gen, *rest = _genconfig_commands(ctx)
     patches, validates = rest[0 : 2 * len(inv.nodes) : 2], rest[1 : 2 * len(inv.nodes) : 2]
     prefix = "[talos/genconfig] $ "
-    read_live = read_live and not ctx.option(TalosOptions).insecure
+    # the nodes are read only by a run that applies to them (`talos.genconfig --out` alone,
+    # perhaps before the machines are racked, reads nothing)
+    converge = ctx.state.get(CONVERGE)
+    applies = converge is not None and converge.selects("talos/apply-")
+    read_live = read_live and applies and not ctx.option(TalosOptions).insecure
     try:
         with secretsbundle.bundle_file(ctx):
             ctx.run(gen, prefix=prefix)
