@@ -31,6 +31,7 @@ from tasks.engine.components import (
     existing_objects_command,
 )
 from tasks.engine.context import run_context
+from tasks.engine.gates import Gate, targets_command
 from tasks.stack import STACK, WORKLOAD_LAYERS
 from tasks.workloads.workload import removal_commands
 
@@ -113,6 +114,8 @@ def stack_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Comm
             record.write_command(ctx, {record.key("network/traefik"): "{}"}),
             record.helm_list_command(ctx),
             existing_objects_command(ctx, bundle.applied(ctx)),
+            # every gate's objects, as stubs (CRDs, workloads, a Certificate, a Gateway)
+            targets_command(ctx, [s for s in graph.steps() if isinstance(s, Gate)]),
             diff_command(ctx, bundle.applied(ctx)),
             release.template_command(ctx),
         ]

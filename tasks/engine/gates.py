@@ -113,13 +113,22 @@ class Gate(Component):
                 raise GateError(f"{self.id}: waited for {check.what}; saw:\n{seen}") from None
 
 
-def _read_targets(ctx: RunContext, gates: Sequence[Gate]) -> dict[tuple[str, str, str], dict]:
-    """The targets of ``gates`` that exist, by (kind, namespace, name), in one read."""
+def targets_command(ctx: RunContext, gates: Sequence[Gate]) -> Command | None:
+    """``kubectl get --ignore-not-found -o json -f -`` of every target of ``gates`` (one JSON
+    List of stubs: apiVersion, kind, name, namespace); None when they have none."""
     stubs = {t.key: t.stub() for g in gates for c in g.checks for t in c.targets}
     if not stubs:
-        return {}
+        return None
     body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(stubs.values())})
-    out = converge_read(ctx, existing_objects_command(ctx, body)).stdout
+    return existing_objects_command(ctx, body)
+
+
+def _read_targets(ctx: RunContext, gates: Sequence[Gate]) -> dict[tuple[str, str, str], dict]:
+    """The targets of ``gates`` that exist, by (kind, namespace, name), in one read."""
+    command = targets_command(ctx, gates)
+    if command is None:
+        return {}
+    out = converge_read(ctx, command).stdout
     if not out.strip():
         return {}
     found = json.loads(out)
