@@ -187,19 +187,28 @@ def test_only_the_selected_steps_are_checked(tmp_path: Path, reference: Path) ->
     assert error.field == "x"
 
 
-def test_the_reference_stack_passes_and_each_chart_is_parsed_once(
-    tmp_path: Path, reference: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The origin of every chart the prechecks parse, in order."""
     import tasks.validate.chartdata as chartdata
 
-    parsed: list[str] = []
+    seen: list[str] = []
     real = chartdata.load_chart
 
     def counting(files, origin, find_dependency=None):
-        parsed.append(origin)
+        seen.append(origin)
         return real(files, origin, find_dependency)
 
     monkeypatch.setattr(chartdata, "load_chart", counting)
+    return seen
+
+
+def test_the_reference_stack_passes_and_each_chart_is_parsed_once(
+    reference: Path, monkeypatch: pytest.MonkeyPatch, parsed: list[str]
+) -> None:
+    import tasks.validate.passed as passed
+
+    monkeypatch.setattr(passed, "seen", lambda name: False)  # both passes check in full
     inv = load_inventory()
     steps = STACK.graph(inv).steps()
     source = ChartSource(reference=reference)
@@ -221,19 +230,10 @@ def test_the_engine_raises_one_input_error_with_every_problem(
 
 
 def test_inputs_that_passed_are_not_checked_again_until_one_byte_changes(
-    tmp_path: Path, reference: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, reference: Path, parsed: list[str]
 ) -> None:
-    import tasks.validate.chartdata as chartdata
     import tasks.validate.passed as passed
 
-    parsed: list[str] = []
-    real = chartdata.load_chart
-
-    def counting(files, origin, find_dependency=None):
-        parsed.append(origin)
-        return real(files, origin, find_dependency)
-
-    monkeypatch.setattr(chartdata, "load_chart", counting)
     copy = tmp_path / "traefik.yaml"
     copy.write_text(TRAEFIK_VALUES.read_text())
 

@@ -199,7 +199,9 @@ def _bare(argv):
     return args
 
 
-# the kinds a gate waits for, as kubectl names them → (apiVersion, kind)
+# the kinds a gate waits for, as kubectl names them → (apiVersion, kind); the fake keeps its
+# own table rather than import tasks/engine/readiness.py's: a wrong entry there must not be
+# answered by the same wrong entry here
 KINDS = {
     "deployment": ("apps/v1", "Deployment"),
     "daemonset": ("apps/v1", "DaemonSet"),
