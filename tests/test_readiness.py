@@ -1,6 +1,6 @@
 """What kubectl's waits conclude from one read of an object (tasks/engine/readiness.py).
 
-Each case is a rule of the pinned kubectl, read from its source:
+Each case is a rule of kubectl, read from its source (the kubernetes/kubectl repository):
 ``staging/src/k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go`` (``kubectl rollout
 status``: DeploymentStatusViewer, DaemonSetStatusViewer, StatefulSetStatusViewer) and
 ``staging/src/k8s.io/kubectl/pkg/cmd/wait/condition.go`` (``kubectl wait --for=condition``:

