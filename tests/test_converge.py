@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from stateful import (
 from test_talos_fixtures import BUNDLE, MARK, make_talos_env
 
 from tasks.engine.components import CrdBundle, HelmRelease, ManifestBundle
-from tasks.engine.errors import FlagError
+from tasks.engine.errors import FlagError, OneclusterError
 from tasks.engine.execute import diff, execute
 from tasks.engine.inventory import REPO_ROOT
 from tasks.engine.record import NAME, NAMESPACE, RECORD_MANAGER, key
@@ -119,6 +120,7 @@ def test_second_rebuild_makes_no_mutating_call_and_one_read_per_release_bundle_n
     status = {r.id: r.status for r in second.results}
     compared = {s.id for s in syncs} | {f"talos/apply-{n.name}" for n in INV.nodes}
     compared |= {"talos/bootstrap"}  # etcd answered
+    compared |= {"talos/kubeconfig"}  # fetched beside the node configs: nothing left to do
     assert {i for i, s in status.items() if s == UNCHANGED} == fingerprinted | compared
     gates = [s for s in steps if s.kind == "gate"]
     assert all(status[g.id] == OK for g in gates)
@@ -168,6 +170,85 @@ def test_a_gate_whose_objects_the_read_shows_not_ready_waits_on_the_cluster(env,
     assert waits == [["rollout", "status", "deployment/traefik"]]  # that gate alone
     assert applied(calls) == []
     assert {r.id: r.status for r in report.results}["network/traefik-ready"] == OK
+
+
+def test_the_client_probe_runs_beside_the_first_talos_steps(env, fake_tools):
+    """The preflight's talosctl version probe costs a re-run no round trip of its own: the
+    bundle is read and the configs generated meanwhile."""
+    assert rebuild().ok
+    before = len(fake_tools.calls())
+    want = INV.cluster.talos_version
+    fake_tools.rule("talosctl", "version --client", sleep=1.0, stdout=f"Client:\nTalos {want}\n")
+    report = rebuild()
+    assert report.ok
+    calls = fake_tools.calls()[before:]
+    (probe,) = [c for c in calls if c["argv"][:2] == ["version", "--client"]]
+    (gen,) = [c for c in calls if c["argv"][:2] == ["gen", "config"]]
+    assert gen["start"] < probe["end"]  # side by side
+    assert [c for c in calls if mutating(c)] == []
+
+
+def test_a_wrong_client_found_beside_the_first_steps_still_changes_nothing(env, fake_tools):
+    """A re-run that would change something, with a talosctl that is not the pinned one (its
+    answer slow to come): the configs were rendered and the cluster read meanwhile, and nothing
+    was changed."""
+    assert rebuild().ok
+    before = len(fake_tools.calls())
+    changed = env.root / "traefik.yaml"
+    text = (REPO_ROOT / "helm-values" / "traefik.yaml").read_text()
+    changed.write_text(text.replace("  replicas: 2\n", "  replicas: 3\n", 1))
+    fake_tools.rule("talosctl", "version --client", sleep=1.0, stdout="Client:\nTalos v1.11.3\n")
+    with pytest.raises(OneclusterError) as err:
+        rebuild(traefik_values=str(changed))
+    assert str(err.value).startswith("preflight failed, nothing was changed:")
+    assert "talosctl is v1.11.3" in str(err.value)
+    calls = fake_tools.calls()[before:]
+    assert [c for c in calls if c["argv"][:2] == ["gen", "config"]]  # it ran meanwhile
+    assert [c for c in calls if mutating(c)] == []
+
+
+def test_talos_health_of_an_untouched_cluster_is_its_early_check(env, fake_tools, capsys):
+    """talosctl health runs beside the cluster's reads once the kubeconfig came (a minute at
+    most); the gate of an untouched cluster is judged by it. When it did not pass, the gate
+    checks on its own, with its full timeout, after the early check ended."""
+    assert rebuild().ok
+    before = len(fake_tools.calls())
+    assert rebuild().ok
+    (early,) = [c["argv"] for c in fake_tools.calls()[before:] if "health" in c["argv"]]
+    assert early[early.index("--wait-timeout") + 1] == "1m"
+    assert "==> ok     talos/health (its steps unchanged" in capsys.readouterr().out
+
+    before = len(fake_tools.calls())
+    fake_tools.rule("talosctl", "health", "--wait-timeout 1m", sleep=0.3, exit=1)
+    report = rebuild()
+    assert report.ok
+    checks = [c for c in fake_tools.calls()[before:] if "health" in c["argv"]]
+    assert [c["argv"][c["argv"].index("--wait-timeout") + 1] for c in checks] == ["1m", "10m"]
+    assert checks[1]["start"] >= checks[0]["end"]  # never two at once
+
+
+def test_a_read_no_step_waited_for_ends_with_the_run(env, fake_tools):
+    """A failed run does not leave its background reads running: the early health check (slow
+    here) is ended with the run."""
+    assert rebuild().ok
+    before = len(fake_tools.started())
+    fake_tools.rule("talosctl", "health", "--wait-timeout 1m", sleep=60)
+    fake_tools.rule("talosctl", "machineconfig patch", "talostrk6", sleep=0.5, exit=1)
+    with pytest.raises(RunFailed):
+        rebuild()
+    (early,) = [c for c in fake_tools.started()[before:] if "health" in c["argv"]]
+    deadline = time.monotonic() + 10
+    while _alive(early["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(early["pid"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _ctx():

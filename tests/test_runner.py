@@ -339,3 +339,57 @@ def test_a_step_that_must_apply_waits_for_the_lock_while_reads_go_on(fake_tools)
     (apply,) = fake_tools.calls("helm")
     assert gate["start"] < answered[0] + 0.5  # the gate read at once
     assert apply["start"] >= answered[0] + 0.5  # the apply waited for the lock
+
+
+@dataclass(frozen=True, kw_only=True)
+class Early(FakeRelease):
+    """A step that may start before the run's preflight answered (as talos/genconfig)."""
+
+    before_preflight: bool = True
+
+
+def test_only_steps_marked_before_preflight_start_before_its_answer(fake_tools):
+    graph = Graph.build(
+        [
+            Early(layer="talos", name="early"),
+            SlowGate(layer="network", name="g"),
+            release("network/x"),
+            release("network/after", "talos/early"),
+        ]
+    )
+    asked = []
+
+    def preflight():  # the answer comes after 0.5 s
+        asked.append(time.time())
+        return True if asked[-1] - asked[0] > 0.5 else None
+
+    with run_context(load_inventory(), dry_run=False, fetch_kubeconfig=False) as ctx:
+        report = Runner(graph, ctx, jobs=4, preflight=preflight).run(list(graph.order))
+    assert report.ok
+    started = {c["argv"][-1]: c["start"] for c in fake_tools.calls()}
+    assert started["early"] < asked[0] + 0.5  # at once
+    # everything else, a gate (a read) included, only once it answered
+    assert min(started["g"], started["x"], started["after"]) >= asked[0] + 0.5
+
+
+def test_a_failed_preflight_starts_nothing_more(fake_tools):
+    fake_tools.rule("helm", "early", sleep=0.6)
+    graph = Graph.build(
+        [
+            Early(layer="talos", name="early"),
+            release("network/x"),
+            release("network/y", "talos/early"),
+        ]
+    )
+    asked = []
+
+    def preflight():  # fails after 0.3 s, while the early step runs
+        asked.append(time.time())
+        return False if asked[-1] - asked[0] > 0.3 else None
+
+    with run_context(load_inventory(), dry_run=False, fetch_kubeconfig=False) as ctx:
+        report = Runner(graph, ctx, jobs=4, preflight=preflight).run(list(graph.order))
+    assert not report.ok and report.aborted == "preflight failed"
+    assert [c["argv"][-1] for c in fake_tools.calls()] == ["early"]  # it finished; no other began
+    status = {r.id: r.status for r in report.results}
+    assert status == {"talos/early": OK, "network/x": SKIPPED, "network/y": SKIPPED}

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, call_task, task_context
 from invoke.exceptions import Exit
 from packaging.specifiers import SpecifierSet
-from test_talos_fixtures import CLIENT_PROBE, make_talos_env, write_inventory
+from test_talos_fixtures import BUNDLE, CLIENT_PROBE, make_talos_env, write_inventory
 
 from tasks.engine.errors import InventoryError
 from tasks.engine.inventory import load_inventory
@@ -118,6 +118,20 @@ def test_mismatched_client_stops_the_run_with_the_fix(env):
     )
     assert env.argvs() == []  # only the read-only probe ran
     assert SECRET_NAME not in env.store.names()
+
+
+def test_a_wrong_client_exports_no_config_it_rendered_meanwhile(env, tmp_path):
+    """With a stored bundle the configs are rendered beside the client's probe (in the private
+    workdir); they leave it with --out only once the client is known to be the pinned one."""
+    env.store.write(SECRET_NAME, BUNDLE)
+    env.fakes.rule("talosctl", "version --client", sleep=0.5, stdout="Client:\nTalos v1.11.3\n")
+    out = tmp_path / "configs"
+    with pytest.raises(Exit) as err:
+        talos_tasks.genconfig(task_context(), out=str(out))
+    assert "preflight failed, nothing was changed" in err.value.message
+    assert [a for a in env.argvs() if a[1:3] == ["gen", "config"]]  # rendered meanwhile
+    assert not out.exists() or list(out.iterdir()) == []
+    assert list(env.tmp.iterdir()) == []  # and the workdir is gone
 
 
 def test_unreadable_client_output_is_a_problem_not_a_pass(env):

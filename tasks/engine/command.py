@@ -167,6 +167,10 @@ class Executor:
             _tty_out=False,
             _return_cmd=True,
             _decode_errors="replace",
+            # read the output in large chunks: sh's default splits it into lines in Python,
+            # which costs more CPU than the tool itself for a large `get -o json`
+            _out_bufsize=_READ_CHUNK,
+            _err_bufsize=_READ_CHUNK,
             _bg=True,  # returns at once, so the process is tracked before it is waited for
             _bg_exc=False,
             _new_group=True,
@@ -201,6 +205,10 @@ class Executor:
         finally:
             stop.children.discard(pgid)
         return Result(proc.exit_code, str(proc), proc.stderr.decode("utf-8", "replace"))
+
+
+# bytes read from a tool's stdout or stderr at a time (output is collected whole, never streamed)
+_READ_CHUNK = 1024 * 1024
 
 
 def _child_defaults() -> None:

@@ -78,6 +78,9 @@ class Component:
     # False: the step changes nothing in the cluster (it renders or fetches files into the
     # workdir): it needs no cluster Lease
     changes_cluster: bool = True
+    # True: the step may start before the run's preflight answered (it reads, writes only into
+    # the private workdir, and waits for the answer before any other write: preflight.passed)
+    before_preflight: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", tuple(self.needs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +42,11 @@ class RunContext:
     state: dict[str, Any] = field(default_factory=dict)
     # opens the run's secret store on first use (the stack's; tests put a store in state)
     open_store: StoreOpener | None = None
+    # one store opened (one login) when the preflight and the first steps ask at once
+    _store_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # what starts once the run's kubeconfig exists (a rebuild's Talos steps write it mid-run):
+    # the run's reads of the cluster (the converge reads, the Lease's), beside the steps running
+    on_kubeconfig: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def dry_run(self) -> bool:
@@ -70,13 +76,22 @@ class RunContext:
     def run(self, command: Command, *, prefix: str = "") -> Any:
         return self.executor.run(command, prefix=prefix)
 
+    def kubeconfig_written(self) -> None:
+        """The run's kubeconfig was just written: start what waited for it (``on_kubeconfig``;
+        each starts its reads once, however often it is told)."""
+        if self.dry_run or not Path(self.kubeconfig).is_file():
+            return
+        for start in list(self.on_kubeconfig):
+            start()
+
     def secret_store(self) -> Any:
         """The run's secret store, opened once (tests put a MemoryStore in ``state["store"]``)."""
-        if "store" not in self.state:
-            if self.open_store is None:
-                raise OneclusterError("internal: this run has no secret store to open")
-            self.state["store"] = self.open_store(self.inventory)
-        return self.state["store"]
+        with self._store_lock:
+            if "store" not in self.state:
+                if self.open_store is None:
+                    raise OneclusterError("internal: this run has no secret store to open")
+                self.state["store"] = self.open_store(self.inventory)
+            return self.state["store"]
 
 
 def user_kubeconfig() -> str:

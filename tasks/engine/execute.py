@@ -32,6 +32,7 @@ from .inventory import Inventory
 from .lock import RunLock
 from .output import echo
 from .plan import render_plan
+from .preflight import Preflight
 from .record import Converge
 from .runner import NOT_RUN, OK, STOPPED, UNCHANGED, Report, RunFailed, Runner, resume_command
 from .signals import Stop, handle_signals
@@ -129,19 +130,20 @@ def execute(
             open_store=catalog.open_store,
         ) as ctx,
     ):
+        asked: Preflight | None = None
         try:
             precheck(catalog, ctx, steps)
             if preflight and not stop.requested.is_set():
-                problems = [p for s in steps for p in s.preflight(ctx)]
-                if problems:
-                    raise OneclusterError(
-                        "preflight failed, nothing was changed:\n"
-                        + "\n".join(f"  - {p}" for p in problems)
-                    )
+                asked = Preflight(ctx, steps)
+                if dry_run:  # printed first, in order
+                    asked.ask()
+                else:  # beside the steps that may start before its answer
+                    asked.start()
             if dry_run and lock:
                 run_lock.print_dry_run(ctx.kubeconfig)
             elif lock:  # the cluster-side lock, once its kubeconfig exists and it answers
                 run_lock.attach(ctx.kubeconfig)
+                ctx.on_kubeconfig.append(run_lock.peek)
             if dry_run:
                 echo(
                     f"# dry-run for cluster {inventory.name}: {len(steps)} steps, "
@@ -155,12 +157,18 @@ def execute(
             runner = Runner(
                 graph, ctx, jobs=jobs, after_step=after, converge=converge, version=version(),
                 may_change=run_lock.may_change if lock and not dry_run else None,
+                preflight=asked.state if asked is not None else None,
             )  # fmt: skip
             report = runner.run([s.id for s in steps])
+            if asked is not None and not stop.requested.is_set():
+                asked.check()  # a failed preflight is the run's error, whatever else happened
         finally:
             if converge is not None:
                 converge.flush()  # what succeeded, while the lock is held
             run_lock.release_lease()  # while the run's kubeconfig is still there
+            # a read still running in the background (one no step came to wait for, e.g. after
+            # a failure) ends with the run, before its workdir goes
+            stop.children.kill_all()
     echo("")
     if dry_run:
         echo(f"# dry-run: {len(report.results)} steps printed, nothing was executed")

@@ -381,6 +381,7 @@ class RunLock:
         self._next_try = 0.0
         self._attempt: threading.Thread | None = None
         self._peeked = False
+        self._peek_lock = threading.Lock()
 
     @contextlib.contextmanager
     def held(self) -> Iterator[RunLock]:
@@ -404,15 +405,20 @@ class RunLock:
         self._thread.start()
 
     def after_step(self, _result: object = None) -> None:
-        """Between steps: stop the run if another run holds or took the cluster's Lease; once
-        the kubeconfig exists (a rebuild's talos/kubeconfig wrote it), read the Lease once,
-        beside the steps, so another run's live Lease stops this one before its next step."""
+        """Between steps: stop the run if another run holds or took the cluster's Lease."""
         if self.lost:
             raise LockHeld(self.lost)
+        self.peek()
+
+    def peek(self) -> None:
+        """Once the kubeconfig exists (after a first step, or as a rebuild's Talos steps wrote
+        it): read the Lease once, beside the steps, so another run's live Lease stops this one
+        before its next step."""
         lease = self.lease
-        if lease is None or lease.held or self._peeked or not Path(self.kubeconfig).is_file():
-            return
-        self._peeked = True
+        with self._peek_lock:
+            if lease is None or lease.held or self._peeked or not Path(self.kubeconfig).is_file():
+                return
+            self._peeked = True
         threading.Thread(target=self._peek, name="lease-read", daemon=True).start()
 
     def _peek(self) -> None:

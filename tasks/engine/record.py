@@ -148,15 +148,6 @@ def helm_releases(ctx: RunContext) -> dict[tuple[str, str], dict]:
 CONVERGE = "converge"
 
 
-def start_reads(ctx: RunContext) -> None:
-    """The cluster's kubeconfig has just been written: start the run's converge reads now, beside
-    whatever else runs (a rebuild's Talos steps), rather than at the first check that needs
-    them."""
-    converge = ctx.state.get(CONVERGE)
-    if converge is not None and not ctx.dry_run and Path(ctx.kubeconfig).is_file():
-        converge.prefetch(wait=False)
-
-
 def forced(ctx: RunContext, step_id: str) -> bool:
     """Whether this run re-applies ``step_id`` regardless (``--force``, ``--force-step``)."""
     converge = ctx.state.get(CONVERGE)
@@ -193,6 +184,9 @@ class Converge:
         self._new: dict[str, str] = {}
         self._new_ids: list[str] = []
         ctx.state[CONVERGE] = self
+        # the cluster's kubeconfig written mid-run (a rebuild's Talos steps fetch it): the reads
+        # start then, beside whatever else runs, rather than at the first check that needs them
+        ctx.on_kubeconfig.append(lambda: self.prefetch(wait=False))
 
     def select(self, steps: Iterable[Any]) -> None:
         """The run's selected steps: their kinds' shared reads are issued with the record's, and

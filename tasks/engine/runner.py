@@ -169,6 +169,7 @@ class Runner:
         converge: Converge | None = None,
         version: str = "",
         may_change: Callable[[], bool] | None = None,
+        preflight: Callable[[], bool | None] | None = None,
     ) -> None:
         if jobs < 1:
             raise FlagError(f"--jobs must be at least 1, got {jobs}")
@@ -180,6 +181,9 @@ class Runner:
         # False holds back every step that may change the cluster (the run's lock is being
         # taken); an error it raises stops the run like after_step's
         self.may_change = may_change
+        # the run's preflight answer (True passed, None not yet, False failed: the run stops);
+        # until it passed only ``before_preflight`` steps start
+        self.preflight = preflight
         # a dry-run reads the record too (read-only probes) to say which steps it would skip,
         # once the cluster's kubeconfig exists; it checks in plan order, never early
         self.converge = converge
@@ -263,10 +267,16 @@ class Runner:
         try:
             while waiting or running:
                 held_back = False
+                answered = self._preflight()
+                if answered is False and not failed:
+                    aborted, failed = aborted or "preflight failed", True
                 if not failed and not stop.requested.is_set():
                     for cid, early in ready():
                         if len(running) >= self.jobs:
                             break
+                        if answered is None and not self.graph[cid].before_preflight:
+                            held_back = True  # until the preflight answers
+                            continue
                         changes = cid not in reads_only and self.graph[cid].changes_cluster
                         if not early and changes:
                             allowed, why = self._may_change()
@@ -291,7 +301,7 @@ class Runner:
                             fut = pool.submit(self._run_one, self.graph[cid], by_read)
                         running[fut] = (cid, early)
                 if not running:
-                    if held_back and not failed:  # waiting for the lock's answer
+                    if held_back and not failed:  # waiting for the lock's or preflight's answer
                         time.sleep(TICK_SECONDS)
                         continue
                     break
@@ -344,6 +354,14 @@ class Runner:
             report.interrupted = stop.signal_name
         report.aborted = aborted
         return report
+
+    def _preflight(self) -> bool | None:
+        if self.preflight is None:
+            return True
+        try:
+            return self.preflight()
+        except Exception:  # (a bug in the hook) the caller reports the preflight's own error
+            return False
 
     def _may_change(self) -> tuple[bool, str]:
         """(may a changing step start now, why the run must stop or "")."""

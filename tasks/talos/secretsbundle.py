@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine import yamlio
+from ..engine import preflight, yamlio
 from ..engine.errors import ConfirmationRequired, SecretsError
 from ..engine.output import echo, register_secret
 from . import maintenance, talosctl
@@ -121,6 +121,9 @@ def ensure_bundle(ctx: RunContext, *, generate: bool) -> str:
         echo(f"[talos/secrets-bundle] reusing {SECRET_NAME} from the secret store")
         ctx.state[STATE_KEY] = found
         return found
+    # the bundle step starts before the run's preflight answered (it only reads until here):
+    # a bundle is generated and stored only once the preflight passed
+    preflight.passed(ctx)
     problem = missing_bundle_problem(ctx, generate=generate)
     if problem is None and not replace:
         problem = running_cluster_problem(ctx)

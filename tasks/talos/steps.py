@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
-from ..engine import yamlio
+from ..engine import preflight, yamlio
 from ..engine.command import Command
 from ..engine.components import Component, LiveDiff
 from ..engine.context import RunContext
@@ -30,8 +31,9 @@ from ..engine.inventory import Inventory, Node
 from ..engine.output import echo
 from ..engine.poll import parse_duration, poll
 from ..engine.probes import Probe, api_probe
-from ..engine.record import CONVERGE, cached, forced, start_reads
+from ..engine.record import CONVERGE, cached, forced
 from ..engine.runner import UNCHANGED
+from ..engine.signals import Interrupted
 from . import configdiff, machineconfig, maintenance, secretsbundle, talosctl, versions
 from .options import HEALTH_TIMEOUT, TalosOptions
 
@@ -53,6 +55,8 @@ class TalosStep(Component):
     # its own read-compare, from what this run read already: True when there is nothing to do
     # (a re-run's early check; see Component.up_to_date)
     check: Callable[[RunContext], bool] | None = None
+    # a gate's: whether a read this run made already shows it holding (Component.settled)
+    settle: Callable[[RunContext], bool] | None = None
 
     @property
     def compares(self) -> bool:  # type: ignore[override]
@@ -63,6 +67,9 @@ class TalosStep(Component):
 
     def live_diff(self, ctx: RunContext) -> LiveDiff | None:
         return None if self.diff is None else self.diff(ctx)
+
+    def settled(self, ctx: RunContext) -> bool:
+        return not ctx.dry_run and self.settle is not None and bool(self.settle(ctx))
 
     def commands(self, ctx: RunContext) -> list[Command]:
         return self.build(ctx)
@@ -204,6 +211,7 @@ def _genconfig_action(ctx: RunContext) -> None:
     )
     out = ctx.option(TalosOptions).out
     if out:
+        preflight.passed(ctx)  # the configs leave the workdir only from the pinned client
         _export_configs(ctx, Path(out))
 
 
@@ -239,15 +247,16 @@ def render_configs(ctx: RunContext, *, read_live: bool = False) -> list[str]:
         with secretsbundle.bundle_file(ctx):
             ctx.run(gen, prefix=prefix)
         # each node's patch, and the reads a re-run decides by, side by side (independent
-        # calls): each node's live config, whether etcd answers, the kubeconfig
+        # calls): the kubeconfig first (the cluster's reads wait for it, and a tool starts
+        # slower the more start beside it), whether etcd answers, each node's live config
         with ThreadPoolExecutor(2 * len(inv.nodes) + 2, thread_name_prefix="genconfig") as pool:
-            patched = [pool.submit(ctx.run, cmd, prefix=prefix) for cmd in patches]
-            reads = {n.name: pool.submit(_live_config, ctx, n) for n in inv.nodes if read_live}
             cluster = (
-                [pool.submit(_etcd_answers, ctx), pool.submit(_early_kubeconfig, ctx)]
+                [pool.submit(_early_kubeconfig, ctx), pool.submit(_etcd_answers, ctx)]
                 if read_live
                 else []
             )
+            patched = [pool.submit(ctx.run, cmd, prefix=prefix) for cmd in patches]
+            reads = {n.name: pool.submit(_live_config, ctx, n) for n in inv.nodes if read_live}
             for future in [*patched, *cluster]:
                 future.result()
             live = {name: future.result() for name, future in reads.items()}
@@ -401,16 +410,64 @@ def _early_kubeconfig(ctx: RunContext) -> None:
         return
     if Path(ctx.kubeconfig).is_file():
         ctx.state[KUBECONFIG_FETCHED] = True
-        start_reads(ctx)
+        ctx.kubeconfig_written()
+        _start_early_health(ctx)
 
 
-def kubeconfig_action(ctx: RunContext) -> None:
+# the health check a re-run makes beside its other reads once the cluster served its kubeconfig:
+# talos/health, when nothing before it changed, is judged by it instead of a check of its own
+EARLY_HEALTH = "talos.early-health"
+# how long that early check waits (a healthy cluster answers in seconds; a failed early check
+# only means the gate runs its own, with the full timeout)
+EARLY_HEALTH_TIMEOUT = "1m"
+
+
+def _start_early_health(ctx: RunContext) -> None:
+    converge = ctx.state.get(CONVERGE)
+    if converge is None or not converge.selects("talos/health"):
+        return
+    timeout = ctx.option(TalosOptions).timeout or HEALTH_TIMEOUT
+    if parse_duration(timeout) > parse_duration(EARLY_HEALTH_TIMEOUT):
+        timeout = EARLY_HEALTH_TIMEOUT
+    command = talosctl.health(ctx.talosconfig, ctx.inventory, timeout)
+    answer: Future[bool] = Future()
+
+    def read() -> None:
+        try:
+            ctx.executor.query(command)
+        except (Exception, Interrupted):  # could not tell (or a bug): the gate checks itself
+            answer.set_result(False)
+        else:
+            answer.set_result(True)
+
+    ctx.state[EARLY_HEALTH] = answer
+    threading.Thread(target=read, name="talos-health-read", daemon=True).start()
+
+
+def _early_health_passed(ctx: RunContext) -> bool:
+    """The early health check (if this run made one) passed; waits for its answer."""
+    answer = ctx.state.get(EARLY_HEALTH)
+    return answer is not None and bool(answer.result())
+
+
+def _health_action(ctx: RunContext) -> None:
+    """talos/health's own check; an early one still running is waited for first (two health
+    checks never run at once, and the early one never outlives the run)."""
+    answer = ctx.state.get(EARLY_HEALTH)
+    if answer is not None:
+        answer.result()
+    for cmd in health_commands(ctx):
+        ctx.run(cmd, prefix="[talos/health] $ ")
+
+
+def kubeconfig_action(ctx: RunContext) -> str | None:
     if ctx.state.get(KUBECONFIG_FETCHED):
         echo(f"[talos/kubeconfig] fetched beside the node configs into {ctx.kubeconfig}")
-        return
+        return UNCHANGED
     for cmd in kubeconfig_commands(ctx):
         ctx.run(cmd, prefix="[talos/kubeconfig] $ ")
-    start_reads(ctx)
+    ctx.kubeconfig_written()
+    return None
 
 
 RENDERED_FOR_DIFF = "talos.rendered-for-diff"
@@ -552,7 +609,7 @@ def _bundle(generate: bool) -> BundleStep:
     return BundleStep(
         layer="talos", name="secrets-bundle", build=_bundle_commands(generate),
         action=_bundle_action(generate), generate=generate, summary=summary,
-        changes_cluster=False,
+        changes_cluster=False, before_preflight=True,
     )  # fmt: skip
 
 
@@ -574,7 +631,7 @@ def components(inv: Inventory) -> list[Component]:
         TalosStep(
             layer="talos", name="genconfig", needs=("talos/secrets-bundle",),
             build=_genconfig_commands, action=_genconfig_action, fetches_configs=True,
-            changes_cluster=False,
+            changes_cluster=False, before_preflight=True,
             summary="render the patches and every node's config into the 0700 workdir; validate",
         ),
         *applies,
@@ -587,12 +644,12 @@ def components(inv: Inventory) -> list[Component]:
         TalosStep(
             layer="talos", name="kubeconfig", needs=("talos/bootstrap",),
             build=kubeconfig_commands, action=kubeconfig_action, fetches_configs=True,
-            changes_cluster=False,
+            changes_cluster=False, check=lambda ctx: bool(ctx.state.get(KUBECONFIG_FETCHED)),
             summary="fetch the admin kubeconfig into the private workdir",
         ),
         TalosGate(
             layer="talos", name="health", needs=("talos/kubeconfig", *(a.id for a in applies)),
-            build=health_commands,
+            build=health_commands, action=_health_action, settle=_early_health_passed,
             summary="gate: every control plane and worker healthy, etcd and the API server up",
         ),
     ]  # fmt: skip
