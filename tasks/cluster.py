@@ -10,7 +10,7 @@ from .engine.execute import diff, execute, plan
 from .engine.lock import LOCK_HELP
 from .engine.output import echo
 from .engine.plan import FORMATS
-from .status import run as status_run
+from .status import FORMATS as STATUS_FORMATS
 from .verify.profile import PROFILES
 
 PROFILE_HELP = (
@@ -198,15 +198,13 @@ def deploy_layer(
     help=dict(
         since="report what happened within this long before now (default 9h)",
         timeout="the whole status ends within this (default 30s)",
-        format=f"output format: {', '.join(status_run.FORMATS)} (json: tasks/status/status.schema.json)",
+        format=f"output format: {', '.join(STATUS_FORMATS)} (json: tasks/status/status.schema.json)",
         layer="only this layer's components and findings",
         name="only this release, bundle or app (e.g. mealie)",
         dry_run="print the read-only reads it would make, and make none",
     ),
     iterable=["layer", "name"],
-    checks=dict(
-        format=one_of(*status_run.FORMATS, what="format"), since=duration, timeout=duration
-    ),
+    checks=dict(format=one_of(*STATUS_FORMATS, what="format"), since=duration, timeout=duration),
 )
 def status_(
     c, cluster=None, since="9h", timeout="30s", format="table", layer=None, name=None,
@@ -217,6 +215,8 @@ def status_(
     Read-only, no lock, bounded by --timeout. Exit code 0: healthy; 1: a finding is an error.
     """
     from invoke.exceptions import Exit
+
+    from .status import run as status_run  # the report's reads and rules: only for this task
 
     code = status_run.print_status(
         catalog=catalog_of(c), cluster=cluster, since=since, timeout=timeout, fmt=format,

@@ -24,10 +24,30 @@ from .inventory import REPO_ROOT, Inventory
 from .schema import yaml_key
 
 PLACEHOLDER = re.compile(r"\(\(\s*([A-Za-z0-9_.-]+)\s*\)\)")
+_RENDERED_LOCK = threading.Lock()
+
+
+# inventory_values by inventory (kept with the inventory itself, so its id is not reused): a run
+# renders some sixty files with one inventory, and walking it is most of a small file's render
+_VALUES: dict[int, tuple[Inventory, dict[str, str]]] = {}
+_VALUES_KEPT = 16
 
 
 def inventory_values(inv: Inventory) -> dict[str, str]:
     """Every scalar of the inventory under its dotted YAML path (``nodes.talostrk1.ip`` too)."""
+    with _RENDERED_LOCK:
+        found = _VALUES.get(id(inv))
+    if found is not None and found[0] is inv:
+        return dict(found[1])
+    out = _walk_values(inv)
+    with _RENDERED_LOCK:
+        if len(_VALUES) >= _VALUES_KEPT:
+            _VALUES.clear()
+        _VALUES[id(inv)] = (inv, out)
+    return dict(out)
+
+
+def _walk_values(inv: Inventory) -> dict[str, str]:
     out: dict[str, str] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -101,7 +121,6 @@ def render_text(
 # what render_file made, by file (path and content), inventory and own values: a run renders
 # each file for its fingerprint, its check and its command, and the text is the same each time
 _RENDERED: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], str] = {}
-_RENDERED_LOCK = threading.Lock()
 
 
 def render_file(path: Path, inv: Inventory, values: Mapping[str, str] | None = None) -> str:

@@ -21,8 +21,6 @@ from .reads import ETCD, DeadlineExecutor, reads, take
 from .report import document, render_json, render_table
 from .rules import find
 
-FORMATS = ("table", "json")
-
 
 @dataclass(frozen=True)
 class Outcome:
