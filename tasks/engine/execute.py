@@ -2,8 +2,9 @@
 
 Plan → check → apply → report: the inventory is validated and the graph resolved before anything
 runs; the selected steps' values files and manifests are checked (the catalogue's ``prechecks``);
-missing binaries and preflight problems (e.g. secrets absent from Infisical) stop the run
-before the first step; then the runner applies the steps and prints a summary table.
+missing binaries stop the run before the first step, and preflight problems (e.g. secrets absent
+from Infisical) before any step that changes anything (:mod:`tasks.engine.preflight`); then the
+runner applies the steps and prints a summary table.
 
 A run (not a dry-run, not a plan) changes the cluster, so it holds the cluster's lock
 (:mod:`tasks.engine.lock`) from before its work directory exists until after it is removed, and

@@ -154,7 +154,8 @@ class Runner:
     ``after_step`` is called in the runner's thread after each step that succeeded; an error it
     raises stops the run like a failed step (a run whose cluster Lease another run took stops so).
     ``may_change`` says whether a step that may change the cluster can start now (reads, gates
-    and early converge checks, go on regardless).
+    and early converge checks, go on regardless). ``preflight`` is the run's preflight answer:
+    until it passed only ``before_preflight`` steps start; once it failed nothing more does.
     The run's stop state is the executor's (``ctx.executor.stop``).
     """
 
