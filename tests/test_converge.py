@@ -178,7 +178,7 @@ def test_the_client_probe_runs_beside_the_first_talos_steps(env, fake_tools):
     assert rebuild().ok
     before = len(fake_tools.calls())
     want = INV.cluster.talos_version
-    fake_tools.rule("talosctl", "version --client", sleep=1.0, stdout=f"Client:\nTalos {want}\n")
+    fake_tools.rule("talosctl", "version --client", sleep=2.0, stdout=f"Client:\nTalos {want}\n")
     report = rebuild()
     assert report.ok
     calls = fake_tools.calls()[before:]
@@ -197,7 +197,7 @@ def test_a_wrong_client_found_beside_the_first_steps_still_changes_nothing(env, 
     changed = env.root / "traefik.yaml"
     text = (REPO_ROOT / "helm-values" / "traefik.yaml").read_text()
     changed.write_text(text.replace("  replicas: 2\n", "  replicas: 3\n", 1))
-    fake_tools.rule("talosctl", "version --client", sleep=1.0, stdout="Client:\nTalos v1.11.3\n")
+    fake_tools.rule("talosctl", "version --client", sleep=2.0, stdout="Client:\nTalos v1.11.3\n")
     with pytest.raises(OneclusterError) as err:
         rebuild(traefik_values=str(changed))
     assert str(err.value).startswith("preflight failed, nothing was changed:")
@@ -232,8 +232,11 @@ def test_a_read_no_step_waited_for_ends_with_the_run(env, fake_tools):
     here) is ended with the run."""
     assert rebuild().ok
     before = len(fake_tools.started())
-    fake_tools.rule("talosctl", "health", "--wait-timeout 1m", sleep=60)
-    fake_tools.rule("talosctl", "machineconfig patch", "talostrk6", sleep=0.5, exit=1)
+    fake_tools.rule("talosctl", "health", "--wait-timeout 1m", sleep=60, sets={"health": "on"})
+    # a node's patch fails once the early health check runs (a slow machine: after a while)
+    fail = ("talosctl", "machineconfig patch", "talostrk6")
+    fake_tools.rule(*fail, exit=1, when={"health": "on"})
+    fake_tools.rule(*fail, exit=1, sleep=5)
     with pytest.raises(RunFailed):
         rebuild()
     (early,) = [c for c in fake_tools.started()[before:] if "health" in c["argv"]]
