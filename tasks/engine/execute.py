@@ -136,10 +136,10 @@ def execute(
             precheck(catalog, ctx, steps)
             if preflight and not stop.requested.is_set():
                 asked = Preflight(ctx, steps)
-                if dry_run:  # printed first, in order
+                if not dry_run and any(s.before_preflight for s in steps):
+                    asked.start()  # beside the steps that may start before its answer
+                else:  # first (a dry-run prints it in order)
                     asked.ask()
-                else:  # beside the steps that may start before its answer
-                    asked.start()
             if dry_run and lock:
                 run_lock.print_dry_run(ctx.kubeconfig)
             elif lock:  # the cluster-side lock, once its kubeconfig exists and it answers

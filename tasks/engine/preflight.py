@@ -1,8 +1,9 @@
 """The run's preflight: every selected step's problems (a wrong client, a secret missing from the
 store), asked before anything is changed.
 
-A dry-run asks it first and prints it in order. A run asks it beside its first steps: the ones
-that declare ``before_preflight`` (they only read, or write only into the run's private workdir:
+A dry-run, and a run none of whose steps may start before it, ask it first (a dry-run prints it
+in order). Otherwise a run asks it beside its first steps: the ones that declare
+``before_preflight`` (they only read, or write only into the run's private workdir:
 ``talos/secrets-bundle`` reading the store, ``talos/genconfig`` rendering the configs) start at
 once, and every other step, early converge checks and gates included, waits for its answer. So
 the client's version probe costs a re-run no round trip of its own, and a failed preflight still
