@@ -268,7 +268,7 @@ class Runner:
         try:
             while waiting or running:
                 held_back = False
-                answered = self._preflight()
+                answered = True if self.preflight is None else self.preflight()
                 if answered is False and not failed:
                     aborted, failed = aborted or "preflight failed", True
                 if not failed and not stop.requested.is_set():
@@ -355,14 +355,6 @@ class Runner:
             report.interrupted = stop.signal_name
         report.aborted = aborted
         return report
-
-    def _preflight(self) -> bool | None:
-        if self.preflight is None:
-            return True
-        try:
-            return self.preflight()
-        except Exception:  # (a bug in the hook) the caller reports the preflight's own error
-            return False
 
     def _may_change(self) -> tuple[bool, str]:
         """(may a changing step start now, why the run must stop or "")."""

@@ -426,10 +426,7 @@ def _start_early_health(ctx: RunContext) -> None:
     converge = ctx.state.get(CONVERGE)
     if converge is None or not converge.selects("talos/health"):
         return
-    timeout = ctx.option(TalosOptions).timeout or HEALTH_TIMEOUT
-    if parse_duration(timeout) > parse_duration(EARLY_HEALTH_TIMEOUT):
-        timeout = EARLY_HEALTH_TIMEOUT
-    command = talosctl.health(ctx.talosconfig, ctx.inventory, timeout)
+    (command,) = health_commands(ctx, at_most=EARLY_HEALTH_TIMEOUT)
     answer: Future[bool] = Future()
 
     def read() -> None:
@@ -576,8 +573,11 @@ def kubeconfig_commands(ctx: RunContext) -> list[Command]:
     return [talosctl.kubeconfig(ctx.talosconfig, ctx.inventory.first_control_plane, target)]
 
 
-def health_commands(ctx: RunContext) -> list[Command]:
+def health_commands(ctx: RunContext, at_most: str = "") -> list[Command]:
+    """The health check with the run's timeout (``at_most``: no longer than that)."""
     timeout = ctx.option(TalosOptions).timeout or HEALTH_TIMEOUT
+    if at_most and parse_duration(timeout) > parse_duration(at_most):
+        timeout = at_most
     return [talosctl.health(ctx.talosconfig, ctx.inventory, timeout)]
 
 
