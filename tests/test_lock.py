@@ -8,6 +8,7 @@ rebuilds run as real subprocesses.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,6 +82,36 @@ def test_second_local_lock_fails_at_once_naming_the_holder(fake_tools):
     again = LocalLock("homelab", Holder.me())
     again.acquire()  # free once released
     again.release()
+
+
+def test_a_run_refused_before_the_holder_wrote_its_details_waits_for_them(fake_tools):
+    # the holder's flock succeeds a moment before its details are in the file (CI caught a
+    # second run reading the empty file in that moment)
+    path = lock_path("homelab")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    late = threading.Timer(0.2, lambda: os.write(fd, other(os.getpid(), HOST).to_json().encode()))
+    late.start()
+    try:
+        with pytest.raises(LockHeld) as err:
+            LocalLock("homelab", Holder.me()).acquire()
+    finally:
+        late.join()
+        os.close(fd)
+    assert f"(pid {os.getpid()} on {HOST}, started 2026-12-01T22:00:00Z)" in str(err.value)
+
+
+def test_a_holder_that_never_writes_its_details_is_still_refusing(fake_tools):
+    path = lock_path("homelab")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(LockHeld, match="a run whose details could not be read"):
+            LocalLock("homelab", Holder.me()).acquire()
+    finally:
+        os.close(fd)
 
 
 def test_lock_of_a_gone_holder_is_named_stale_and_can_be_broken(fake_tools):

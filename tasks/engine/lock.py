@@ -48,6 +48,8 @@ HOLDER_ANNOTATION = "onecluster/run"
 REQUEST_TIMEOUT = "10s"
 COMMAND_SECONDS = 20.0
 MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # metav1.MicroTime as the API server writes it
+# how long a run refused the local lock waits for the holder to write its details in it
+HOLDER_WAIT_SECONDS = 1.0
 
 BREAK_LOCK_HELP = "take the cluster's run lock from another run that is gone or stuck (needs --yes)"
 YES_HELP = "confirm --break-lock"
@@ -142,11 +144,21 @@ class LocalLock:
         self.path = lock_path(cluster)
         self._fd: int | None = None
 
-    def read_holder(self) -> Holder | None:
-        try:
-            return Holder.parse(self.path.read_text())
-        except OSError:
-            return None
+    def read_holder(self, wait: float = HOLDER_WAIT_SECONDS) -> Holder | None:
+        """The holder written in the lock file, waiting up to ``wait`` s for it to be written.
+
+        A holder writes its details just after its ``flock`` succeeds, so a run that failed to
+        take the lock in between finds the file empty (or half-written) for a moment.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                holder = Holder.parse(self.path.read_text())
+            except OSError:
+                holder = None
+            if holder is not None or time.monotonic() >= deadline:
+                return holder
+            time.sleep(0.02)
 
     def acquire(self, *, force: bool = False) -> None:
         """Take the lock or raise :class:`LockHeld`; ``force`` takes it from its holder."""
