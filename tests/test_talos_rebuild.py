@@ -46,6 +46,13 @@ def live_read(node) -> list[str]:
             "--nodes", ip, "--endpoints", ip]  # fmt: skip
 
 
+def live_read_all() -> list[str]:
+    """One read of every node's config through the control planes (one call for a re-run)."""
+    cps = ",".join(str(n.ip) for n in INV.control_planes)
+    return ["talosctl", "--talosconfig", TC, "get", "machineconfig", "-o", "yaml",
+            "--nodes", ",".join(str(n.ip) for n in INV.nodes), "--endpoints", cps]  # fmt: skip
+
+
 def probe(node) -> list[str]:
     """The maintenance-mode probe of ``node``."""
     return ["talosctl", "get", "disks", "--insecure", "--nodes", str(node.ip), "-o", "json"]
@@ -107,13 +114,15 @@ def test_rebuild_of_reference_cluster_runs_exact_talosctl_sequence(env, fake_too
     assert got[0] == ["talosctl", "gen", "secrets", "--talos-version", "v1.12.4",
                       "--output-file", "$WD/secrets.yaml"]  # fmt: skip
     # gen config first; then, side by side, each node's patch and the reads a re-run decides
-    # by (each node's live config, etcd, the kubeconfig: all refused by maintenance mode);
-    # then each config is validated (none runs on its node yet)
+    # by (every node's live config in one read, etcd, the kubeconfig: all refused by
+    # maintenance mode; then each node's own read, refused too); then each config is validated
+    # (none runs on its node yet)
     tail = expected_tail()
-    early = [live_read(n) for n in INV.nodes] + [tail[0], tail[4]]
+    early = [live_read_all(), *(live_read(n) for n in INV.nodes), tail[0], tail[4]]
     made = got[1 : 1 + len(configs) + len(early)]
     assert made[0] == configs[0]
     assert sorted(made[1:]) == sorted(configs[1:] + early)
+    assert all(made.index(live_read_all()) < made.index(live_read(n)) for n in INV.nodes)
     for patch, validate in zip(configs[1::2], configs[2::2], strict=True):
         assert made.index(patch) < made.index(validate)
     assert max(made.index(p) for p in configs[1::2]) < min(made.index(v) for v in configs[2::2])

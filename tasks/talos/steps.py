@@ -248,7 +248,7 @@ def render_configs(ctx: RunContext, *, read_live: bool = False) -> list[str]:
             ctx.run(gen, prefix=prefix)
         # each node's patch, and the reads a re-run decides by, side by side (independent
         # calls): the kubeconfig first (the cluster's reads wait for it, and a tool starts
-        # slower the more start beside it), whether etcd answers, each node's live config
+        # slower the more start beside it), whether etcd answers, every node's live config
         with ThreadPoolExecutor(2 * len(inv.nodes) + 2, thread_name_prefix="genconfig") as pool:
             cluster = (
                 [pool.submit(_early_kubeconfig, ctx), pool.submit(_etcd_answers, ctx)]
@@ -256,10 +256,10 @@ def render_configs(ctx: RunContext, *, read_live: bool = False) -> list[str]:
                 else []
             )
             patched = [pool.submit(ctx.run, cmd, prefix=prefix) for cmd in patches]
-            reads = {n.name: pool.submit(_live_config, ctx, n) for n in inv.nodes if read_live}
+            reads = pool.submit(live_configs, ctx) if read_live else None
             for future in [*patched, *cluster]:
                 future.result()
-            live = {name: future.result() for name, future in reads.items()}
+            live = reads.result() if reads is not None else {}
         if read_live:
             ctx.state[LIVE_CONFIGS] = live
         chosen = [
@@ -365,6 +365,29 @@ def _live_config(ctx: RunContext, node: Node, talosconfig: str = "") -> list | N
     return live_config(resources)
 
 
+def live_configs(ctx: RunContext, talosconfig: str = "") -> dict[str, list | None]:
+    """The config each node runs, by node name (None: the node did not answer): one read of
+    every node through the control planes, then a read of its own for each node that one did
+    not print (its proxy failed, or no endpoint answered: a cluster not configured yet)."""
+    inv = ctx.inventory
+    read = talosctl.machineconfigs(talosconfig or ctx.talosconfig, inv)
+    try:
+        out = ctx.executor.query(read).stdout
+        resources = [d for d in yamlio.load_all(out) if isinstance(d, dict)]
+    except (OneclusterError, ValueError):
+        resources = []
+    by_node: dict[str, list[dict]] = {}
+    for res in resources:
+        by_node.setdefault(str(res.get("node", "")), []).append(res)
+    found = {n.name: live_config(by_node.get(str(n.ip), [])) for n in inv.nodes}
+    missing = [n for n in inv.nodes if found[n.name] is None]
+    if missing:
+        with ThreadPoolExecutor(len(missing), thread_name_prefix="live-config") as pool:
+            alone = {n.name: pool.submit(_live_config, ctx, n, talosconfig) for n in missing}
+            found |= {name: future.result() for name, future in alone.items()}
+    return found
+
+
 def live_config(resources: list[dict]) -> list | None:
     """The v1alpha1 MachineConfig's documents among ``talosctl get machineconfig -o yaml``'s
     resources (its ``spec`` is the config's raw YAML: machine_config.go)."""
@@ -468,6 +491,7 @@ def kubeconfig_action(ctx: RunContext) -> str | None:
 
 
 RENDERED_FOR_DIFF = "talos.rendered-for-diff"
+LIVE_FOR_DIFF = "talos.live-for-diff"
 
 
 def _render_for_diff(ctx: RunContext) -> str:
@@ -491,7 +515,8 @@ def _apply_diff(node: Node) -> Callable[[RunContext], LiveDiff]:
     def diff(ctx: RunContext) -> LiveDiff:
         talosconfig = _render_for_diff(ctx)
         how = "talosctl get machineconfig, secret fields masked"
-        live = _live_config(ctx, node, talosconfig)
+        # every node's in one read, for whichever node's diff asks first
+        live = cached(ctx, LIVE_FOR_DIFF, lambda: live_configs(ctx, talosconfig))[node.name]
         rendered = _rendered_config(ctx, node)
         if live is None:  # not configured yet (or not answering): the whole config is new
             _, text = configdiff.config_diff(node.name, [], rendered)

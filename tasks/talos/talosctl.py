@@ -130,6 +130,26 @@ def machineconfig(talosconfig: str, node: Node) -> Command:
     return on_node(talosconfig, str(node.ip), "get", "machineconfig", "-o", "yaml", timeout=30)
 
 
+def machineconfigs(talosconfig: str, inv: Inventory) -> Command:
+    """The config every node runs, in one read through the control planes (read-only).
+
+    At v1.12 ``talosctl get`` resolves the resource type on the first of ``--nodes`` (when that
+    fails it prints nothing), then asks each node in turn through the endpoint's apid; each
+    resource is printed after a ``node: <as given in --nodes>`` line, ``---`` between them, and
+    the nodes that failed are collected and reported after the others were printed, exit code 1
+    (``cmd/talosctl/cmd/talos/get.go``, ``cmd/talosctl/pkg/talos/helpers/resources.go``,
+    ``cmd/talosctl/cmd/talos/output/yaml.go``). Exit 1 is therefore an answer too: what was
+    printed is what those nodes run. Several endpoints are tried round-robin
+    (``pkg/machinery/client/resolver/roundrobin.go``).
+    """
+    return _talosctl(
+        "--talosconfig", talosconfig, "get", "machineconfig", "-o", "yaml",
+        "--nodes", ",".join(str(n.ip) for n in inv.nodes),
+        "--endpoints", ",".join(str(n.ip) for n in inv.control_planes),
+        ok_codes=(0, 1), timeout=30,
+    )  # fmt: skip
+
+
 def version(talosconfig: str, node: Node) -> Command:
     """Answers once the node's API serves the applied config; prints the node's ``Tag:``.
 

@@ -43,8 +43,11 @@ when none is found, as kubectl's get.go does). ``helm upgrade --install NAME CHA
 --namespace NS`` stores the release (a new revision each time); ``helm list --all-namespaces -o
 json`` prints them in helm's fields (name, namespace, revision, updated, status, chart,
 app_version). ``talosctl apply-config --nodes IP --file F`` stores F's text for the node, and
-``talosctl get machineconfig --nodes IP -o yaml`` prints it as the MachineConfig resource
-(``spec`` the raw YAML string, pkg/machinery/resources/config/machine_config.go).
+``talosctl get machineconfig --nodes IP[,IP...] -o yaml`` prints it as the MachineConfig resource
+(``spec`` the raw YAML string, pkg/machinery/resources/config/machine_config.go), each after a
+``node: IP`` line, ``---`` between them; as talosctl's get does, it fails outright when the first
+node has none, and otherwise prints the others and then exits 1 for the nodes that had none
+(cmd/talosctl/cmd/talos/get.go, output/yaml.go).
 ``talosctl kubeconfig PATH`` writes a minimal kubeconfig to PATH when it does not exist (the real
 one writes, or merges into, the file it is given), so a run's Lease can be taken once it is there.
 """
@@ -369,19 +372,29 @@ def answer(tool, argv, stdin, state_dir):
         releases = _store(state_dir, "releases")
         return 0, json.dumps(sorted(releases.values(), key=lambda r: r["name"])) + "\n", ""
     if tool == "talosctl" and args[:2] == ["get", "machineconfig"]:
-        node = _flag(args, "--nodes", "-n")
-        text = _store(state_dir, "machineconfigs").get(node)
-        if text is None:
-            return 1, "", "rpc error: code = NotFound desc = resource not found\n"
+        nodes = (_flag(args, "--nodes", "-n") or "").split(",")
+        stored = _store(state_dir, "machineconfigs")
+        error = "rpc error: code = NotFound desc = resource not found"
+        if stored.get(nodes[0]) is None:  # the type is resolved on the first node: nothing
+            return 1, "", error + "\n"
         import yaml
 
-        res = {
-            "node": node,
-            "metadata": {"namespace": "config", "type": "MachineConfigs.config.talos.dev",
-                         "id": "v1alpha1", "version": 1, "phase": "running"},
-            "spec": text,
-        }  # fmt: skip
-        return 0, yaml.safe_dump(res, sort_keys=False), ""
+        docs, failed = [], []
+        for node in nodes:  # each node in turn, what failed reported after the rest
+            if stored.get(node) is None:
+                failed.append(error)
+                continue
+            res = {
+                "metadata": {"namespace": "config", "type": "MachineConfigs.config.talos.dev",
+                             "id": "v1alpha1", "version": 1, "phase": "running"},
+                "spec": stored[node],
+            }  # fmt: skip
+            docs.append(f"node: {node}\n" + yaml.safe_dump(res, sort_keys=False))
+        if not failed:
+            return 0, "---\n".join(docs), ""
+        count = f"{len(failed)} error{'s' if len(failed) > 1 else ''} occurred"
+        listed = "".join(f"\t* {e}\n" for e in failed)
+        return 1, "---\n".join(docs), f"{count}:\n{listed}\n"
     return None
 
 
