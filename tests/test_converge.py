@@ -106,8 +106,18 @@ def test_second_rebuild_makes_no_mutating_call_and_one_read_per_release_bundle_n
     cm = fake_tools.log.parent / "objects.json"
     record = json.loads(cm.read_text())[f"configmap/{NAMESPACE}/{NAME}"]["data"]
     fingerprinted = {s.id for s in [*releases, *bundles, *crds]}
-    assert set(record) == {key(i) for i in fingerprinted}
-    assert all(json.loads(v)["fingerprint"].startswith("sha256:") for v in record.values())
+    nodes = {f"talos/apply-{n.name}" for n in INV.nodes}
+    assert set(record) == {key(i) for i in fingerprinted | nodes}
+    assert all(
+        json.loads(record[key(i)])["fingerprint"].startswith("sha256:") for i in fingerprinted
+    )
+    # a node's entry: keyed fingerprints (the bundle's key) of its inputs and of its config
+    entries = [json.loads(record[key(i)]) for i in nodes]
+    assert all(
+        e["fingerprint"].startswith("hmac-sha256:") and e["config"].startswith("hmac-sha256:")
+        for e in entries
+    )
+    assert len({e["config"] for e in entries}) == len(IPS)  # each node has its own config
 
     second = rebuild()
     assert second.ok
@@ -144,12 +154,13 @@ def test_second_rebuild_makes_no_mutating_call_and_one_read_per_release_bundle_n
     (read,) = [c for c in calls if c["argv"][2:4] == ["get", "machineconfig"]]
     assert read["argv"][read["argv"].index("--nodes") + 1] == ",".join(IPS)  # every node at once
     assert [c for c in calls if "--insecure" in c["argv"]] == []
-    # the node configs are rendered, and none is validated: each node runs its config already
+    # no node config is rendered again, nor validated: each node runs what its record names
+    assert [c for c in calls if c["argv"][:2] == ["machineconfig", "patch"]] == []
     assert [c for c in calls if "validate" in c["argv"]] == []
     bound = (
         5 + 1  # helm list, the record, bundles' and gates' objects, Secrets; the nodes' configs
         + len(talos_gates)  # talosctl health
-        + 1 + len(IPS)  # the node configs rendered (gen config; a patch each)
+        + 1  # gen config (the talosconfig; the templates the nodes' inputs are made of)
         + 3  # Talos: the client's version, etcd status, the kubeconfig
         + 1  # the lock's Lease, read
     )  # fmt: skip
@@ -285,12 +296,13 @@ def test_a_read_no_step_waited_for_ends_with_the_run(env, fake_tools):
     assert rebuild().ok
     before = len(fake_tools.started())
     fake_tools.rule("talosctl", "health", "--wait-timeout 1m", sleep=60, sets={"health": "on"})
-    # a node's patch fails once the early health check runs (a slow machine: after a while)
+    # a node's patch (forced: its record would spare it) fails once the early health check
+    # runs (a slow machine: after a while)
     fail = ("talosctl", "machineconfig patch", "talostrk6")
     fake_tools.rule(*fail, exit=1, when={"health": "on"})
     fake_tools.rule(*fail, exit=1, sleep=5)
     with pytest.raises(RunFailed):
-        rebuild()
+        rebuild(force_steps=["talos/apply-talostrk6"])
     (early,) = [c for c in fake_tools.started()[before:] if "health" in c["argv"]]
     deadline = time.monotonic() + 10
     while _alive(early["pid"]) and time.monotonic() < deadline:

@@ -153,10 +153,11 @@ def execute(
             if dry_run and lock:
                 _say_dry_converge(ctx)
             after = run_lock.after_step if lock and not dry_run else None
+            release = version()
             if lock:  # a dry-run reads the record too, to say which steps a run would skip
-                converge = Converge(ctx, force=force, force_steps=force_steps)
+                converge = Converge(ctx, force=force, force_steps=force_steps, version=release)
             runner = Runner(
-                graph, ctx, jobs=jobs, after_step=after, converge=converge, version=version(),
+                graph, ctx, jobs=jobs, after_step=after, converge=converge, version=release,
                 may_change=run_lock.may_change if lock and not dry_run else None,
                 preflight=asked.state if asked is not None else None,
             )  # fmt: skip

@@ -164,10 +164,13 @@ class Converge:
         force: bool = False,
         force_steps: Iterable[str] = (),
         strict: bool = False,
+        version: str = "",
     ) -> None:
         """``strict``: a record that cannot be read is an error (``cluster.diff``), not an empty
-        record (a run then runs every step)."""
+        record (a run then runs every step). ``version``: onecluster's, written beside each
+        step."""
         self.ctx = ctx
+        self.version = version
         self.strict = strict
         self.force = force
         self.force_steps = set(force_steps)
@@ -183,6 +186,7 @@ class Converge:
         self.unwritten: list[str] = []
         self._new: dict[str, str] = {}
         self._new_ids: list[str] = []
+        self._confirmed: dict[str, str] = {}
         ctx.state[CONVERGE] = self
         # the cluster's kubeconfig written mid-run (a rebuild's Talos steps fetch it): the reads
         # start then, beside whatever else runs, rather than at the first check that needs them
@@ -285,13 +289,16 @@ class Converge:
 
     def recorded(self, step_id: str) -> str | None:
         """The fingerprint the record holds for ``step_id``, if any."""
+        return self.recorded_entry(step_id).get("fingerprint")
+
+    def recorded_entry(self, step_id: str) -> dict[str, Any]:
+        """The record's whole entry for ``step_id`` (empty when it holds none, or no JSON)."""
         raw = self.entries().get(key(step_id))
-        if raw is None:
-            return None
         try:
-            return json.loads(raw).get("fingerprint")
-        except (ValueError, AttributeError):
-            return None
+            entry = json.loads(raw) if raw is not None else {}
+        except ValueError:
+            return {}
+        return entry if isinstance(entry, dict) else {}
 
     def forced(self, step_id: str) -> bool:
         return self.force or step_id in self.force_steps
@@ -313,23 +320,38 @@ class Converge:
             return False
         return bool(step.confirm(self.ctx))
 
-    def succeeded(self, step_id: str, fingerprint: str, version: str) -> None:
-        """Note ``step_id``'s success, to be written by :meth:`flush`."""
+    def _entry(self, fingerprint: str, version: str, extra: dict[str, str]) -> str:
         entry = {
+            **extra,
             "fingerprint": fingerprint,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "version": version,
+            "version": version or self.version,
             "format": STEP_FORMAT,
         }
+        return json.dumps(entry, sort_keys=True)
+
+    def succeeded(self, step_id: str, fingerprint: str, version: str = "", **extra: str) -> None:
+        """Note ``step_id``'s success, to be written by :meth:`flush` (``extra``: more fields
+        of the entry, e.g. a Talos apply's config fingerprint)."""
+        entry = self._entry(fingerprint, version, extra)
         with self._lock:
-            self._new[key(step_id)] = json.dumps(entry, sort_keys=True)
+            self._new[key(step_id)] = entry
             self._new_ids.append(step_id)
+
+    def confirmed(self, step_id: str, fingerprint: str, **extra: str) -> None:
+        """Note that ``step_id``'s live state was found to be what ``fingerprint`` stands for,
+        though the record did not say so: written only beside a write of something that
+        changed (a run that changes nothing writes nothing), so a later run can skip sooner."""
+        entry = self._entry(fingerprint, "", extra)
+        with self._lock:
+            self._confirmed[key(step_id)] = entry
 
     def flush(self) -> None:
         """Write what succeeded in one server-side apply (nothing when nothing changed); when the
         write fails, say which steps will run again next time, and go on."""
         with self._lock:
             new, ids = dict(self._new), list(self._new_ids)
+            confirmed = dict(self._confirmed)
         if not new or self.ctx.dry_run:
             return
         # its own executor: the record is written after an interrupt ended the steps' tools too
@@ -339,7 +361,7 @@ class Converge:
                 out = executor.query(read_command(self.ctx)).stdout
                 self._entries = dict(json.loads(out).get("data") or {}) if out.strip() else {}
             # a write without what the record held would drop the other steps' entries
-            data = {**self._entries, **new}
+            data = {**self._entries, **confirmed, **new}
             executor.query(write_command(self.ctx, data))
         except (OneclusterError, Interrupted, ValueError, AttributeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else "no answer"
@@ -354,6 +376,7 @@ class Converge:
             self._entries = data
             self._new.clear()
             self._new_ids.clear()
+            self._confirmed.clear()
 
 
 def _quietly(job: Callable[[], Any]) -> None:

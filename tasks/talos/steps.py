@@ -34,7 +34,7 @@ from ..engine.probes import Probe, api_probe
 from ..engine.record import CONVERGE, cached, forced
 from ..engine.runner import UNCHANGED
 from ..engine.signals import Interrupted
-from . import configdiff, machineconfig, maintenance, secretsbundle, talosctl, versions
+from . import applied, configdiff, machineconfig, maintenance, secretsbundle, talosctl, versions
 from .options import HEALTH_TIMEOUT, TalosOptions
 
 
@@ -201,13 +201,16 @@ def _genconfig_action(ctx: RunContext) -> None:
     validated = render_configs(ctx, read_live=True)
     nodes = len(ctx.inventory.nodes)
     running = nodes - len(validated)
+    kept = len(ctx.state.get(KEPT, ()))
     echo(
-        f"[talos/genconfig] {nodes} node configs rendered; {len(validated)} validated (metal)"
+        f"[talos/genconfig] {nodes - kept} node configs rendered; {len(validated)} validated "
+        "(metal)"
         + (
             f", {running} already running on their nodes (nothing to apply there)"
             if running
             else ""
         )
+        + (f"; {kept} of them as the record names them (not rendered again)" if kept else "")
     )
     out = ctx.option(TalosOptions).out
     if out:
@@ -217,24 +220,33 @@ def _genconfig_action(ctx: RunContext) -> None:
 
 # the config each node runs, read beside the patches (None: it did not answer the read)
 LIVE_CONFIGS = "talos.live-configs"
+# the nodes whose recorded fingerprints showed them running what this run renders: their
+# configs are not rendered at all (talos/apply-<node> is unchanged)
+KEPT = "talos.kept"
+# each node's inputs fingerprint (applied.inputs), recorded when its config is applied
+INPUTS = "talos.inputs"
 
 
 def render_configs(ctx: RunContext, *, read_live: bool = False) -> list[str]:
     """Every node's config rendered from the loaded bundle into the workdir, and validated;
     the names of the nodes validated.
 
-    ``read_live``: each node's live config is read beside its patch (the authenticated read,
-    read-only; kept for its apply step), and only a config that will be applied is validated:
+    ``read_live``: every node's live config is read beside the patches (the authenticated read,
+    read-only; kept for the apply steps), and only a config that will be applied is validated:
     a node that already runs exactly this config was validated by Talos when it took it, and
-    nothing is applied to it (unless the run forces it).
+    nothing is applied to it (unless the run forces it). A node whose inputs and live config
+    match the fingerprints the cluster's record holds for it (:mod:`tasks.talos.applied`) is not
+    even rendered: the record is read with the kubeconfig fetched here, and only the nodes it
+    cannot vouch for wait on it before their patch.
     """
     inv, wd, p = ctx.inventory, ctx.workdir, _paths(ctx)
     for d in p.values():
         d.mkdir(mode=0o700, exist_ok=True)
     for name, text in machineconfig.rendered_patches(inv).items():
         _write_private(p["patches"] / f"{name}.yaml", text)
+    node_patches = {n.name: machineconfig.node_patch(inv, n) for n in inv.nodes}
     for node in inv.nodes:
-        _write_private(p["node_patches"] / f"{node.name}.yaml", machineconfig.node_patch(inv, node))
+        _write_private(p["node_patches"] / f"{node.name}.yaml", node_patches[node.name])
     gen, *rest = _genconfig_commands(ctx)
     patches, validates = rest[0 : 2 * len(inv.nodes) : 2], rest[1 : 2 * len(inv.nodes) : 2]
     prefix = "[talos/genconfig] $ "
@@ -242,10 +254,16 @@ def render_configs(ctx: RunContext, *, read_live: bool = False) -> list[str]:
     # perhaps before the machines are racked, reads nothing)
     converge = ctx.state.get(CONVERGE)
     applies = converge is not None and converge.selects("talos/apply-")
-    read_live = read_live and applies and not ctx.option(TalosOptions).insecure
+    options = ctx.option(TalosOptions)
+    read_live = read_live and applies and not options.insecure
     try:
         with secretsbundle.bundle_file(ctx):
             ctx.run(gen, prefix=prefix)
+        made = {
+            n.name: applied.inputs(ctx, (wd / f"{n.role}.yaml").read_text(), node_patches[n.name])
+            for n in inv.nodes
+        }
+        ctx.state[INPUTS] = made
         # each node's patch, and the reads a re-run decides by, side by side (independent
         # calls): the kubeconfig first (the cluster's reads wait for it, and a tool starts
         # slower the more start beside it), whether etcd answers, every node's live config
@@ -255,18 +273,49 @@ def render_configs(ctx: RunContext, *, read_live: bool = False) -> list[str]:
                 if read_live
                 else []
             )
-            patched = [pool.submit(ctx.run, cmd, prefix=prefix) for cmd in patches]
             reads = pool.submit(live_configs, ctx) if read_live else None
+            vouched: dict[str, str] = {}  # node → the config fingerprint its record expects
+            if read_live and not options.out:  # --out exports every node's config
+                cluster[0].result()  # the kubeconfig: the record is read once it is there
+                for node in inv.nodes:
+                    found = applied.recorded(ctx, node)
+                    if found is not None and made[node.name] == found[0]:
+                        vouched[node.name] = found[1]
+            patched = [
+                pool.submit(ctx.run, cmd, prefix=prefix)
+                for node, cmd in zip(inv.nodes, patches, strict=True)
+                if node.name not in vouched
+            ]
+            live = reads.result() if reads is not None else {}
+            kept = {
+                name for name, expected in vouched.items()
+                if live.get(name) is not None and applied.config(ctx, live[name]) == expected
+            }  # fmt: skip
+            patched += [
+                pool.submit(ctx.run, cmd, prefix=prefix)
+                for node, cmd in zip(inv.nodes, patches, strict=True)
+                if node.name in vouched and node.name not in kept
+            ]
             for future in [*patched, *cluster]:
                 future.result()
-            live = reads.result() if reads is not None else {}
         if read_live:
             ctx.state[LIVE_CONFIGS] = live
-        chosen = [
-            (node, cmd) for node, cmd in zip(inv.nodes, validates, strict=True)
-            if not read_live or forced(ctx, f"talos/apply-{node.name}")
-            or live.get(node.name) is None or live[node.name] != _rendered_config(ctx, node)
-        ]  # fmt: skip
+            ctx.state[KEPT] = kept
+        chosen = []
+        for node, cmd in zip(inv.nodes, validates, strict=True):
+            if read_live and node.name in kept:
+                continue
+            if (
+                not read_live or forced(ctx, f"talos/apply-{node.name}")
+                or live.get(node.name) is None
+            ):  # fmt: skip
+                chosen.append((node, cmd))
+                continue
+            rendered = _rendered_config(ctx, node)
+            if live[node.name] != rendered:
+                chosen.append((node, cmd))
+            else:  # runs it, though the record did not say so: it will, with the next write
+                applied.note(ctx, node, made[node.name], rendered, applied=False)
         if chosen:
             with ThreadPoolExecutor(len(chosen), thread_name_prefix="validate") as pool:
                 for future in [pool.submit(ctx.run, cmd, prefix=prefix) for _, cmd in chosen]:
@@ -310,10 +359,13 @@ def _apply_commands(node: Node) -> Callable[[RunContext], list[Command]]:
 
 def _apply_check(node: Node) -> Callable[[RunContext], bool]:
     def check(ctx: RunContext) -> bool:
-        """The node answered talos/genconfig's read with exactly its rendered config."""
+        """The node answered talos/genconfig's read with exactly its rendered config (or with
+        the config its record vouches for: then it was not rendered at all)."""
         known = ctx.state.get(LIVE_CONFIGS, {})
         if ctx.option(TalosOptions).insecure or known.get(node.name) is None:
             return False
+        if node.name in ctx.state.get(KEPT, ()):
+            return True
         return bool(known[node.name] == _rendered_config(ctx, node))
 
     return check
@@ -325,6 +377,9 @@ def _apply_action(node: Node) -> Callable[[RunContext], str | None]:
         insecure = ctx.option(TalosOptions).insecure
         live = None
         if not insecure and not forced(ctx, step_id):
+            if node.name in ctx.state.get(KEPT, ()):
+                echo(f"[{step_id}] {node.name} runs the config its record names: nothing to apply")
+                return UNCHANGED
             known = ctx.state.get(LIVE_CONFIGS, {})  # read by talos/genconfig in this run
             # one read: None when the node does not answer it
             live = known[node.name] if node.name in known else _live_config(ctx, node)
@@ -343,6 +398,8 @@ def _apply_action(node: Node) -> Callable[[RunContext], str | None]:
             ctx.talosconfig, node, _node_config(ctx, node), insecure=insecure
         )
         ctx.run(cmd, prefix=f"[{step_id}] $ ")
+        made = ctx.state.get(INPUTS, {}).get(node.name)
+        applied.note(ctx, node, made, _rendered_config(ctx, node), applied=True)
         return None
 
     return action
