@@ -28,7 +28,7 @@ from stateful import (
     record_write,
     stateful_nodes,
 )
-from test_talos_fixtures import BUNDLE, MARK, make_talos_env
+from test_talos_fixtures import BUNDLE, MARK, make_talos_env, write_inventory
 
 from tasks.engine.components import CrdBundle, HelmRelease, ManifestBundle
 from tasks.engine.errors import FlagError, OneclusterError
@@ -216,6 +216,123 @@ def test_a_read_of_all_nodes_that_fails_is_made_node_by_node(env, fake_tools):
     reads = config_reads(calls)
     assert reads[0] == ",".join(IPS) and sorted(reads[1:]) == sorted(IPS)
     assert [c for c in calls if mutating(c)] == []  # each node runs its config: nothing applied
+
+
+def node_ip(name: str) -> str:
+    return str(next(n for n in INV.nodes if n.name == name).ip)
+
+
+def patched_nodes(calls: list[dict]) -> list[str]:
+    """The nodes whose config ``talosctl machineconfig patch`` rendered."""
+    return sorted(
+        Path(c["argv"][c["argv"].index("--output") + 1]).stem
+        for c in calls if c["argv"][:2] == ["machineconfig", "patch"]
+    )  # fmt: skip
+
+
+def applied_to(calls: list[dict]) -> list[str]:
+    return [c["argv"][c["argv"].index("--nodes") + 1] for c in calls if "apply-config" in c["argv"]]
+
+
+def record_data(fake_tools) -> dict[str, str]:
+    objects = json.loads((fake_tools.log.parent / "objects.json").read_text())
+    return objects[f"configmap/{NAMESPACE}/{NAME}"]["data"]
+
+
+def test_a_node_config_changed_by_hand_is_rendered_compared_and_applied_alone(env, fake_tools):
+    assert talos_rebuild().ok
+    entry = json.loads(record_data(fake_tools)[key("talos/apply-talostrk3")])
+    configs = fake_tools.log.parent / "machineconfigs.json"
+    stored = json.loads(configs.read_text())
+    ip = node_ip("talostrk3")
+    stored[ip] = stored[ip].replace("patch: ", "patch: edited-")  # `talosctl edit` by hand
+    configs.write_text(json.dumps(stored))
+    before = len(fake_tools.calls())
+    assert talos_rebuild().ok
+    calls = fake_tools.calls()[before:]
+    # its inputs are as recorded, but the node runs another config: it alone is rendered,
+    # validated and applied (authenticated); the five others are left as their record names them
+    assert patched_nodes(calls) == ["talostrk3"]
+    validated = [c["argv"] for c in calls if "validate" in c["argv"]]
+    assert [Path(a[a.index("--config") + 1]).stem for a in validated] == ["talostrk3"]
+    assert applied_to(calls) == [ip]
+    assert "--insecure" not in next(c["argv"] for c in calls if "apply-config" in c["argv"])
+    assert (
+        json.loads(record_data(fake_tools)[key("talos/apply-talostrk3")])["config"]
+        == (
+            entry["config"]  # the config its inputs make, applied again
+        )
+    )
+
+
+def test_a_node_whose_inventory_entry_changed_is_rendered_and_applied_alone(
+    env, fake_tools, tmp_path
+):
+    assert talos_rebuild().ok
+    before_entry = json.loads(record_data(fake_tools)[key("talos/apply-talostrk4")])
+
+    def relink(data):
+        node = next(n for n in data["nodes"] if n["name"] == "talostrk4")
+        node["link"] = "enp2s0"
+
+    cluster = write_inventory(tmp_path, relink)
+    before = len(fake_tools.calls())
+    assert talos_rebuild(cluster=cluster).ok
+    calls = fake_tools.calls()[before:]
+    assert patched_nodes(calls) == ["talostrk4"]  # its inputs changed; no other node's did
+    assert applied_to(calls) == [node_ip("talostrk4")]
+    after_entry = json.loads(record_data(fake_tools)[key("talos/apply-talostrk4")])
+    assert after_entry["fingerprint"] != before_entry["fingerprint"]
+    assert after_entry["config"] != before_entry["config"]
+
+
+def test_nodes_the_record_does_not_name_are_compared_and_named_with_the_next_write(env, fake_tools):
+    assert talos_rebuild().ok
+    # a record written before onecluster kept nodes in it (or that lost them)
+    objects_file = fake_tools.log.parent / "objects.json"
+    objects = json.loads(objects_file.read_text())
+    data = objects[f"configmap/{NAMESPACE}/{NAME}"]["data"]
+    nodes = {key(f"talos/apply-{n.name}") for n in INV.nodes}
+    for k in nodes:
+        data.pop(k)
+    objects_file.write_text(json.dumps(objects))
+    before = len(fake_tools.calls())
+    assert talos_rebuild().ok
+    calls = fake_tools.calls()[before:]
+    # every config rendered and compared: each runs on its node, nothing applied, and the
+    # record is not written for that alone (a run that changes nothing writes nothing)
+    assert patched_nodes(calls) == sorted(n.name for n in INV.nodes)
+    assert [c for c in calls if mutating(c)] == []
+    assert not nodes & set(record_data(fake_tools))
+    # the next run that changes something writes them beside its change
+    gone = node_ip("talostrk2")
+    configs = fake_tools.log.parent / "machineconfigs.json"
+    configs.write_text(json.dumps({k: v for k, v in json.loads(configs.read_text()).items()
+                                   if k != gone}))  # fmt: skip
+    state = fake_tools.log.parent / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), f"applied-{gone}": None}))
+    before = len(fake_tools.calls())
+    assert talos_rebuild().ok
+    calls = fake_tools.calls()[before:]
+    assert applied_to(calls) == [gone]
+    assert len([c for c in calls if record_write(c)]) == 1
+    assert nodes <= set(record_data(fake_tools))
+    before = len(fake_tools.calls())
+    assert talos_rebuild().ok  # and from then on, no node is rendered again
+    assert patched_nodes(fake_tools.calls()[before:]) == []
+
+
+def test_the_record_holds_no_bundle_material_and_is_keyed_by_the_bundle(env, fake_tools):
+    assert talos_rebuild().ok
+    text = json.dumps(record_data(fake_tools))
+    assert MARK not in text
+    entry = json.loads(record_data(fake_tools)[key("talos/apply-talostrk1")])
+    # the config fingerprint is keyed: the plain hash of the node's config is not it
+    node_config = json.loads((fake_tools.log.parent / "machineconfigs.json").read_text())
+    docs = [d for d in yaml.safe_load_all(node_config[node_ip("talostrk1")]) if d is not None]
+    canonical = json.dumps(docs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert hashlib.sha256(canonical.encode()).hexdigest() not in text
+    assert entry["config"].startswith("hmac-sha256:")
 
 
 def test_a_gate_whose_objects_the_read_shows_not_ready_waits_on_the_cluster(env, fake_tools):

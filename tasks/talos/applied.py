@@ -20,7 +20,9 @@ import hmac
 import json
 from pathlib import Path
 
+from ..engine import yamlio
 from ..engine.context import RunContext
+from ..engine.errors import OneclusterError
 from ..engine.fingerprint import STEP_FORMAT
 from ..engine.inventory import Node
 from ..engine.record import CONVERGE
@@ -56,9 +58,14 @@ def _keyed(ctx: RunContext, value: object) -> str | None:
 
 def inputs(ctx: RunContext, template: str, patch: str) -> str | None:
     """The fingerprint of what makes a node's config: its role template and its own patch, as
-    rendered, the Talos release, and onecluster's step format."""
+    parsed (their comments, such as the inventory file a patch was generated from, change
+    nothing), the Talos release, and onecluster's step format. None when either is no YAML."""
+    try:
+        documents = [[d for d in yamlio.load_all(t) if d is not None] for t in (template, patch)]
+    except (OneclusterError, ValueError):
+        return None
     release = ctx.inventory.cluster.talos_version
-    return _keyed(ctx, [STEP_FORMAT, "talos-apply", release, template, patch])
+    return _keyed(ctx, [STEP_FORMAT, "talos-apply", release, *documents])
 
 
 def config(ctx: RunContext, documents: list) -> str | None:
