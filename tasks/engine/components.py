@@ -148,6 +148,13 @@ class Component:
         every kind's at once, with the record's read); none by default."""
         return None
 
+    @classmethod
+    def prepare_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
+        """The work ``confirm_reads`` does before it can ask (parsing what it asks for), done
+        ahead, in the background while the run's first steps wait on their tools; none by
+        default."""
+        return None
+
     def run(self, ctx: RunContext) -> str | None:
         """Run the step: its commands, in order (a step that finds nothing to do may say
         ``"unchanged"``)."""
@@ -374,6 +381,13 @@ class ManifestBundle(Component):
     def confirm_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
         bundles = [s for s in steps if isinstance(s, ManifestBundle)]
         cached(ctx, BUNDLE_OBJECTS, lambda: _existing_objects(ctx, bundles))
+
+    @classmethod
+    def prepare_reads(cls, ctx: RunContext, steps: Sequence[Component]) -> None:
+        # every bundle's objects, parsed (the read asks for them by kind and name)
+        for step in steps:
+            if isinstance(step, ManifestBundle):
+                step.objects(ctx)
 
     def confirm(self, ctx: RunContext) -> bool:
         """Every object of the bundle exists: from the run's one ``kubectl get`` of every

@@ -210,6 +210,8 @@ class Converge:
                 self.fingerprint(step)
             except Exception:  # the step's own check or run reports it
                 continue
+        for prepare, steps in self._groups("prepare_reads").values():
+            _quietly(lambda p=prepare, g=steps: p(self.ctx, g))
 
     def fingerprint(self, step: Any) -> str | None:
         """``step.fingerprint(ctx)``, computed once per run (the runner asks early and again)."""
@@ -239,12 +241,18 @@ class Converge:
         finally:
             self._prefetch_done.set()
 
-    def _prefetch(self) -> None:
+    def _groups(self, name: str) -> dict[Any, tuple[Callable[..., None], list[Any]]]:
+        """The selected steps by their kind's classmethod ``name`` (one call per kind)."""
         groups: dict[Any, tuple[Callable[..., None], list[Any]]] = {}
         for step in self._steps:
-            read = getattr(type(step), "confirm_reads", None)
-            if read is not None:
-                groups.setdefault(getattr(read, "__func__", read), (read, []))[1].append(step)
+            method = getattr(type(step), name, None)
+            if method is not None:
+                key_ = getattr(method, "__func__", method)
+                groups.setdefault(key_, (method, []))[1].append(step)
+        return groups
+
+    def _prefetch(self) -> None:
+        groups = self._groups("confirm_reads")
         jobs = [self.entries, *(lambda r=r, g=g: r(self.ctx, g) for r, g in groups.values())]
         threads = [threading.Thread(target=_quietly, args=(job,), daemon=True) for job in jobs]
         for t in threads:
