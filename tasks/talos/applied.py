@@ -7,7 +7,10 @@ config is applied, the run's record (:mod:`tasks.engine.record`) keeps, for
 they made. A re-run whose inputs have that fingerprint, reading from the node a config with that
 fingerprint, knows the node runs what it would render: it renders, validates and applies nothing
 for it (no ``talosctl machineconfig patch`` either). Any doubt (no record, other inputs, another
-live config, ``--force``) and the node's config is rendered and compared as a whole.
+live config, ``--force``) and the node's config is rendered and compared as a whole. The role
+templates are the same from the same bundle: ``talosctl gen config --with-secrets`` draws no
+secret of its own (at v1.12, ``pkg/machinery/config/generate/generate.go`` makes a new bundle only
+when it is given none; the talosconfig's fresh client certificate is no part of a node's config).
 
 The configs hold the cluster's PKI, so both fingerprints are HMAC-SHA256 keyed by the secrets
 bundle: nothing in the record can be checked, let alone guessed, without the bundle itself.
