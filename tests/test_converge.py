@@ -177,17 +177,22 @@ def config_reads(calls: list[dict]) -> list[str]:
     return [a[a.index("--nodes") + 1] for a in reads]
 
 
+def reinstall(fake_tools, name: str) -> str:
+    """Node ``name`` reinstalled: back in maintenance mode, running no config; its IP."""
+    ip = str(next(n for n in INV.nodes if n.name == name).ip)
+    configs = fake_tools.log.parent / "machineconfigs.json"
+    configs.write_text(json.dumps({k: v for k, v in json.loads(configs.read_text()).items()
+                                   if k != ip}))  # fmt: skip
+    state = fake_tools.log.parent / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), f"applied-{ip}": None}))
+    return ip
+
+
 def test_a_node_reinstalled_is_read_alone_after_the_read_of_all_and_only_it_is_applied(
     env, fake_tools
 ):
     assert talos_rebuild().ok
-    # talostrk5 was reinstalled: back in maintenance mode, running no config
-    gone = str(next(n for n in INV.nodes if n.name == "talostrk5").ip)
-    configs = fake_tools.log.parent / "machineconfigs.json"
-    configs.write_text(json.dumps({k: v for k, v in json.loads(configs.read_text()).items()
-                                   if k != gone}))  # fmt: skip
-    state = fake_tools.log.parent / "state.json"
-    state.write_text(json.dumps({**json.loads(state.read_text()), f"applied-{gone}": None}))
+    gone = reinstall(fake_tools, "talostrk5")
     before = len(fake_tools.calls())
     second = talos_rebuild()
     assert second.ok
@@ -305,12 +310,7 @@ def test_nodes_the_record_does_not_name_are_compared_and_named_with_the_next_wri
     assert [c for c in calls if mutating(c)] == []
     assert not nodes & set(record_data(fake_tools))
     # the next run that changes something writes them beside its change
-    gone = node_ip("talostrk2")
-    configs = fake_tools.log.parent / "machineconfigs.json"
-    configs.write_text(json.dumps({k: v for k, v in json.loads(configs.read_text()).items()
-                                   if k != gone}))  # fmt: skip
-    state = fake_tools.log.parent / "state.json"
-    state.write_text(json.dumps({**json.loads(state.read_text()), f"applied-{gone}": None}))
+    gone = reinstall(fake_tools, "talostrk2")
     before = len(fake_tools.calls())
     assert talos_rebuild().ok
     calls = fake_tools.calls()[before:]
