@@ -30,11 +30,12 @@ from stateful import (
 )
 from test_talos_fixtures import BUNDLE, MARK, make_talos_env, write_inventory
 
-from tasks.engine.components import CrdBundle, HelmRelease, ManifestBundle
+from tasks.engine.components import PARSED, CrdBundle, HelmRelease, ManifestBundle
+from tasks.engine.context import run_context
 from tasks.engine.errors import FlagError, OneclusterError
 from tasks.engine.execute import diff, execute
 from tasks.engine.inventory import REPO_ROOT
-from tasks.engine.record import NAME, NAMESPACE, RECORD_MANAGER, key
+from tasks.engine.record import NAME, NAMESPACE, RECORD_MANAGER, Converge, key
 from tasks.engine.runner import OK, UNCHANGED, RunFailed
 from tasks.stack import STACK
 from tasks.talos.options import TalosOptions
@@ -333,6 +334,20 @@ def test_the_record_holds_no_bundle_material_and_is_keyed_by_the_bundle(env, fak
     canonical = json.dumps(docs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert hashlib.sha256(canonical.encode()).hexdigest() not in text
     assert entry["config"].startswith("hmac-sha256:")
+
+
+def test_the_fingerprint_thread_parses_every_bundles_objects_before_the_cluster_answers(
+    env, fake_tools
+):
+    bundles = [s for s in components()(INV) if isinstance(s, ManifestBundle)]
+    with run_context(INV, dry_run=False, fetch_kubeconfig=False) as ctx:
+        Converge(ctx).select(bundles)
+        deadline = time.monotonic() + 30
+        while len(ctx.state.get(PARSED, {})) < len(bundles) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert set(ctx.state.get(PARSED, {})) == {b.id for b in bundles}
+    # ready for the one read of every bundle's objects, which waits for the kubeconfig
+    assert [c for c in fake_tools.calls() if "get" in c["argv"]] == []
 
 
 def test_a_gate_whose_objects_the_read_shows_not_ready_waits_on_the_cluster(env, fake_tools):
