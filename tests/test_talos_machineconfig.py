@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from conftest import task_context
 
 from tasks.engine.inventory import REPO_ROOT, load_inventory
 from tasks.talos import machineconfig as mc
-from tasks.talos import rules, versions
+from tasks.talos import rules, talosctl, versions
 
 INV = load_inventory()
 NODES = [n.name for n in INV.nodes]
@@ -200,3 +201,17 @@ def test_real_talosctl_configs_pass_every_offline_rule(real_configs, name):
     node = INV.node(name)
     docs = docs_of(real_configs[name].read_text())
     assert rules.violations(docs, rules.Node(node.role == "controlplane", (str(node.ip),))) == []
+
+
+def test_real_talosctl_takes_the_all_nodes_config_read(real_configs):
+    """``talosctl.machineconfigs`` as the real client parses it: pointed at a closed local port
+    (no node to answer), it fails on the connection, never on its flags or its ``--nodes`` list."""
+    talosconfig = real_configs[NODES[0]].parent / "talosconfig"
+    args = list(talosctl.machineconfigs(str(talosconfig), INV).args)
+    args[args.index("--endpoints") + 1] = "127.0.0.1:1"
+    done = subprocess.run(
+        [need_real_talosctl(), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode != 0, said  # nothing answered
+    assert "unknown flag" not in said and "Usage:" not in said, said
