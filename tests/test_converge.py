@@ -180,7 +180,7 @@ def config_reads(calls: list[dict]) -> list[str]:
 
 def reinstall(fake_tools, name: str) -> str:
     """Node ``name`` reinstalled: back in maintenance mode, running no config; its IP."""
-    ip = str(next(n for n in INV.nodes if n.name == name).ip)
+    ip = node_ip(name)
     configs = fake_tools.log.parent / "machineconfigs.json"
     configs.write_text(json.dumps({k: v for k, v in json.loads(configs.read_text()).items()
                                    if k != ip}))  # fmt: skip

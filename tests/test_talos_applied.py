@@ -31,17 +31,22 @@ def test_a_config_fingerprint_is_keyed_by_the_bundle():
     assert "t0ken" not in first
 
 
+def inputs(c, template: str, patch: str) -> str | None:
+    return applied.inputs(c, applied.documents(template), patch)
+
+
 def test_inputs_change_with_what_makes_the_config_and_not_with_comments():
-    base = applied.inputs(ctx(), TEMPLATE, PATCH)
+    base = inputs(ctx(), TEMPLATE, PATCH)
     assert base is not None
     moved = PATCH.replace("talos/cluster.yaml", "/tmp/elsewhere/cluster.yaml")
-    assert applied.inputs(ctx(), TEMPLATE, moved) == base  # only a comment differs
-    assert applied.inputs(ctx(), TEMPLATE, PATCH.replace("sda", "sdb")) != base
-    assert applied.inputs(ctx(), TEMPLATE.replace("worker", "controlplane"), PATCH) != base
+    assert inputs(ctx(), TEMPLATE, moved) == base  # only a comment differs
+    assert inputs(ctx(), TEMPLATE, PATCH.replace("sda", "sdb")) != base
+    assert inputs(ctx(), TEMPLATE.replace("worker", "controlplane"), PATCH) != base
     release = dataclasses.replace(INV.cluster, talos_version="v1.12.5")
     upgraded = dataclasses.replace(INV, cluster=release)
-    assert applied.inputs(ctx(inventory=upgraded), TEMPLATE, PATCH) != base
-    assert applied.inputs(ctx(), TEMPLATE, "machine: [unclosed\n") is None  # no YAML: none
+    assert inputs(ctx(inventory=upgraded), TEMPLATE, PATCH) != base
+    assert inputs(ctx(), TEMPLATE, "machine: [unclosed\n") is None  # no YAML: none
+    assert inputs(ctx(), "machine: [unclosed\n", PATCH) is None
 
 
 def test_data_json_cannot_hold_has_no_fingerprint():

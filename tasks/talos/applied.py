@@ -59,16 +59,24 @@ def _keyed(ctx: RunContext, value: object) -> str | None:
     return PREFIX + hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
-def inputs(ctx: RunContext, template: str, patch: str) -> str | None:
-    """The fingerprint of what makes a node's config: its role template and its own patch, as
-    parsed (their comments, such as the inventory file a patch was generated from, change
-    nothing), the Talos release, and onecluster's step format. None when either is no YAML."""
+def documents(text: str) -> list | None:
+    """A template's or patch's YAML documents (their comments, such as the inventory file a
+    patch was generated from, change nothing); None when it is no YAML."""
     try:
-        documents = [[d for d in yamlio.load_all(t) if d is not None] for t in (template, patch)]
+        return [d for d in yamlio.load_all(text) if d is not None]
     except (OneclusterError, ValueError):
         return None
+
+
+def inputs(ctx: RunContext, template: list | None, patch: str) -> str | None:
+    """The fingerprint of what makes a node's config: its role template's :func:`documents`
+    (parsed once per role) and its own patch's, the Talos release, and onecluster's step
+    format. None when either is no YAML."""
+    patch_documents = documents(patch)
+    if template is None or patch_documents is None:
+        return None
     release = ctx.inventory.cluster.talos_version
-    return _keyed(ctx, [STEP_FORMAT, "talos-apply", release, *documents])
+    return _keyed(ctx, [STEP_FORMAT, "talos-apply", release, template, patch_documents])
 
 
 def config(ctx: RunContext, documents: list) -> str | None:

@@ -259,9 +259,10 @@ def render_configs(ctx: RunContext, *, read_live: bool = False) -> list[str]:
     try:
         with secretsbundle.bundle_file(ctx):
             ctx.run(gen, prefix=prefix)
+        templates = {role: applied.documents((wd / f"{role}.yaml").read_text())
+                     for role in {n.role for n in inv.nodes}}  # fmt: skip
         made = {
-            n.name: applied.inputs(ctx, (wd / f"{n.role}.yaml").read_text(), node_patches[n.name])
-            for n in inv.nodes
+            n.name: applied.inputs(ctx, templates[n.role], node_patches[n.name]) for n in inv.nodes
         }
         ctx.state[INPUTS] = made
         # each node's patch, and the reads a re-run decides by, side by side (independent
@@ -303,7 +304,7 @@ def render_configs(ctx: RunContext, *, read_live: bool = False) -> list[str]:
             ctx.state[KEPT] = kept
         chosen = []
         for node, cmd in zip(inv.nodes, validates, strict=True):
-            if read_live and node.name in kept:
+            if node.name in kept:
                 continue
             if (
                 not read_live or forced(ctx, f"talos/apply-{node.name}")
@@ -413,13 +414,19 @@ def _live_config(ctx: RunContext, node: Node, talosconfig: str = "") -> list | N
     """The config a configured node runs, as parsed YAML documents (compared in memory, never
     printed as it is: it holds the node's keys); None when the node does not answer the
     authenticated read (in maintenance mode it cannot: its certificate is not the cluster's)."""
-    read = talosctl.machineconfig(talosconfig or ctx.talosconfig, node)
+    return live_config(
+        _resources(ctx, talosctl.machineconfig(talosconfig or ctx.talosconfig, node))
+    )
+
+
+def _resources(ctx: RunContext, read: Command) -> list[dict]:
+    """The resources a ``talosctl get -o yaml`` printed (none when it printed no YAML, or
+    failed outside its ``ok_codes``)."""
     try:
         out = ctx.executor.query(read).stdout
-        resources = [d for d in yamlio.load_all(out) if isinstance(d, dict)]
+        return [d for d in yamlio.load_all(out) if isinstance(d, dict)]
     except (OneclusterError, ValueError):
-        return None
-    return live_config(resources)
+        return []
 
 
 def live_configs(ctx: RunContext, talosconfig: str = "") -> dict[str, list | None]:
@@ -427,14 +434,8 @@ def live_configs(ctx: RunContext, talosconfig: str = "") -> dict[str, list | Non
     every node through the control planes, then a read of its own for each node that one did
     not print (its proxy failed, or no endpoint answered: a cluster not configured yet)."""
     inv = ctx.inventory
-    read = talosctl.machineconfigs(talosconfig or ctx.talosconfig, inv)
-    try:
-        out = ctx.executor.query(read).stdout
-        resources = [d for d in yamlio.load_all(out) if isinstance(d, dict)]
-    except (OneclusterError, ValueError):
-        resources = []
     by_node: dict[str, list[dict]] = {}
-    for res in resources:
+    for res in _resources(ctx, talosctl.machineconfigs(talosconfig or ctx.talosconfig, inv)):
         by_node.setdefault(str(res.get("node", "")), []).append(res)
     found = {n.name: live_config(by_node.get(str(n.ip), [])) for n in inv.nodes}
     missing = [n for n in inv.nodes if found[n.name] is None]
